@@ -1,0 +1,94 @@
+"""Exported architectures: the exact top-k under the product distribution ``P(m) = prod_l p_l(m_l)``.
+
+Labels that an architecture does not use (blocks beyond a ``Repeat``'s chosen depth, choices inside an
+unchosen ``LayerChoice`` candidate) are dropped from it, so two results never differ only in an unused label.
+Architectures are ranked by the probability of their most probable full sample, i.e. with every unused label at
+its most probable value: the product over used labels of ``p_l(m_l)`` times the product over unused labels of
+``max p_l``. So the top-1 is the most probable value of every label (the argmax the search validates), and a
+shallow architecture is not preferred merely for having fewer labels.
+
+The search is best-first (A*) over labels taken in a fixed order, enclosing labels before the labels they
+enclose. A partial architecture is ranked by its score so far plus the best log-probability of every remaining
+label, which never underestimates; so architectures come out exactly in order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from itertools import count
+from typing import Any
+
+from .arch import ArchParameters
+
+__all__ = ['Architecture', 'top_k']
+
+
+class Architecture(dict):
+    """An exported architecture: the dict ``model_space.freeze(...)`` takes, plus what the search knows of it.
+
+    Attributes:
+        probability: the probability of this architecture with its unused labels at their most probable values
+            (the product over all labels; without ``Repeat`` or nested choices, simply its probability).
+        latency_ms: its predicted latency in milliseconds, when the search had a latency table (else ``None``).
+    """
+
+    def __init__(self, sample: dict[str, Any], probability: float, latency_ms: float | None = None):
+        super().__init__(sample)
+        self.probability = probability
+        self.latency_ms = latency_ms
+
+    def __repr__(self) -> str:
+        latency = '' if self.latency_ms is None else f', latency_ms={self.latency_ms:.3f}'
+        return f'Architecture({dict.__repr__(self)}, probability={self.probability:.4g}{latency})'
+
+
+def top_k(arch: ArchParameters, k: int) -> list[Architecture]:
+    """The ``k`` most probable architectures, most probable first (fewer when the space is smaller)."""
+    if not isinstance(k, int) or k <= 0:
+        raise ValueError(f'top_k must be a positive integer, got {k!r}.')
+    order = _enclosing_first(arch)
+    dists = {label: arch.label_distribution(label) for label in order}
+    best = {label: dist[0][1] for label, dist in dists.items()}
+
+    rest = [sum(best[label] for label in order[pos:]) for pos in range(len(order) + 1)]
+    tie = count()
+    heap = [(-rest[0], 0, next(tie), {}, 0.0)]
+    results: list[Architecture] = []
+    while heap and len(results) < k:
+        _, neg_pos, _, sample, log_p = heapq.heappop(heap)
+        pos = -neg_pos
+        while pos < len(order) and not arch.is_active(order[pos], sample):
+            log_p += best[order[pos]]  # unused: counted at its most probable value
+            pos += 1
+        if pos == len(order):
+            results.append(Architecture(sample, math.exp(log_p)))
+            continue
+        label = order[pos]
+        for value, log_q in dists[label]:
+            child = {**sample, label: value}
+            score = log_p + log_q
+            heapq.heappush(heap, (-(score + rest[pos + 1]), -(pos + 1), next(tie), child, score))
+    return results
+
+
+def _enclosing_first(arch: ArchParameters) -> list[str]:
+    """Labels ordered so that every label comes after the labels that enclose it."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(label: str) -> None:
+        if label in order:
+            return
+        if label in visiting:
+            raise ValueError(f'Label {label!r} encloses itself; the search space is cyclic.')
+        visiting.add(label)
+        for occurrence in arch.conditions.get(label, []):
+            for outer, _ in occurrence:
+                visit(outer)
+        visiting.discard(label)
+        order.append(label)
+
+    for label in arch.labels():
+        visit(label)
+    return order

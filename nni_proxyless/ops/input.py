@@ -1,0 +1,61 @@
+"""The mixed op that replaces NNI's ``InputChoice``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from nni.mutable import SampleValidationError
+from nni.nas.nn.pytorch import InputChoice
+from nni.nas.nn.pytorch.choice import ChosenInputs
+
+from ..arch import Choice
+from .base import MixedOp, register_choice
+from .gate import gate
+
+__all__ = ['MixedInput']
+
+
+class MixedInput(MixedOp):
+    """An ``InputChoice`` that takes ``n_chosen`` sampled inputs and reduces them as NNI does.
+
+    With one input chosen it is searched like a layer choice whose candidates are the inputs. With several,
+    each chosen input is gated on its own: the gate sits on the input before the reduction, so every
+    reduction NNI allows (``sum``, ``mean``, ``concat``, ``none``) gets its exact gate gradient.
+    """
+
+    def __init__(self, input_choice: InputChoice, choice: Choice):
+        super().__init__(choice, input_choice.choice)
+        self.reduction = input_choice.reduction
+
+    def forward(self, candidate_inputs: list[torch.Tensor]) -> Any:
+        path = self.path
+        chosen = [candidate_inputs[k] for k in path.active]
+        if path.logits is not None:
+            chosen = [self._gated(candidate_inputs, k, x) for k, x in zip(path.active, chosen)]
+        return ChosenInputs._tensor_reduction(self.reduction, chosen)
+
+    def _gated(self, inputs: list[torch.Tensor], k: int, x: torch.Tensor) -> torch.Tensor:
+        single = self.choice.n_chosen == 1
+        return gate(x, self.path, k, lambda j: inputs[j], self.label, gated=None if single else (k,))
+
+    def check_contains(self, sample: dict[str, Any]) -> SampleValidationError | None:
+        return self.mutables[0].check_contains(sample)
+
+    def freeze(self, sample: dict[str, Any]) -> nn.Module:
+        """NNI's fixed ``ChosenInputs`` for the sampled inputs."""
+        self.validate(sample)
+        return ChosenInputs(sample[self.label], reduction=self.reduction)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict) -> 'MixedInput | None':
+        """Mutation hook: replace an ``InputChoice``."""
+        if not isinstance(module, InputChoice):
+            return None
+        if module.n_chosen is None:
+            raise ValueError(f'InputChoice {module.label!r} at {name!r} has n_chosen=None (any number of inputs); '
+                             'Proxyless searches a fixed number of inputs: set n_chosen to an integer.')
+        choice = Choice(module.label, 'input', tuple(range(module.n_candidates)), module.n_chosen)
+        register_choice(mutate_kwargs, choice)
+        return cls(module, choice)

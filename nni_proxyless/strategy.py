@@ -1,0 +1,141 @@
+"""The ``Proxyless`` strategy: NNI's one-shot strategy protocol around the mixed ops and the training module."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import torch
+from torch import nn
+from nni.nas.evaluator.pytorch.lightning import Lightning, LightningModule
+from nni.nas.nn.pytorch import ModelSpace
+from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
+from nni.nas.space import RawFormatModelSpace
+
+from .arch import ArchParameters, BinaryMode
+from .export import Architecture, top_k
+from .ops import MUTATION_HOOKS, record_occurrences
+from .training import ProxylessModule, SearchSettings
+
+__all__ = ['Proxyless']
+
+_logger = logging.getLogger('nni_proxyless')
+
+
+class Proxyless(OneShotStrategy):
+    """ProxylessNAS: one sampled path per step for the weights, binary-gate gradients for the architecture.
+
+    "Direct Neural Architecture Search on Target Task and Hardware" (Cai et al., ICLR 2019). Each
+    ``LayerChoice``, ``InputChoice`` and ``Repeat`` (with a categorical depth) of the model space becomes a mixed
+    op. Weight steps train one sampled path; every ``arch_update_every`` weight steps an architecture step
+    trains the logits on a validation batch. Validation runs every epoch on the most probable architecture.
+    ``export_top_models(top_k=k)`` returns the ``k`` most probable architectures, exactly, each with its
+    probability (``formatter='dict'`` gives :class:`~nni_proxyless.Architecture` dicts;
+    ``formatter='instance'`` gives the subnet with the supernet's trained weights).
+
+    All arguments are keyword-only.
+
+    Args:
+        arc_learning_rate: learning rate of the architecture optimiser, Adam with betas (0, 0.999), eps 1e-8,
+            no weight decay (the official settings). Default 1e-3.
+        warmup_epochs: epochs of weight training before the architecture starts to move. Default 0.
+        arch_update_every: weight steps per architecture step (the official code: 5). Default 5.
+        binary_mode: ``'two'`` (default; two sampled candidates per label and the logit rescale, the paper's
+            memory-saving mode) or ``'full_v2'`` (gates on every candidate).
+        arch_update: ``'gradient'`` (binary-gate gradients; default).
+        grad_reg_loss_type: hardware term of the architecture loss: ``'add#linear'`` (default),
+            ``'mul#log'`` or ``None``. Used only with ``applied_hardware``.
+        grad_reg_loss_params: ``{'lambda': float}`` for ``'add#linear'``, ``{'alpha': float, 'beta': float}`` for
+            ``'mul#log'``. Default ``None``: the official values, stated in the log.
+        applied_hardware: where latency comes from (``None``: no latency term).
+        dummy_input: input shape for latency, e.g. ``(1, 3, 224, 224)``.
+        ref_latency: reference latency in milliseconds. Default 65.0.
+        latency_target: hard latency limit in milliseconds for the exported architectures (``None``: none).
+        seed: seeds path sampling (``None``: derived from ``torch.initial_seed()``). Same seed, same search.
+        gradient_clip_val: clip the weight gradients to this norm (``None``: no clipping).
+        mutation_hooks: extra NNI mutation hooks, run before ours.
+
+    Raises:
+        ValueError: an argument is out of range or unknown (the message names it and what is allowed).
+
+    Example::
+
+        from nni.nas.experiment import NasExperiment
+        from nni_proxyless import Proxyless
+
+        exp = NasExperiment(model_space, evaluator, Proxyless(arch_update_every=5, seed=0))
+        exp.run()
+        for arch in exp.export_top_models(top_k=3, formatter='dict'):
+            print(arch, arch.probability)
+    """
+
+    def __init__(self, *, arc_learning_rate: float = 1e-3, warmup_epochs: int = 0, arch_update_every: int = 5,
+                 binary_mode: BinaryMode = 'two', arch_update: Literal['gradient'] = 'gradient',
+                 grad_reg_loss_type: str | None = 'add#linear', grad_reg_loss_params: dict | None = None,
+                 applied_hardware: Any = None, dummy_input: Sequence[int] = (1, 3, 224, 224),
+                 ref_latency: float = 65.0, latency_target: float | None = None, seed: int | None = None,
+                 gradient_clip_val: float | None = None, mutation_hooks: list[Callable] | None = None):
+        super().__init__(mutation_hooks=mutation_hooks)
+        self.settings = SearchSettings(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
+                                       arch_update_every=arch_update_every, binary_mode=binary_mode,
+                                       gradient_clip_val=gradient_clip_val)
+        if arch_update != 'gradient':
+            raise ValueError(f"arch_update must be 'gradient', got {arch_update!r}.")
+        if seed is not None and not isinstance(seed, int):
+            raise ValueError(f'seed must be an integer or None, got {seed!r}.')
+        self.seed = seed
+        self.arch: ArchParameters | None = None
+        self._arch_loader: Callable[[], Any] | None = None
+
+    # --------------------------------------------------------------------------------------- mutation
+
+    def default_mutation_hooks(self) -> list[Callable]:
+        return [*MUTATION_HOOKS, no_default_hook]
+
+    def run_hook(self, hook: Callable, name: str, module: nn.Module, memo: dict[str, Any]) -> Any:
+        return hook(module, name, memo, {'arch': self.arch})
+
+    def mutate_model(self, model: ModelSpace) -> ModelSpace:
+        """Replace every choice of ``model`` (in place) by a mixed op sharing one :class:`ArchParameters`."""
+        seed = self.seed if self.seed is not None else torch.initial_seed() % (2 ** 31)
+        self.arch = ArchParameters(seed=seed)
+        model = super().mutate_model(model)
+        if not self.arch.choices:
+            raise ValueError(f'The model space {type(model).__name__} has no LayerChoice, InputChoice or Repeat with '
+                             'a depth choice: there is nothing to search.')
+        record_occurrences(model, self.arch)
+        _logger.info('Proxyless searches %d labels (seed %d): %s', len(self.arch.choices), seed,
+                     ', '.join(f'{label} ({len(c.values)})' for label, c in self.arch.choices.items()))
+        return model
+
+    def mutate_evaluator(self, evaluator: Lightning) -> Lightning:
+        if isinstance(evaluator, Lightning):
+            if evaluator.datamodule is not None:
+                self._arch_loader = evaluator.datamodule.val_dataloader
+            else:
+                self._arch_loader = lambda: _first(evaluator.val_dataloaders)
+        return super().mutate_evaluator(evaluator)
+
+    def configure_oneshot_module(self, training_module: LightningModule) -> ProxylessModule:
+        assert self.arch is not None and self._arch_loader is not None, 'mutate_model runs first'
+        return ProxylessModule(training_module, arch=self.arch, settings=self.settings,
+                               arch_loader=self._arch_loader)
+
+    # ----------------------------------------------------------------------------------------- export
+
+    def top_architectures(self, k: int = 1) -> list[Architecture]:
+        """The ``k`` most probable architectures (exact), most probable first, with their probabilities."""
+        if self.arch is None:
+            raise RuntimeError('The search has not run yet: run the experiment before exporting.')
+        return top_k(self.arch, k)
+
+    def list_models(self, sort: bool = True, limit: int | None = 1) -> Iterator[RawFormatModelSpace]:
+        """The top ``limit`` architectures as frozen model spaces (NNI's ``export_top_models`` calls this)."""
+        if limit is None or not isinstance(limit, int) or limit <= 0:
+            raise ValueError(f'top_k must be a positive integer, got {limit!r}.')
+        for architecture in self.top_architectures(limit):
+            yield self.model_space.freeze(architecture)
+
+
+def _first(loaders: Any) -> Any:
+    return loaders[0] if isinstance(loaders, (list, tuple)) else loaders

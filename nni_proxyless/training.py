@@ -1,0 +1,264 @@
+"""The Lightning module of a Proxyless search: weight steps, architecture steps, argmax validation.
+
+It wraps the evaluator's own Lightning module (which defines the loss, the weight optimiser and the metrics)
+and drives it by hand:
+
+* weight step, on every training batch: one sampled path per label; only those candidates run, forward and
+  backward; the user's optimiser steps (unsampled candidates have no gradient, so it leaves them alone);
+* architecture step, every ``arch_update_every`` weight steps from ``warmup_epochs`` on, on a batch of the
+  validation data: binary gates on the sampled paths, gradients for the architecture logits only (no weight
+  gradient is computed), Adam with the official settings, then the ``two``-mode rescale;
+* validation, every epoch, on the most probable architecture, reported to NNI with the search's figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import nni
+import torch
+import torch.distributed as dist
+from pytorch_lightning import Callback
+from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
+
+from .arch import ArchParameters, BinaryMode, Path
+from .callbacks import ArchitectureLogger
+from .ops import MixedOp
+
+__all__ = ['SearchSettings', 'ProxylessModule']
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The validated hyper-parameters of a search (see :class:`~nni_proxyless.Proxyless` for their meaning)."""
+
+    arc_learning_rate: float = 1e-3
+    warmup_epochs: int = 0
+    arch_update_every: int = 5
+    binary_mode: BinaryMode = 'two'
+    gradient_clip_val: float | None = None
+
+    def __post_init__(self) -> None:
+        _require(_is_number(self.arc_learning_rate) and self.arc_learning_rate > 0,
+                 f'arc_learning_rate must be a positive number, got {self.arc_learning_rate!r}.')
+        _require(isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0,
+                 f'warmup_epochs must be an integer >= 0, got {self.warmup_epochs!r}.')
+        _require(isinstance(self.arch_update_every, int) and self.arch_update_every >= 1,
+                 f'arch_update_every must be an integer >= 1, got {self.arch_update_every!r}.')
+        _require(self.binary_mode in ('two', 'full_v2'),
+                 f"binary_mode must be 'two' or 'full_v2', got {self.binary_mode!r}.")
+        _require(self.gradient_clip_val is None or (_is_number(self.gradient_clip_val) and self.gradient_clip_val > 0),
+                 f'gradient_clip_val must be a positive number or None, got {self.gradient_clip_val!r}.')
+
+
+class ProxylessModule(BaseOneShotLightningModule):
+    """Lightning module that searches the supernet held by ``training_module``.
+
+    Args:
+        training_module: the evaluator's Lightning module (its ``training_step`` gives the loss).
+        arch: the architecture logits of the supernet's mixed ops.
+        settings: search hyper-parameters.
+        arch_loader: returns the data loader whose batches train the architecture.
+        arch_objective: optional ``(loss, paths) -> loss`` adding a hardware term to the architecture loss.
+        figures: optional ``() -> dict`` of extra per-epoch figures (e.g. latencies in ms) to log and report.
+    """
+
+    def __init__(self, training_module, *, arch: ArchParameters, settings: SearchSettings,
+                 arch_loader: Callable[[], Any],
+                 arch_objective: Callable[[torch.Tensor, dict[str, Path]], torch.Tensor] | None = None,
+                 figures: Callable[[], dict[str, float]] | None = None):
+        super().__init__(training_module)
+        self.arch = arch
+        self.settings = settings
+        self.arch_objective = arch_objective
+        self.extra_figures = figures
+        self.step_count = 0
+        self._arch_batches = _Cycle(arch_loader)
+        self._ops: list[MixedOp] = []
+
+    # ------------------------------------------------------------------------------------------- set-up
+
+    def set_model(self, model: torch.nn.Module) -> None:
+        super().set_model(model)
+        self._ops = [m for m in model.modules() if isinstance(m, MixedOp)]
+
+    def configure_architecture_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.arch.parameters(), lr=self.settings.arc_learning_rate,
+                                betas=(0.0, 0.999), eps=1e-8, weight_decay=0.0)
+
+    def configure_callbacks(self) -> list[Callback]:
+        return [ArchitectureLogger()]
+
+    def route(self, paths: dict[str, Path]) -> None:
+        """Make every mixed op run its label's path."""
+        for op in self._ops:
+            op.set_path(paths[op.label])
+
+    # -------------------------------------------------------------------------------------------- steps
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        step = self.step_count
+        self.route(self.arch.sample(step))
+        output = self.training_module.training_step(batch, batch_idx)
+        loss = _loss_of(output, 'weight step')
+        self.advance_optimization(loss, batch_idx, self.settings.gradient_clip_val)
+        self.advance_lr_schedulers(batch_idx)
+        self.step_count += 1
+        if self._architecture_due():
+            self.architecture_step(step)
+        return output
+
+    def _architecture_due(self) -> bool:
+        return (self.trainer.current_epoch >= self.settings.warmup_epochs
+                and self.step_count % self.settings.arch_update_every == 0)
+
+    def architecture_step(self, step: int) -> None:
+        """One update of the architecture logits on a validation batch (DESIGN section 3)."""
+        batch = self.trainer.strategy.batch_to_device(self._arch_batches.next())
+        paths = self.arch.sample_for_update(step, self.settings.binary_mode)
+        self.route(paths)
+        with self._muted_logging():
+            loss = _loss_of(self.training_module.training_step(batch, -1), 'architecture step')
+        if self.arch_objective is not None:
+            loss = self.arch_objective(loss, paths)
+        logits = list(self.arch.parameters())
+        grads = torch.autograd.grad(loss, logits, allow_unused=True)
+        pairs = ArchParameters.pairs_of(paths)
+        before = self.arch.snapshot(pairs)
+        for logit, grad in zip(logits, grads):
+            logit.grad = grad
+        _average_across_processes(logits)
+        optimizer = self._arch_optimizer()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.arch.rescale(pairs, before)
+        self.log('arch_loss', loss.detach(), on_step=False, on_epoch=True)
+
+    def _arch_optimizer(self) -> torch.optim.Optimizer:
+        # The raw optimiser: stepping Lightning's wrapper would count architecture steps in global_step.
+        return self.architecture_optimizers().optimizer
+
+    @contextlib.contextmanager
+    def _muted_logging(self) -> Iterator[None]:
+        """The architecture step reuses the user's training_step; keep its logs out of the training curves."""
+        self.training_module.log = lambda *args, **kwargs: None
+        try:
+            yield
+        finally:
+            self.training_module.log = self.log
+
+    # --------------------------------------------------------------------------------------- validation
+
+    def on_validation_epoch_start(self) -> None:
+        self.route(self.arch.argmax_paths())
+        return self.training_module.on_validation_epoch_start()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Any:
+        return self.training_module.validation_step(batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        with _intercepted('report_intermediate_result') as reported:
+            self.training_module.on_validation_epoch_end()
+        if reported and not self.trainer.sanity_checking:
+            nni.report_intermediate_result(self._with_figures(reported[-1]))
+
+    def on_fit_end(self) -> None:
+        with _intercepted('report_final_result') as reported:
+            self.training_module.on_fit_end()
+        if reported:
+            nni.report_final_result(self._with_figures(reported[-1]))
+
+    def on_train_end(self) -> None:
+        self.route(self.arch.argmax_paths())  # leave the supernet on its most probable path
+        return self.training_module.on_train_end()
+
+    def search_figures(self) -> dict[str, float]:
+        """Per-epoch figures of the search: architecture entropy (nats) and the extra figures."""
+        figures = {'entropy': self.arch.entropy()}
+        if self.extra_figures is not None:
+            figures.update(self.extra_figures())
+        return figures
+
+    def _with_figures(self, metric: Any) -> dict[str, Any]:
+        report = dict(metric) if isinstance(metric, dict) else {'default': metric}
+        report.update(self.search_figures())
+        return report
+
+    # ------------------------------------------------------------------------------------------- resume
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint['proxyless'] = {'step_count': self.step_count, 'seed': self.arch.seed}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get('proxyless', {})
+        self.step_count = int(state.get('step_count', 0))
+
+
+class _Cycle:
+    """Endless batches from a data loader made on first use (re-iterated when exhausted)."""
+
+    def __init__(self, make_loader: Callable[[], Any]):
+        self._make_loader = make_loader
+        self._loader = None
+        self._iterator: Iterator | None = None
+
+    def next(self) -> Any:
+        if self._loader is None:
+            self._loader = self._make_loader()
+            if self._loader is None:
+                raise ValueError('Proxyless needs validation data to train the architecture: give the evaluator '
+                                 'val_dataloaders (or a datamodule with val_dataloader).')
+        for _ in range(2):
+            if self._iterator is not None:
+                with contextlib.suppress(StopIteration):
+                    return next(self._iterator)
+            self._iterator = iter(self._loader)
+        raise ValueError('The validation data loader is empty; the architecture step needs at least one batch.')
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _loss_of(output: Any, where: str) -> torch.Tensor:
+    loss = output['loss'] if isinstance(output, dict) else output
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f'The evaluator\'s training_step must return a loss tensor (or a dict with "loss"), '
+                        f'got {type(loss).__name__} in the {where}.')
+    if not torch.isfinite(loss.detach()).all():
+        raise FloatingPointError(f'The loss became {loss.item()} in the {where}; stopping the search. '
+                                 'Lower the learning rate or check the data; the last checkpoint is kept.')
+    return loss
+
+
+def _average_across_processes(params: list[torch.nn.Parameter]) -> None:
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for param in params:
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+        dist.all_reduce(param.grad)
+        param.grad /= dist.get_world_size()
+
+
+@contextlib.contextmanager
+def _intercepted(name: str) -> Iterator[list]:
+    """Collect what the wrapped module reports to NNI through ``nni.<name>`` instead of sending it.
+
+    The evaluator's module reports its validation metric itself; the search adds its own figures (entropy,
+    latencies) to that metric and reports the combined dict once.
+    """
+    captured: list = []
+    original = getattr(nni, name)
+    setattr(nni, name, captured.append)
+    try:
+        yield captured
+    finally:
+        setattr(nni, name, original)

@@ -1,0 +1,79 @@
+"""Shared fixtures: scikit-learn's digits as loaders, small model spaces, and a helper that runs a search."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import nni_proxyless  # noqa: F401  (filters NNI's torch-version warnings first)
+from nni.nas.evaluator.pytorch import Classification, DataLoader
+from nni.nas.experiment import NasExperiment
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+from nni.runtime.log import silence_stdout
+from sklearn.datasets import load_digits
+
+# NNI's console handler keeps the stream it found at import (pytest's capture, closed after each test).
+silence_stdout()
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / 'shared' / 'fixtures'
+
+
+def digits_datasets(n_train: int = 1000, seed: int = 0):
+    """Digits (8x8 images, 10 classes) split into a weight-training part and an architecture part."""
+    x, y = load_digits(return_X_y=True)
+    x = torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
+    y = torch.tensor(y, dtype=torch.long)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    data = torch.utils.data.TensorDataset(x[order], y[order])
+    return (torch.utils.data.Subset(data, range(n_train)), torch.utils.data.Subset(data, range(n_train, len(x))))
+
+
+def digits_evaluator(epochs: int = 1, batch_size: int = 64, learning_rate: float = 3e-3, **trainer_kwargs):
+    """NNI's Classification evaluator on digits, quiet, CPU."""
+    train, val = digits_datasets()
+    options = dict(max_epochs=epochs, accelerator='cpu', enable_progress_bar=False, logger=False,
+                   enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
+    options.update(trainer_kwargs)
+    return Classification(
+        train_dataloaders=DataLoader(train, batch_size=batch_size, shuffle=True),
+        val_dataloaders=DataLoader(val, batch_size=batch_size),
+        num_classes=10, learning_rate=learning_rate, **options)
+
+
+def run_search(space: ModelSpace, strategy, evaluator, workdir: Path) -> NasExperiment:
+    """Run ``strategy`` on ``space`` through NNI's NasExperiment, with NNI's files under ``workdir``."""
+    exp = NasExperiment(space, evaluator, strategy)
+    exp.config.experiment_working_directory = str(workdir)
+    exp.run()
+    return exp
+
+
+class ConvSpace(ModelSpace):
+    """A small convolutional space for 8x8 digits: two convolution choices, then a linear head."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.stem = nn.Conv2d(1, width, 3, padding=1)
+        self.conv1 = LayerChoice({'k3': nn.Conv2d(width, width, 3, padding=1),
+                                  'k5': nn.Conv2d(width, width, 5, padding=2),
+                                  'skip': nn.Identity()}, label='conv1')
+        self.conv2 = LayerChoice({'k3': nn.Conv2d(width, width, 3, padding=1),
+                                  'k1': nn.Conv2d(width, width, 1)}, label='conv2')
+        self.head = nn.Linear(width * 64, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.conv2(x))
+        return self.head(x.flatten(1))
+
+
+@pytest.fixture(autouse=True)
+def _quiet_lightning():
+    logging.getLogger('pytorch_lightning').setLevel(logging.ERROR)
+    logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
+    yield
