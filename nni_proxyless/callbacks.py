@@ -8,7 +8,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 
 __all__ = ['ArchitectureLogger']
 
-_logger = logging.getLogger('nni_proxyless')
+_logger = logging.getLogger('nni.proxyless')
 
 
 class ArchitectureLogger(Callback):

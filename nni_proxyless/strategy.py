@@ -19,7 +19,7 @@ from .training import ProxylessModule, SearchSettings
 
 __all__ = ['Proxyless']
 
-_logger = logging.getLogger('nni_proxyless')
+_logger = logging.getLogger('nni.proxyless')
 
 
 class Proxyless(OneShotStrategy):

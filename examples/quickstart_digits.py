@@ -1,0 +1,78 @@
+"""Quick start: a ProxylessNAS search on scikit-learn's digits, with NNI 3.0's NasExperiment.
+
+Run with ``make demo`` (or ``python examples/quickstart_digits.py --epochs 20``). Takes a few minutes on two
+CPU cores and prints the search's progress and the three most probable architectures.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import nn
+
+import nni_proxyless  # noqa: F401  (quiets NNI's warnings about this torch release)
+from nni.nas.evaluator.pytorch import Classification, DataLoader
+from nni.nas.experiment import NasExperiment
+from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, Repeat
+from nni_proxyless import Proxyless
+from sklearn.datasets import load_digits
+
+
+def conv_block(width: int, kernel: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(width, width, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(width), nn.ReLU())
+
+
+class DigitsSpace(ModelSpace):
+    """Convolutional cells with a kernel choice, a searched depth and a searched skip connection."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.cells = Repeat(lambda i: LayerChoice({
+            'conv3': conv_block(width, 3), 'conv5': conv_block(width, 5),
+            'sep3': nn.Sequential(nn.Conv2d(width, width, 3, padding=1, groups=width), nn.Conv2d(width, width, 1),
+                                  nn.BatchNorm2d(width), nn.ReLU()),
+            'pool': nn.MaxPool2d(3, stride=1, padding=1)}, label=f'cell{i}'), (1, 3), label='depth')
+        self.skip = InputChoice(2, 1, label='skip')  # the cells' output, or the stem's
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.head = nn.Linear(width * 4, 10)
+
+    def forward(self, x):
+        stem = self.stem(x)
+        x = self.skip([self.cells(stem), stem])
+        return self.head(self.pool(x).flatten(1))
+
+
+def digits_loaders(batch_size: int):
+    x, y = load_digits(return_X_y=True)
+    x = torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
+    data = torch.utils.data.TensorDataset(x, torch.tensor(y))
+    train, val = torch.utils.data.random_split(data, [1200, len(data) - 1200],
+                                               generator=torch.Generator().manual_seed(0))
+    return DataLoader(train, batch_size=batch_size, shuffle=True), DataLoader(val, batch_size=batch_size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--epochs', type=int, default=30)
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+
+    train, val = digits_loaders(args.batch_size)
+    evaluator = Classification(train_dataloaders=train, val_dataloaders=val, num_classes=10, learning_rate=3e-3,
+                               max_epochs=args.epochs, accelerator='cpu', logger=False, enable_checkpointing=False)
+    strategy = Proxyless(arch_update_every=1, arc_learning_rate=3e-3, seed=args.seed)
+    experiment = NasExperiment(DigitsSpace(), evaluator, strategy)
+    experiment.run()
+
+    print('\nTop-3 architectures (probability under the searched distribution):')
+    for rank, arch in enumerate(experiment.export_top_models(top_k=3, formatter='dict'), start=1):
+        print(f'  {rank}. p={arch.probability:.4f}  {dict(arch)}')
+
+
+if __name__ == '__main__':
+    main()

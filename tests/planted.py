@@ -1,0 +1,48 @@
+"""A planted-optimum space on digits: in every choice exactly one candidate carries the signal."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+
+
+class Zero(nn.Module):
+    """Adds nothing (the residual passes the input through unchanged)."""
+
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+class Noise(nn.Module):
+    """Adds noise unrelated to the input."""
+
+    def forward(self, x):
+        return torch.randn_like(x)
+
+
+class PlantedSpace(ModelSpace):
+    """Residual blocks ``x + choice(x)``; the learnable candidate sits at a position drawn from ``plant_seed``."""
+
+    def __init__(self, plant_seed: int, n_choices: int = 3, width: int = 32):
+        super().__init__()
+        gen = torch.Generator().manual_seed(plant_seed)
+        self.planted = [int(torch.randint(3, (1,), generator=gen)) for _ in range(n_choices)]
+        self.stem = nn.Linear(64, width)
+        self.choices = nn.ModuleList()
+        for i, position in enumerate(self.planted):
+            candidates: list[nn.Module] = [Zero(), Noise()]
+            candidates.insert(position, nn.Sequential(nn.Linear(width, width), nn.ReLU()))
+            self.choices.append(LayerChoice(candidates, label=f'c{i}'))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x.flatten(1)))
+        for choice in self.choices:
+            x = x + choice(x)
+        return self.head(x)
+
+    def planted_architecture(self) -> dict[str, int]:
+        """The one architecture in which every choice takes its signal-carrying candidate."""
+        return {f'c{i}': position for i, position in enumerate(self.planted)}

@@ -1,0 +1,47 @@
+"""Statistical claims, over several seeds: the search finds a planted optimum and a searched depth."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nni.nas.nn.pytorch import ModelSpace, Repeat
+from nni_proxyless import Proxyless
+
+from conftest import digits_evaluator, run_search
+from planted import PlantedSpace, Zero
+
+
+def test_planted_optimum_found_in_nine_of_ten_seeds(tmp_path):
+    """10 seeds x 10 epochs on digits: the exported top-1 is the planted architecture at least 9 times."""
+    solved = 0
+    for seed in range(10):
+        torch.manual_seed(seed)
+        space = PlantedSpace(plant_seed=100 + seed)
+        strategy = Proxyless(arch_update_every=1, seed=seed)
+        exp = run_search(space, strategy, digits_evaluator(epochs=10), tmp_path / str(seed))
+        solved += exp.export_top_models(top_k=1, formatter='dict')[0] == space.planted_architecture()
+    assert solved >= 9, f'planted optimum exported in {solved}/10 seeds'
+
+
+class DepthSpace(ModelSpace):
+    """Depth 0, 1 or 2 of blocks that erase their input: only depth 0 keeps the signal."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(64, 32)
+        self.blocks = Repeat(lambda index: Zero(), (0, 2), label='depth')
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.head(self.blocks(torch.relu(self.stem(x.flatten(1)))))
+
+
+def test_repeat_depth_is_searched(tmp_path):
+    """Over 3 seeds the depth distribution moves to the only depth that carries the signal."""
+    for seed in range(3):
+        torch.manual_seed(seed)
+        strategy = Proxyless(arch_update_every=1, seed=seed)
+        run_search(DepthSpace(), strategy, digits_evaluator(epochs=3), tmp_path / str(seed))
+        probs = strategy.arch.probs('depth')
+        assert probs.argmax().item() == 0 and probs[0] > 0.35, probs
