@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 from itertools import count
-from typing import Any
+from typing import Any, Callable
 
 from .arch import ArchParameters
 
@@ -30,21 +30,33 @@ class Architecture(dict):
     Attributes:
         probability: the probability of this architecture with its unused labels at their most probable values
             (the product over all labels; without ``Repeat`` or nested choices, simply its probability).
-        latency_ms: its predicted latency in milliseconds, when the search had a latency table (else ``None``).
+        latency: its predicted latency when the search had a latency table (else ``None``), in
+            :attr:`latency_unit`.
+        latency_unit: ``'ms'``, or ``'MFLOPs'`` with the FLOPs proxy.
     """
 
-    def __init__(self, sample: dict[str, Any], probability: float, latency_ms: float | None = None):
+    def __init__(self, sample: dict[str, Any], probability: float, latency: float | None = None,
+                 latency_unit: str = 'ms'):
         super().__init__(sample)
         self.probability = probability
-        self.latency_ms = latency_ms
+        self.latency = latency
+        self.latency_unit = latency_unit
 
     def __repr__(self) -> str:
-        latency = '' if self.latency_ms is None else f', latency_ms={self.latency_ms:.3f}'
+        latency = '' if self.latency is None else f', latency={self.latency:.3f} {self.latency_unit}'
         return f'Architecture({dict.__repr__(self)}, probability={self.probability:.4g}{latency})'
 
 
-def top_k(arch: ArchParameters, k: int) -> list[Architecture]:
-    """The ``k`` most probable architectures, most probable first (fewer when the space is smaller)."""
+def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool] | None = None,
+          max_visited: int = 100_000) -> list[Architecture]:
+    """The ``k`` most probable architectures, most probable first (fewer when the space is smaller).
+
+    Args:
+        arch: the architecture parameters.
+        k: how many.
+        accept: keep only architectures it accepts (e.g. a latency limit); others are skipped in order.
+        max_visited: with ``accept``, stop after this many complete architectures were considered.
+    """
     if not isinstance(k, int) or k <= 0:
         raise ValueError(f'top_k must be a positive integer, got {k!r}.')
     order = _enclosing_first(arch)
@@ -55,14 +67,17 @@ def top_k(arch: ArchParameters, k: int) -> list[Architecture]:
     tie = count()
     heap = [(-rest[0], 0, next(tie), {}, 0.0)]
     results: list[Architecture] = []
-    while heap and len(results) < k:
+    visited = 0
+    while heap and len(results) < k and visited < max_visited:
         _, neg_pos, _, sample, log_p = heapq.heappop(heap)
         pos = -neg_pos
         while pos < len(order) and not arch.is_active(order[pos], sample):
             log_p += best[order[pos]]  # unused: counted at its most probable value
             pos += 1
         if pos == len(order):
-            results.append(Architecture(sample, math.exp(log_p)))
+            visited += 1
+            if accept is None or accept(sample):
+                results.append(Architecture(sample, math.exp(log_p)))
             continue
         label = order[pos]
         for value, log_q in dists[label]:

@@ -14,6 +14,8 @@ from nni.nas.space import RawFormatModelSpace
 
 from .arch import ArchParameters, BinaryMode
 from .export import Architecture, top_k
+from .latency import LatencyObjective, LatencyTable
+from .latency.config import LatencyConfig
 from .ops import MUTATION_HOOKS, record_occurrences
 from .training import ProxylessModule, SearchSettings
 
@@ -47,10 +49,17 @@ class Proxyless(OneShotStrategy):
             ``'mul#log'`` or ``None``. Used only with ``applied_hardware``.
         grad_reg_loss_params: ``{'lambda': float}`` for ``'add#linear'``, ``{'alpha': float, 'beta': float}`` for
             ``'mul#log'``. Default ``None``: the official values, stated in the log.
-        applied_hardware: where latency comes from (``None``: no latency term).
-        dummy_input: input shape for latency, e.g. ``(1, 3, 224, 224)``.
-        ref_latency: reference latency in milliseconds. Default 65.0.
-        latency_target: hard latency limit in milliseconds for the exported architectures (``None``: none).
+        applied_hardware: where latency comes from (``None``, the default: no latency term). A predictor name
+            (``'cpu'`` or ``'cuda'``: measured here; ``'flops'``: a proxy in MFLOPs; an nn-Meter device such as
+            ``'cortexA76cpu_tflite21'``), a path to a saved latency table (``.json``), a
+            :class:`~nni_proxyless.latency.LatencyTable`, or a predictor object (see
+            :mod:`nni_proxyless.latency.predictors`).
+        dummy_input: input shape the latency is measured at, e.g. ``(1, 3, 224, 224)`` (the default).
+        ref_latency: reference latency in milliseconds (MFLOPs with ``'flops'``). Default 65.0.
+        latency_target: hard latency limit in milliseconds: a Lagrange multiplier pushes the search under it and
+            only architectures predicted to meet it are exported (``None``, the default: no limit).
+        predictor_options: options for the predictor, e.g. ``{'threads': 1, 'cache_dir': ...}`` for ``'cpu'``,
+            ``{'predictor_dir': ...}`` for nn-Meter.
         seed: seeds path sampling (``None``: derived from ``torch.initial_seed()``). Same seed, same search.
         gradient_clip_val: clip the weight gradients to this norm (``None``: no clipping).
         mutation_hooks: extra NNI mutation hooks, run before ours.
@@ -73,7 +82,8 @@ class Proxyless(OneShotStrategy):
                  binary_mode: BinaryMode = 'two', arch_update: Literal['gradient'] = 'gradient',
                  grad_reg_loss_type: str | None = 'add#linear', grad_reg_loss_params: dict | None = None,
                  applied_hardware: Any = None, dummy_input: Sequence[int] = (1, 3, 224, 224),
-                 ref_latency: float = 65.0, latency_target: float | None = None, seed: int | None = None,
+                 ref_latency: float = 65.0, latency_target: float | None = None,
+                 predictor_options: dict[str, Any] | None = None, seed: int | None = None,
                  gradient_clip_val: float | None = None, mutation_hooks: list[Callable] | None = None):
         super().__init__(mutation_hooks=mutation_hooks)
         self.settings = SearchSettings(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
@@ -84,7 +94,12 @@ class Proxyless(OneShotStrategy):
         if seed is not None and not isinstance(seed, int):
             raise ValueError(f'seed must be an integer or None, got {seed!r}.')
         self.seed = seed
+        self.latency_config = LatencyConfig.checked(
+            hardware=applied_hardware, loss_type=grad_reg_loss_type, loss_params=grad_reg_loss_params,
+            ref_latency=ref_latency, dummy_input=dummy_input, target=latency_target, options=predictor_options)
         self.arch: ArchParameters | None = None
+        self.latency_table: LatencyTable | None = None
+        self._latency: LatencyObjective | None = None
         self._arch_loader: Callable[[], Any] | None = None
 
     # --------------------------------------------------------------------------------------- mutation
@@ -104,6 +119,8 @@ class Proxyless(OneShotStrategy):
             raise ValueError(f'The model space {type(model).__name__} has no LayerChoice, InputChoice or Repeat with '
                              'a depth choice: there is nothing to search.')
         record_occurrences(model, self.arch)
+        if self.latency_config is not None:
+            self.latency_table, self._latency = self.latency_config.build(model)
         _logger.info('Proxyless searches %d labels (seed %d): %s', len(self.arch.choices), seed,
                      ', '.join(f'{label} ({len(c.values)})' for label, c in self.arch.choices.items()))
         return model
@@ -119,15 +136,30 @@ class Proxyless(OneShotStrategy):
     def configure_oneshot_module(self, training_module: LightningModule) -> ProxylessModule:
         assert self.arch is not None and self._arch_loader is not None, 'mutate_model runs first'
         return ProxylessModule(training_module, arch=self.arch, settings=self.settings,
-                               arch_loader=self._arch_loader)
+                               arch_loader=self._arch_loader, latency=self._latency)
 
     # ----------------------------------------------------------------------------------------- export
 
     def top_architectures(self, k: int = 1) -> list[Architecture]:
-        """The ``k`` most probable architectures (exact), most probable first, with their probabilities."""
+        """The ``k`` most probable architectures (exact), most probable first, with probabilities and latencies.
+
+        With ``latency_target``, only architectures predicted to meet it are returned (a warning says when fewer
+        than ``k`` were found).
+        """
         if self.arch is None:
             raise RuntimeError('The search has not run yet: run the experiment before exporting.')
-        return top_k(self.arch, k)
+        table, target = self.latency_table, self.latency_config.target if self.latency_config else None
+        if table is None:
+            return top_k(self.arch, k)
+        accept = None if target is None else (lambda sample: table.predict(sample) <= target)
+        found = top_k(self.arch, k, accept=accept)
+        for architecture in found:
+            architecture.latency, architecture.latency_unit = table.predict(architecture), table.unit
+        if target is not None and len(found) < k:
+            _check_target_reachable(table, target)
+            _logger.warning('Only %d architectures within latency_target=%s %s among the most probable ones '
+                            '(asked for %d).', len(found), target, table.unit, k)
+        return found
 
     def list_models(self, sort: bool = True, limit: int | None = 1) -> Iterator[RawFormatModelSpace]:
         """The top ``limit`` architectures as frozen model spaces (NNI's ``export_top_models`` calls this)."""
@@ -135,6 +167,13 @@ class Proxyless(OneShotStrategy):
             raise ValueError(f'top_k must be a positive integer, got {limit!r}.')
         for architecture in self.top_architectures(limit):
             yield self.model_space.freeze(architecture)
+
+
+def _check_target_reachable(table: LatencyTable, target: float) -> None:
+    low, _ = table.bounds()
+    if low > target:
+        raise ValueError(f'No architecture meets latency_target={target} {table.unit}: the fastest one of the space '
+                         f'is predicted at {low:.3f} {table.unit}.')
 
 
 def _first(loaders: Any) -> Any:

@@ -25,6 +25,7 @@ from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 
 from .arch import ArchParameters, BinaryMode, Path
 from .callbacks import ArchitectureLogger
+from .latency.loss import LatencyObjective
 from .ops import MixedOp
 
 __all__ = ['SearchSettings', 'ProxylessModule']
@@ -61,19 +62,16 @@ class ProxylessModule(BaseOneShotLightningModule):
         arch: the architecture logits of the supernet's mixed ops.
         settings: search hyper-parameters.
         arch_loader: returns the data loader whose batches train the architecture.
-        arch_objective: optional ``(loss, paths) -> loss`` adding a hardware term to the architecture loss.
-        figures: optional ``() -> dict`` of extra per-epoch figures (e.g. latencies in ms) to log and report.
+        latency: optional latency objective: adds the latency loss to the architecture step and the latency
+            figures to the logs and reports.
     """
 
     def __init__(self, training_module, *, arch: ArchParameters, settings: SearchSettings,
-                 arch_loader: Callable[[], Any],
-                 arch_objective: Callable[[torch.Tensor, dict[str, Path]], torch.Tensor] | None = None,
-                 figures: Callable[[], dict[str, float]] | None = None):
+                 arch_loader: Callable[[], Any], latency: LatencyObjective | None = None):
         super().__init__(training_module)
         self.arch = arch
         self.settings = settings
-        self.arch_objective = arch_objective
-        self.extra_figures = figures
+        self.latency = latency
         self.step_count = 0
         self._arch_batches = _Cycle(arch_loader)
         self._ops: list[MixedOp] = []
@@ -121,8 +119,8 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.route(paths)
         with self._muted_logging():
             loss = _loss_of(self.training_module.training_step(batch, -1), 'architecture step')
-        if self.arch_objective is not None:
-            loss = self.arch_objective(loss, paths)
+        if self.latency is not None:
+            loss = self.latency(loss, paths, self.arch)
         logits = list(self.arch.parameters())
         grads = torch.autograd.grad(loss, logits, allow_unused=True)
         pairs = ArchParameters.pairs_of(paths)
@@ -175,10 +173,10 @@ class ProxylessModule(BaseOneShotLightningModule):
         return self.training_module.on_train_end()
 
     def search_figures(self) -> dict[str, float]:
-        """Per-epoch figures of the search: architecture entropy (nats) and the extra figures."""
+        """Per-epoch figures of the search: architecture entropy (nats) and, with a table, latencies."""
         figures = {'entropy': self.arch.entropy()}
-        if self.extra_figures is not None:
-            figures.update(self.extra_figures())
+        if self.latency is not None:
+            figures.update(self.latency.figures(self.arch))
         return figures
 
     def _with_figures(self, metric: Any) -> dict[str, Any]:

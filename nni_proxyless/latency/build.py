@@ -1,0 +1,214 @@
+"""``build_latency_table``: price every candidate of a search space at the input it sees.
+
+1. Probe: run the dummy input through the supernet once per candidate position (every ``LayerChoice`` at its
+   k-th candidate, every ``Repeat`` at its greatest depth) with pre-forward hooks that record the inputs of
+   every mixed op and of every ``Repeat`` block.
+2. Price, in one batch for the predictor: every ``LayerChoice`` candidate, every ``Repeat`` block that is not
+   itself a choice, and the whole network, all on a reference path (first candidates, greatest depths).
+3. Assemble: a candidate's cost is its price minus the cost of the choices nested in it; a block's own cost is
+   its price minus its nested choices; the fixed part is the whole network minus all choices on that path.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..arch import Path
+from ..ops import MixedInput, MixedLayer, MixedOp, MixedRepeat
+from .predictors import LatencyPredictor, ModuleCall, available_predictors, create_predictor
+from .table import LatencyTable, Term
+
+__all__ = ['build_latency_table', 'resolve_hardware', 'hardware_kind']
+
+_logger = logging.getLogger('nni.proxyless')
+
+
+def hardware_kind(hardware: Any) -> str:
+    """What ``applied_hardware`` is: ``'table'``, ``'file'`` (a saved table), ``'name'`` or ``'object'``.
+
+    Raises:
+        ValueError: an unknown predictor name or an unsupported value, naming what is allowed.
+    """
+    if isinstance(hardware, LatencyTable):
+        return 'table'
+    if isinstance(hardware, (str, os.PathLike)) and str(hardware).endswith('.json'):
+        return 'file'
+    if isinstance(hardware, str):
+        if hardware not in available_predictors():
+            raise ValueError(f'Unknown applied_hardware {hardware!r}; allowed: {", ".join(available_predictors())}, '
+                             'a path to a latency table (.json), a LatencyTable, or a predictor object.')
+        return 'name'
+    if isinstance(hardware, LatencyPredictor):
+        return 'object'
+    raise ValueError(f'applied_hardware={hardware!r} is not a predictor name, a .json latency table, a '
+                     'LatencyTable, or an object with unit, description and predict(calls).')
+
+
+def resolve_hardware(hardware: Any, **options: Any) -> LatencyPredictor | LatencyTable:
+    """A predictor or a ready table from what ``applied_hardware`` accepts (see :func:`hardware_kind`)."""
+    kind = hardware_kind(hardware)
+    if kind == 'file':
+        return LatencyTable.load(hardware)
+    if kind == 'name':
+        return create_predictor(hardware, **options)
+    return hardware
+
+
+def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequence[int] | torch.Tensor,
+                        **predictor_options: Any) -> LatencyTable:
+    """Latency of every candidate of ``model_space`` on ``hardware`` (see :func:`resolve_hardware`).
+
+    Args:
+        model_space: an NNI model space, or a supernet already mutated by :class:`~nni_proxyless.Proxyless`.
+        hardware: a predictor name (``'cpu'``, ``'cuda'``, ``'flops'``, an nn-Meter device), a path to a saved
+            table, a :class:`LatencyTable` (returned after checking it fits the space), or a predictor object.
+        dummy_input: the input shape, e.g. ``(1, 3, 224, 224)``, or an input tensor.
+        **predictor_options: passed to the predictor (e.g. ``threads=1``, ``cache_dir=...``).
+
+    Raises:
+        ValueError: the dummy input cannot run through the space (the message shows the shape and the error).
+    """
+    supernet = model_space if any(isinstance(m, MixedOp) for m in model_space.modules()) \
+        else _mutated_copy(model_space)
+    ops = [m for m in supernet.modules() if isinstance(m, MixedOp)]
+    labels = {op.label: list(op.choice.values) for op in ops}
+    source = resolve_hardware(hardware, **predictor_options)
+    if isinstance(source, LatencyTable):
+        source.check_space(labels, f'latency table {hardware}' if not isinstance(hardware, LatencyTable) else
+                           'the latency table')
+        return source
+    x = _dummy_tensor(dummy_input, supernet)
+    started = time.perf_counter()
+    saved = {op: op.path for op in ops}
+    try:
+        inputs = _probe(supernet, ops, x)
+        _route_reference(ops)
+        calls = _calls(supernet, ops, inputs, x)
+        prices = dict(zip(calls, source.predict(list(calls.values()))))
+    finally:
+        for op, path in saved.items():
+            op.set_path(path)
+    terms: list[Term] = []
+    total = _price(supernet, (), prices, terms)
+    table = LatencyTable(labels=labels, fixed=prices['network'] - total, terms=terms, unit=source.unit,
+                         hardware=source.description, dummy_input=list(x.shape))
+    low, high = table.bounds()
+    _logger.info('Latency table on %s built in %.1f s: %d terms, fixed %.3f %s, architectures from %.3f to '
+                 '%.3f %s.', source.description, time.perf_counter() - started, len(terms), table.fixed,
+                 table.unit, low, high, table.unit)
+    return table
+
+
+def _mutated_copy(model_space: nn.Module) -> nn.Module:
+    from ..strategy import Proxyless
+    return Proxyless(seed=0).mutate_model(copy.deepcopy(model_space))
+
+
+def _dummy_tensor(dummy_input: Sequence[int] | torch.Tensor, supernet: nn.Module) -> torch.Tensor:
+    if isinstance(dummy_input, torch.Tensor):
+        return dummy_input.detach()
+    shape = tuple(dummy_input)
+    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(f'dummy_input must be a shape of positive integers such as (1, 3, 224, 224), '
+                         f'got {dummy_input!r}.')
+    parameter = next(supernet.parameters(), None)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(
+        parameter.device if parameter is not None else 'cpu')
+
+
+def _probe(supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor) -> dict[int, tuple[tuple, dict]]:
+    """Inputs of every mixed op and Repeat block, keyed by ``id(module)``, from forwards of ``x``."""
+    inputs: dict[int, tuple[tuple, dict]] = {}
+
+    def record(module, args, kwargs):
+        inputs.setdefault(id(module), (_detached(args), _detached(kwargs)))
+
+    watched = ops + [block for op in ops if isinstance(op, MixedRepeat) for block in op.blocks]
+    handles = [m.register_forward_pre_hook(record, with_kwargs=True) for m in watched]
+    was_training = supernet.training
+    supernet.eval()
+    try:
+        for position in range(max(len(op.choice.values) for op in ops)):
+            _route_reference(ops, position)
+            with torch.no_grad():
+                supernet(x)
+    except Exception as error:
+        raise ValueError(f'The dummy input of shape {tuple(x.shape)} cannot run through the model space: '
+                         f'{type(error).__name__}: {error}. Check dummy_input.') from error
+    finally:
+        for handle in handles:
+            handle.remove()
+        supernet.train(was_training)
+    missing = sorted({op.label for op in ops if id(op) not in inputs})
+    if missing:
+        raise ValueError(f'The dummy input never reaches the choices {missing}; they cannot be priced.')
+    return inputs
+
+
+def _route_reference(ops: list[MixedOp], position: int = 0) -> None:
+    """Every LayerChoice at candidate ``position`` (or its last), every Repeat at its greatest depth."""
+    for op in ops:
+        n = len(op.choice.values)
+        if isinstance(op, MixedRepeat):
+            op.set_path(Path(active=(max(range(n), key=lambda k: op.choice.values[k]),)))
+        elif isinstance(op, MixedInput):
+            op.set_path(Path(active=tuple(range(op.choice.n_chosen))))
+        else:
+            op.set_path(Path(active=(min(position, n - 1),)))
+
+
+def _calls(supernet: nn.Module, ops: list[MixedOp], inputs: dict, x: torch.Tensor) -> dict[Any, ModuleCall]:
+    calls: dict[Any, ModuleCall] = {'network': ModuleCall(supernet, (x,), {})}
+    for op in ops:
+        args, kwargs = inputs[id(op)]
+        if isinstance(op, MixedLayer):
+            for candidate in op.candidates:
+                calls[id(candidate)] = ModuleCall(candidate, args, kwargs)
+        elif isinstance(op, MixedRepeat):
+            for block in op.blocks:
+                if not isinstance(block, MixedOp):
+                    calls[id(block)] = ModuleCall(block, *inputs[id(block)])
+    return calls
+
+
+def _price(module: nn.Module, when: tuple, prices: dict, terms: list[Term]) -> float:
+    """Emit the terms of the choices under ``module``; return their cost on the reference path."""
+    if isinstance(module, MixedLayer):
+        costs, reference = [], 0.0
+        for k, (candidate, value) in enumerate(zip(module.candidates, module.choice.values)):
+            nested = _price(candidate, when + ((module.label, (value,)),), prices, terms)
+            costs.append(prices[id(candidate)] - nested)
+            if k == 0:
+                reference = prices[id(candidate)]
+        terms.append(Term(costs=tuple(costs), label=module.label, when=when))
+        return reference
+    if isinstance(module, MixedRepeat):
+        total = 0.0
+        for i, block in enumerate(module.blocks):
+            selecting = tuple(d for d in module.choice.values if d > i)
+            nested = _price(block, when + ((module.label, selecting),), prices, terms)
+            own = 0.0 if isinstance(block, MixedOp) else prices[id(block)] - nested
+            if own:
+                terms.append(Term(costs=(own,), when=when + ((module.label, selecting),)))
+            total += own + nested
+        return total
+    if isinstance(module, MixedInput):
+        return 0.0
+    return sum(_price(child, when, prices, terms) for child in module.children())
+
+
+def _detached(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detached(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _detached(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,130 @@
+"""The latency-aware architecture loss (DESIGN section 3) and the optional hard latency target.
+
+With CE the architecture step's task loss and E the expected latency (differentiable in the logits):
+
+* ``'mul#log'``:    loss = alpha * CE * (log(E) / log(ref_latency)) ** beta
+* ``'add#linear'``: loss = CE + lambda * (E - ref_latency) / ref_latency
+* ``None``:         loss = CE
+
+With a ``latency_target`` T, a Lagrange multiplier mu >= 0 adds ``mu * (E - T) / T`` and grows while the
+expected latency under the current distribution exceeds T (dual ascent), so the search is pushed under T only
+as hard as needed; the export then keeps only architectures whose predicted latency meets T.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..arch import ArchParameters, Path
+from .table import LatencyTable
+
+__all__ = ['LatencyLoss', 'LatencyObjective', 'OFFICIAL_PARAMS']
+
+_logger = logging.getLogger('nni.proxyless')
+
+OFFICIAL_PARAMS = {'mul#log': {'alpha': 0.2, 'beta': 0.3}, 'add#linear': {'lambda': 0.1}}
+_REQUIRED = {'mul#log': ('alpha', 'beta'), 'add#linear': ('lambda',), None: ()}
+
+
+@dataclass(frozen=True)
+class LatencyLoss:
+    """One of the ProxylessNAS latency losses.
+
+    Args:
+        kind: ``'mul#log'``, ``'add#linear'`` or ``None``.
+        params: ``{'alpha', 'beta'}`` for ``'mul#log'``, ``{'lambda'}`` for ``'add#linear'``.
+        ref_latency: reference latency, in the table's unit (ms), > 0 (> 1 for ``'mul#log'``).
+
+    Raises:
+        ValueError: unknown kind, a missing or non-numeric parameter, or a bad reference latency.
+    """
+
+    kind: str | None
+    params: dict[str, float]
+    ref_latency: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in _REQUIRED:
+            raise ValueError(f"grad_reg_loss_type must be 'mul#log', 'add#linear' or None, got {self.kind!r}.")
+        params = self.params if self.params is not None else {}
+        if not isinstance(params, dict):
+            raise ValueError(f'grad_reg_loss_params must be a dict, got {params!r}.')
+        for name in _REQUIRED[self.kind]:
+            value = params.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f'grad_reg_loss_type={self.kind!r} needs grad_reg_loss_params[{name!r}] (a number); '
+                                 f'got {params!r}. The official values are {OFFICIAL_PARAMS[self.kind]}.')
+        ref = self.ref_latency
+        if isinstance(ref, bool) or not isinstance(ref, (int, float)) or not ref > 0 or not math.isfinite(ref):
+            raise ValueError(f'ref_latency must be a positive number of milliseconds, got {ref!r}.')
+        if self.kind == 'mul#log' and ref <= 1:
+            raise ValueError(f"grad_reg_loss_type='mul#log' compares log(latency) with log(ref_latency); with "
+                             f'ref_latency={ref} ms (<= 1 ms) the ratio divides by zero or inverts. Use '
+                             "'add#linear', or express latency in a unit where it exceeds 1.")
+
+    def __call__(self, task_loss: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+        """The architecture loss from the task loss and the expected latency."""
+        expected = expected.to(task_loss.dtype)
+        if self.kind == 'mul#log':
+            ratio = torch.log(expected) / math.log(self.ref_latency)
+            return self.params['alpha'] * task_loss * ratio ** self.params['beta']
+        if self.kind == 'add#linear':
+            return task_loss + self.params['lambda'] * (expected - self.ref_latency) / self.ref_latency
+        return task_loss
+
+
+class LatencyObjective(nn.Module):
+    """What the training module needs of latency: the loss on sampled paths, the figures, the target.
+
+    Args:
+        table: the latency table of the search space.
+        loss: the latency loss.
+        target: hard latency limit in the table's unit, or ``None``.
+        target_step: step size of the target's Lagrange multiplier (per architecture step). Default 0.05.
+    """
+
+    def __init__(self, table: LatencyTable, loss: LatencyLoss, *, target: float | None = None,
+                 target_step: float = 0.05):
+        super().__init__()
+        self.table, self.loss, self.target, self.target_step = table, loss, target, target_step
+        self.register_buffer('multiplier', torch.zeros((), dtype=torch.float64))
+        low, _ = table.bounds()
+        if loss.kind == 'mul#log' and low <= 1:
+            raise ValueError(f"grad_reg_loss_type='mul#log' needs every architecture's latency above 1 "
+                             f'{table.unit} (log ratio), but the table allows {low:.3f} {table.unit}. Use '
+                             "'add#linear'.")
+        if target is not None and target < low:
+            _logger.warning('latency_target %.3f %s is below the fastest architecture of the space (%.3f %s); '
+                            'it cannot be met.', target, table.unit, low, table.unit)
+
+    def forward(self, task_loss: torch.Tensor, paths: dict[str, Path], arch: ArchParameters) -> torch.Tensor:
+        """Architecture loss for one step: ``w`` is the pair's softmax (``two``) or ``p`` (``full_v2``)."""
+        expected = self.table.expected({label: path.weights() for label, path in paths.items()})
+        loss = self.loss(task_loss, expected)
+        if self.target is not None:
+            multiplier = self.multiplier.clone()  # a constant of this step; updated in place below
+            loss = loss + (multiplier * (expected - self.target) / self.target).to(loss.dtype)
+            with torch.no_grad():
+                excess = (self.expected(arch) - self.target) / self.target
+                self.multiplier.copy_(torch.clamp(self.multiplier + self.target_step * excess, min=0.0))
+        return loss
+
+    def expected(self, arch: ArchParameters) -> float:
+        """The expected latency under the current probabilities ``p``."""
+        with torch.no_grad():
+            return float(self.table.expected({label: arch.probs(label) for label in arch.labels()}))
+
+    def figures(self, arch: ArchParameters) -> dict[str, Any]:
+        """Per-epoch figures: expected latency under ``p``, the most probable architecture's latency."""
+        unit = self.table.unit
+        figures = {f'expected_latency_{unit}': self.expected(arch),
+                   f'argmax_latency_{unit}': self.table.predict(arch.argmax())}
+        if self.target is not None:
+            figures['target_multiplier'] = float(self.multiplier)
+        return figures

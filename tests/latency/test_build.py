@@ -1,0 +1,92 @@
+"""Latency tables built from a space: the assembly against an additive predictor, the disk cache, bad inputs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, Repeat
+from nni_proxyless.latency import build_latency_table
+from nni_proxyless.latency.measure import MeasuredPredictor
+
+from conftest import ConvSpace
+
+
+class Block(nn.Module):
+    """A Repeat block with a fixed part and a nested choice."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.fixed = nn.Linear(16, 16)
+        self.choice = LayerChoice([nn.Linear(16, 16), nn.Sequential(nn.Linear(16, 64), nn.Linear(64, 16))],
+                                  label=f'inner{index}')
+
+    def forward(self, x):
+        return self.choice(torch.relu(self.fixed(x)))
+
+
+class NestedSpace(ModelSpace):
+    """Fixed layers, a LayerChoice with a choice nested in one candidate, an InputChoice, a Repeat of Blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(8, 16)
+        self.op = LayerChoice({'small': nn.Linear(16, 16),
+                               'nested': nn.Sequential(nn.Linear(16, 32), LayerChoice(
+                                   [nn.Linear(32, 16), nn.Sequential(nn.Linear(32, 128), nn.Linear(128, 16))],
+                                   label='deep'))}, label='op')
+        self.skip = InputChoice(2, 1, label='skip')
+        self.blocks = Repeat(lambda i: Block(i), (0, 3), label='depth')
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.skip([self.op(x), x])
+        return self.head(self.blocks(x))
+
+
+def _flops(model: nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() / 1e6
+
+
+def test_table_predicts_additive_cost_of_every_architecture():
+    """With FLOPs (additive), the table's prediction equals the FLOPs of the frozen subnet, for 30 archs."""
+    space = NestedSpace()
+    table = build_latency_table(space, 'flops', (4, 8))
+    x, rng = torch.randn(4, 8), random.Random(0)
+    mutables = space.simplify()
+    for _ in range(30):
+        sample = {label: rng.choice(list(m.grid())) if label == 'skip' else rng.choice(list(m.values))
+                  for label, m in mutables.items()}
+        assert table.predict(sample) == pytest.approx(_flops(space.freeze(sample), x), rel=1e-9)
+
+
+def test_second_build_comes_from_the_disk_cache(tmp_path, monkeypatch):
+    """A second 'cpu' build with the same cache folder measures nothing and gives the same table."""
+    measured = []
+    original = MeasuredPredictor._measure
+    monkeypatch.setattr(MeasuredPredictor, '_measure', lambda self, call: measured.append(1) or original(self, call))
+    first = build_latency_table(NestedSpace(), 'cpu', (4, 8), cache_dir=tmp_path, repeats=3)
+    count = len(measured)
+    second = build_latency_table(NestedSpace(), 'cpu', (4, 8), cache_dir=tmp_path, repeats=3)
+    assert count > 0 and len(measured) == count
+    assert second.to_json() == first.to_json()
+
+
+@pytest.mark.parametrize('shape', [(1, 8, 8), (8, 8)])
+def test_dummy_input_of_wrong_rank_is_named(shape):
+    """A dummy input of the wrong rank raises an error showing its shape, before anything is measured."""
+    with pytest.raises(ValueError, match=rf'dummy input of shape \({shape[0]}, 8(, 8)?\) cannot run'):
+        build_latency_table(ConvSpace(), 'cpu', shape, cache_dir=False)
+
+
+def test_unknown_hardware_lists_the_allowed_names():
+    """An unknown predictor name is refused with the list of names."""
+    with pytest.raises(ValueError, match="Unknown applied_hardware 'tpu'.*cpu.*flops"):
+        build_latency_table(NestedSpace(), 'tpu', (4, 8))
