@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import random
+from typing import Any
 
+import numpy as np
+import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-__all__ = ['ArchitectureLogger']
+__all__ = ['ArchitectureLogger', 'RandomStateKeeper']
 
 _logger = logging.getLogger('nni.proxyless')
 
@@ -28,3 +32,25 @@ class ArchitectureLogger(Callback):
         if trainer.is_global_zero:
             shown = ', '.join(f'{name} {value:.4g}' for name, value in figures.items())
             _logger.info('Epoch %d: %s; most probable architecture %s', trainer.current_epoch, shown, arch.argmax())
+
+
+class RandomStateKeeper(Callback):
+    """Saves the global random states (torch, Python, NumPy) in checkpoints and restores them on resume.
+
+    Data shuffling and random candidates (dropout, noise) draw from these states; restoring them makes a
+    resumed search continue exactly as the uninterrupted one would have (path sampling has its own seeds).
+    Stored as tensors and plain lists, so checkpoints load with ``weights_only=True``.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        name, keys, position, has_gauss, cached = np.random.get_state()
+        return {'torch': torch.get_rng_state(), 'python': list(random.getstate()[1]),
+                'python_version': random.getstate()[0], 'python_gauss': random.getstate()[2],
+                'numpy': [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(position), int(has_gauss),
+                          float(cached)]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict['torch'])
+        random.setstate((state_dict['python_version'], tuple(state_dict['python']), state_dict['python_gauss']))
+        name, keys, position, has_gauss, cached = state_dict['numpy']
+        np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))

@@ -98,7 +98,6 @@ class Proxyless(OneShotStrategy):
             hardware=applied_hardware, loss_type=grad_reg_loss_type, loss_params=grad_reg_loss_params,
             ref_latency=ref_latency, dummy_input=dummy_input, target=latency_target, options=predictor_options)
         self.arch: ArchParameters | None = None
-        self.latency_table: LatencyTable | None = None
         self._latency: LatencyObjective | None = None
         self._arch_loader: Callable[[], Any] | None = None
 
@@ -120,7 +119,7 @@ class Proxyless(OneShotStrategy):
                              'a depth choice: there is nothing to search.')
         record_occurrences(model, self.arch)
         if self.latency_config is not None:
-            self.latency_table, self._latency = self.latency_config.build(model)
+            self._latency = self.latency_config.build(model)
         _logger.info('Proxyless searches %d labels (seed %d): %s', len(self.arch.choices), seed,
                      ', '.join(f'{label} ({len(c.values)})' for label, c in self.arch.choices.items()))
         return model
@@ -139,6 +138,11 @@ class Proxyless(OneShotStrategy):
                                arch_loader=self._arch_loader, latency=self._latency)
 
     # ----------------------------------------------------------------------------------------- export
+
+    @property
+    def latency_table(self) -> LatencyTable | None:
+        """The latency table the search uses (``None`` without ``applied_hardware``)."""
+        return None if self._latency is None else self._latency.table
 
     def top_architectures(self, k: int = 1) -> list[Architecture]:
         """The ``k`` most probable architectures (exact), most probable first, with probabilities and latencies.

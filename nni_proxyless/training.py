@@ -19,14 +19,15 @@ from typing import Any, Callable, Iterator
 
 import nni
 import torch
-import torch.distributed as dist
 from pytorch_lightning import Callback
 from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 
 from .arch import ArchParameters, BinaryMode, Path
-from .callbacks import ArchitectureLogger
+from ._distributed import allow_unused_parameters, average_gradients, from_rank_zero
+from .callbacks import ArchitectureLogger, RandomStateKeeper
 from .latency.loss import LatencyObjective
-from .ops import MixedOp
+from .latency.table import LatencyTable
+from .ops import MixedOp, check_shapes_on_first_batch
 
 __all__ = ['SearchSettings', 'ProxylessModule']
 
@@ -73,7 +74,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.settings = settings
         self.latency = latency
         self.step_count = 0
-        self._arch_batches = _Cycle(arch_loader)
+        self._arch_batches = _Cycle(arch_loader, lambda: self.arch.seed)
         self._ops: list[MixedOp] = []
 
     # ------------------------------------------------------------------------------------------- set-up
@@ -82,12 +83,24 @@ class ProxylessModule(BaseOneShotLightningModule):
         super().set_model(model)
         self._ops = [m for m in model.modules() if isinstance(m, MixedOp)]
 
+    def setup(self, stage: str) -> None:
+        """Before DDP wraps the model: allow unused parameters; take rank 0's seed and latency table."""
+        allow_unused_parameters(self.trainer.strategy)
+        self.arch.seed = from_rank_zero(self.arch.seed)
+        if self.latency is not None:
+            self.latency.table = from_rank_zero(self.latency.table)
+        return super().setup(stage)
+
+    def on_fit_start(self) -> None:
+        check_shapes_on_first_batch(self._ops)
+        return super().on_fit_start()
+
     def configure_architecture_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.arch.parameters(), lr=self.settings.arc_learning_rate,
                                 betas=(0.0, 0.999), eps=1e-8, weight_decay=0.0)
 
     def configure_callbacks(self) -> list[Callback]:
-        return [ArchitectureLogger()]
+        return [ArchitectureLogger(), RandomStateKeeper()]
 
     def route(self, paths: dict[str, Path]) -> None:
         """Make every mixed op run its label's path."""
@@ -127,7 +140,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         before = self.arch.snapshot(pairs)
         for logit, grad in zip(logits, grads):
             logit.grad = grad
-        _average_across_processes(logits)
+        average_gradients(logits)
         optimizer = self._arch_optimizer()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -187,20 +200,42 @@ class ProxylessModule(BaseOneShotLightningModule):
     # ------------------------------------------------------------------------------------------- resume
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint['proxyless'] = {'step_count': self.step_count, 'seed': self.arch.seed}
+        """Keep what the logits and optimiser states do not say: the sampler's step and seed, the table."""
+        checkpoint['proxyless'] = {'step_count': self.step_count, 'seed': self.arch.seed,
+                                   'arch_batches': self._arch_batches.consumed,
+                                   'latency_table': None if self.latency is None else self.latency.table.to_json()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get('proxyless', {})
-        self.step_count = int(state.get('step_count', 0))
+        state = checkpoint.get('proxyless')
+        if state is None:
+            raise ValueError('This checkpoint was not written by a Proxyless search (no "proxyless" entry).')
+        self.step_count, self.arch.seed = int(state['step_count']), int(state['seed'])
+        self._arch_batches.resume_at(int(state['arch_batches']))
+        if self.latency is not None and state.get('latency_table') is not None:
+            # the table the search started with, so that a resumed search prices exactly as before
+            self.latency.table = LatencyTable.from_json(state['latency_table'], source='the checkpoint')
 
 
 class _Cycle:
-    """Endless batches from a data loader made on first use (re-iterated when exhausted)."""
+    """Endless batches from a data loader made on first use (re-iterated when exhausted).
 
-    def __init__(self, make_loader: Callable[[], Any]):
+    Its random draws (a shuffling sampler's seed, workers' seeds) come from its own seed and pass number, not
+    from the global generator; with the count of batches it gave, a resumed search continues with the batches
+    an uninterrupted one would have used, and the global random stream is the same either way.
+    """
+
+    def __init__(self, make_loader: Callable[[], Any], seed: Callable[[], int]):
         self._make_loader = make_loader
+        self._seed = seed
         self._loader = None
         self._iterator: Iterator | None = None
+        self._passes = 0
+        self.consumed = 0
+        self._skip = 0
+
+    def resume_at(self, consumed: int) -> None:
+        """Continue as if ``consumed`` batches had been drawn already."""
+        self.consumed, self._skip, self._iterator = consumed, consumed, None
 
     def next(self) -> Any:
         if self._loader is None:
@@ -208,11 +243,24 @@ class _Cycle:
             if self._loader is None:
                 raise ValueError('Proxyless needs validation data to train the architecture: give the evaluator '
                                  'val_dataloaders (or a datamodule with val_dataloader).')
+        if self._iterator is None and self._skip:
+            per_pass = len(self._loader) if hasattr(self._loader, '__len__') else None
+            self._passes = self._skip // per_pass if per_pass else 0
+            for _ in range(self._skip % per_pass if per_pass else self._skip):
+                self._draw()
+            self._skip = 0
+        self.consumed += 1
+        return self._draw()
+
+    def _draw(self) -> Any:
         for _ in range(2):
-            if self._iterator is not None:
-                with contextlib.suppress(StopIteration):
-                    return next(self._iterator)
-            self._iterator = iter(self._loader)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed((self._seed() * 1_000_003 + self._passes) % (2 ** 63))
+                if self._iterator is not None:
+                    with contextlib.suppress(StopIteration):
+                        return next(self._iterator)
+                self._iterator = iter(self._loader)
+                self._passes += 1
         raise ValueError('The validation data loader is empty; the architecture step needs at least one batch.')
 
 
@@ -234,16 +282,6 @@ def _loss_of(output: Any, where: str) -> torch.Tensor:
         raise FloatingPointError(f'The loss became {loss.item()} in the {where}; stopping the search. '
                                  'Lower the learning rate or check the data; the last checkpoint is kept.')
     return loss
-
-
-def _average_across_processes(params: list[torch.nn.Parameter]) -> None:
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    for param in params:
-        if param.grad is None:
-            param.grad = torch.zeros_like(param)
-        dist.all_reduce(param.grad)
-        param.grad /= dist.get_world_size()
 
 
 @contextlib.contextmanager

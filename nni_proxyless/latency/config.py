@@ -13,7 +13,6 @@ from torch import nn
 
 from .build import build_latency_table, hardware_kind
 from .loss import OFFICIAL_PARAMS, LatencyLoss, LatencyObjective
-from .table import LatencyTable
 
 __all__ = ['LatencyConfig']
 
@@ -57,10 +56,10 @@ class LatencyConfig:
                          params, loss_type)
         return cls(hardware, loss, dummy_input, target, dict(options or {}))
 
-    def build(self, supernet: nn.Module) -> tuple[LatencyTable, LatencyObjective]:
-        """The supernet's latency table and the objective the architecture step adds."""
+    def build(self, supernet: nn.Module) -> LatencyObjective:
+        """The objective the architecture step adds, with the supernet's latency table."""
         table = build_latency_table(supernet, self.hardware, self.dummy_input, **self.options)
-        return table, LatencyObjective(table, self.loss, target=self.target)
+        return LatencyObjective(table, self.loss, target=self.target)
 
 
 def _check_dummy_input(dummy_input: Any) -> None:

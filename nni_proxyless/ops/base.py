@@ -43,6 +43,10 @@ class MixedOp(BaseSuperNetModule):
         """The op's children, each with the values of this op's label that run it."""
         return iter(())
 
+    def candidate_outputs(self, *args, **kwargs) -> Iterator[tuple[Any, Any]]:
+        """Each candidate's output on these inputs, with the candidate's value (used by the shape check)."""
+        return iter(())
+
     def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError('Paths are drawn by ArchParameters; call set_path().')
 

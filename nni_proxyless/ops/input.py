@@ -36,6 +36,11 @@ class MixedInput(MixedOp):
             chosen = [self._gated(candidate_inputs, k, x) for k, x in zip(path.active, chosen)]
         return ChosenInputs._tensor_reduction(self.reduction, chosen)
 
+    def candidate_outputs(self, candidate_inputs: list[torch.Tensor]):
+        if self.choice.n_chosen > 1:  # each input is gated on its own: no shape constraint
+            return iter(())
+        return ((k, x) for k, x in enumerate(candidate_inputs))
+
     def _gated(self, inputs: list[torch.Tensor], k: int, x: torch.Tensor) -> torch.Tensor:
         single = self.choice.n_chosen == 1
         return gate(x, self.path, k, lambda j: inputs[j], self.label, gated=None if single else (k,))

@@ -36,6 +36,10 @@ class MixedLayer(MixedOp):
             return output
         return gate(output, path, active, lambda k: self.candidates[k](*args, **kwargs), self.label)
 
+    def candidate_outputs(self, *args, **kwargs):
+        return ((value, candidate(*args, **kwargs))
+                for value, candidate in zip(self.choice.values, self.candidates))
+
     def selected_children(self):
         return ((candidate, frozenset([value])) for candidate, value in zip(self.candidates, self.choice.values))
 

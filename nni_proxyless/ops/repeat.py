@@ -41,6 +41,12 @@ class MixedRepeat(MixedOp):
         return gate(outputs[-1], path, active, lambda k: self._output_at(self.choice.values[k], outputs),
                     self.label)
 
+    def candidate_outputs(self, x: torch.Tensor):
+        outputs = [x]
+        for block in islice(self.blocks, max(self.choice.values)):
+            outputs.append(block(outputs[-1]))
+        return ((depth, outputs[depth]) for depth in self.choice.values)
+
     def selected_children(self):
         values = self.choice.values
         return ((block, frozenset(d for d in values if d > i)) for i, block in enumerate(self.blocks))

@@ -1,0 +1,64 @@
+"""A digits search run as its own process, for the distributed and resume tests.
+
+Usage: python search_digits.py OUT_DIR [--ddp] [--epochs N] [--kill-at-step S] [--resume CKPT]
+Writes OUT_DIR/rank<R>.json with the architecture logits and the top-3 export of each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import torch
+from pytorch_lightning import Callback
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import ConvSpace, digits_evaluator, run_search  # noqa: E402
+from nni_proxyless import Proxyless  # noqa: E402
+
+
+class KillAt(Callback):
+    """SIGKILL this process when the search reaches a step: a crash without any clean-up."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if pl_module.step_count == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument('out', type=Path)
+    parser.add_argument('--ddp', action='store_true')
+    parser.add_argument('--epochs', type=int, default=3)
+    parser.add_argument('--kill-at-step', type=int)
+    parser.add_argument('--resume')
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    callbacks = [ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True)]
+    if args.kill_at_step is not None:
+        callbacks.append(KillAt(args.kill_at_step))
+    trainer_options = dict(strategy='ddp', devices=2) if args.ddp else {}
+    evaluator = digits_evaluator(epochs=args.epochs, enable_checkpointing=True, callbacks=callbacks,
+                                 **trainer_options)
+    if args.resume:
+        evaluator.fit_kwargs['ckpt_path'] = args.resume
+    strategy = Proxyless(arch_update_every=2, seed=7)
+    exp = run_search(ConvSpace(), strategy, evaluator, args.out / 'nni')
+    rank = strategy.oneshot_module.global_rank
+    result = {'logits': {label: strategy.arch.logit(label).tolist() for label in strategy.arch.labels()},
+              'export': [dict(a) for a in exp.export_top_models(top_k=3, formatter='dict')],
+              'step_count': strategy.oneshot_module.step_count}
+    (args.out / f'rank{rank}.json').write_text(json.dumps(result))
+
+
+if __name__ == '__main__':
+    main()

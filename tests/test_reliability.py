@@ -1,0 +1,119 @@
+"""Reliability: a 2-process DDP search, resume after SIGKILL, NaN losses, bad shapes, atomic files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+from nni_proxyless import Proxyless
+from nni_proxyless._io import write_json_atomically
+
+from conftest import digits_evaluator, run_search
+
+SCRIPT = Path(__file__).parent / 'scripts' / 'search_digits.py'
+
+
+def _run(out: Path, *options: str, expect_kill: bool = False) -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, str(SCRIPT), str(out), *options], env=env, capture_output=True,
+                          text=True, timeout=600)
+    if expect_kill:
+        assert done.returncode == -9, done.stderr[-3000:]
+    else:
+        assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_two_process_ddp_search_agrees_on_every_rank(tmp_path):
+    """Under DDP (gloo, 2 processes) both ranks end with identical logits and identical exports."""
+    _run(tmp_path, '--ddp', '--epochs', '2')
+    rank0, rank1 = (json.loads((tmp_path / f'rank{r}.json').read_text()) for r in (0, 1))
+    assert rank0['logits'] == rank1['logits']
+    assert rank0['export'] == rank1['export']
+    assert any(abs(v) > 0 for logits in rank0['logits'].values() for v in logits)
+
+
+def test_sigkilled_search_resumes_to_the_same_export(tmp_path):
+    """Killed mid-epoch and resumed from its last checkpoint, a search ends exactly as an uninterrupted one."""
+    _run(tmp_path / 'whole', '--epochs', '3')
+    interrupted = tmp_path / 'interrupted'
+    _run(interrupted, '--epochs', '3', '--kill-at-step', '25', expect_kill=True)   # 16 steps per epoch
+    checkpoint = interrupted / 'checkpoints' / 'last.ckpt'
+    assert checkpoint.exists()
+    _run(interrupted, '--epochs', '3', '--resume', str(checkpoint))
+    whole, resumed = (json.loads((d / 'rank0.json').read_text()) for d in (tmp_path / 'whole', interrupted))
+    assert resumed['export'] == whole['export']
+    assert resumed['logits'] == whole['logits'] and resumed['step_count'] == whole['step_count']
+
+
+class Unequal(ModelSpace):
+    """A choice whose candidates disagree on the output width."""
+
+    def __init__(self):
+        super().__init__()
+        self.choice = LayerChoice({'narrow': nn.Linear(64, 16), 'wide': nn.Linear(64, 32)}, label='width')
+        self.head = nn.LazyLinear(10)
+
+    def forward(self, x):
+        return self.head(self.choice(x.flatten(1)))
+
+
+def test_candidates_of_different_shapes_are_refused_on_the_first_batch(tmp_path):
+    """Different output shapes within a choice stop the search at its first batch, naming label and shapes."""
+    with pytest.raises(ValueError, match=r"Choice 'width'.*'narrow': \(64, 16\), 'wide': \(64, 32\)"):
+        run_search(Unequal(), Proxyless(seed=0), digits_evaluator(epochs=1), tmp_path)
+
+
+class Exploding(ModelSpace):
+    """Its output turns to NaN after a few training steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.choice = LayerChoice([nn.Linear(64, 10), nn.Linear(64, 10)], label='op')
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += self.training
+        y = self.choice(x.flatten(1))
+        return y * float('nan') if self.calls > 20 else y
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path):
+    """A NaN loss stops the search with a message; the checkpoint of the last good epoch stays loadable."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    checkpoints = tmp_path / 'checkpoints'
+    evaluator = digits_evaluator(epochs=3, enable_checkpointing=True,
+                                 callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True)])
+    with pytest.raises(FloatingPointError, match='loss became nan in the weight step'):
+        run_search(Exploding(), Proxyless(seed=0), evaluator, tmp_path)
+    state = torch.load(checkpoints / 'last.ckpt', weights_only=True)
+    assert state['epoch'] == 0 and state['proxyless']['step_count'] == 16
+
+
+def test_top_k_must_be_positive(tmp_path):
+    """export_top_models(top_k=0) is refused, naming the value."""
+    from conftest import ConvSpace
+    exp = run_search(ConvSpace(), Proxyless(seed=0), digits_evaluator(epochs=1, limit_train_batches=2), tmp_path)
+    with pytest.raises(ValueError, match='top_k must be a positive integer, got 0'):
+        exp.export_top_models(top_k=0)
+
+
+def test_crash_while_writing_keeps_the_previous_file(tmp_path, monkeypatch):
+    """If writing fails midway (here: the disk sync), the previous file is intact and no temporary is left."""
+    path = tmp_path / 'export.json'
+    write_json_atomically(path, {'version': 1})
+
+    def broken_fsync(fd):
+        raise OSError('disk full')
+    monkeypatch.setattr(os, 'fsync', broken_fsync)
+    with pytest.raises(OSError, match='disk full'):
+        write_json_atomically(path, {'version': 2})
+    assert json.loads(path.read_text()) == {'version': 1}
+    assert [p.name for p in tmp_path.iterdir()] == ['export.json']
