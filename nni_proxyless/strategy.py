@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 import torch
 from torch import nn
@@ -18,6 +18,9 @@ from .latency import LatencyObjective, LatencyTable
 from .latency.config import LatencyConfig
 from .ops import MUTATION_HOOKS, record_occurrences
 from .training import ProxylessModule, SearchSettings
+
+if TYPE_CHECKING:
+    from .webui import WebUI
 
 __all__ = ['Proxyless']
 
@@ -61,6 +64,10 @@ class Proxyless(OneShotStrategy):
         predictor_options: options for the predictor, e.g. ``{'threads': 1, 'cache_dir': ...}`` for ``'cpu'``,
             ``{'predictor_dir': ...}`` for nn-Meter.
         seed: seeds path sampling (``None``: derived from ``torch.initial_seed()``). Same seed, same search.
+        web_ui: show the search in NNI's web UI: a port number, or a :class:`~nni_proxyless.webui.WebUI` (to
+            choose the experiment's name and folder); ``None`` (the default): no web UI. The search then
+            appears as a trial of a real NNI experiment: ``nnictl experiment list`` lists it, ``nnictl view``
+            reopens it, and the plots are saved in its folder.
         gradient_clip_val: clip the weight gradients to this norm (``None``: no clipping).
         mutation_hooks: extra NNI mutation hooks, run before ours.
 
@@ -84,6 +91,7 @@ class Proxyless(OneShotStrategy):
                  applied_hardware: Any = None, dummy_input: Sequence[int] = (1, 3, 224, 224),
                  ref_latency: float = 65.0, latency_target: float | None = None,
                  predictor_options: dict[str, Any] | None = None, seed: int | None = None,
+                 web_ui: 'int | WebUI | None' = None,
                  gradient_clip_val: float | None = None, mutation_hooks: list[Callable] | None = None):
         super().__init__(mutation_hooks=mutation_hooks)
         self.settings = SearchSettings(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
@@ -94,6 +102,7 @@ class Proxyless(OneShotStrategy):
         if seed is not None and not isinstance(seed, int):
             raise ValueError(f'seed must be an integer or None, got {seed!r}.')
         self.seed = seed
+        self.web_ui = _web_ui(web_ui)
         self.latency_config = LatencyConfig.checked(
             hardware=applied_hardware, loss_type=grad_reg_loss_type, loss_params=grad_reg_loss_params,
             ref_latency=ref_latency, dummy_input=dummy_input, target=latency_target, options=predictor_options)
@@ -137,6 +146,19 @@ class Proxyless(OneShotStrategy):
         return ProxylessModule(training_module, arch=self.arch, settings=self.settings,
                                arch_loader=self._arch_loader, latency=self._latency)
 
+    def _run(self) -> None:
+        """Train the supernet; with ``web_ui``, inside a real NNI experiment that shows the search."""
+        if self.web_ui is None:
+            return super()._run()
+        with self.web_ui as ui:
+            module = self.oneshot_module
+            module.report_sinks.append(ui)
+            module.plots_folder = str(ui.experiment_dir / 'plots')
+            try:
+                super()._run()
+            finally:
+                module.report_sinks.remove(ui)
+
     # ----------------------------------------------------------------------------------------- export
 
     @property
@@ -178,6 +200,17 @@ def _check_target_reachable(table: LatencyTable, target: float) -> None:
     if low > target:
         raise ValueError(f'No architecture meets latency_target={target} {table.unit}: the fastest one of the space '
                          f'is predicted at {low:.3f} {table.unit}.')
+
+
+def _web_ui(web_ui: Any) -> 'WebUI | None':
+    if web_ui is None:
+        return None
+    from .webui import WebUI
+    if isinstance(web_ui, WebUI):
+        return web_ui
+    if isinstance(web_ui, bool) or not isinstance(web_ui, int) or not 0 < web_ui < 65536:
+        raise ValueError(f'web_ui must be a port number (1-65535), a WebUI, or None; got {web_ui!r}.')
+    return WebUI(web_ui)
 
 
 def _first(loaders: Any) -> Any:

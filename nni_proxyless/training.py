@@ -25,6 +25,7 @@ from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 from .arch import ArchParameters, BinaryMode, Path
 from ._distributed import allow_unused_parameters, average_gradients, from_rank_zero
 from .callbacks import ArchitectureLogger, RandomStateKeeper
+from .plots import SearchPlots
 from .latency.loss import LatencyObjective
 from .latency.table import LatencyTable
 from .ops import MixedOp, check_shapes_on_first_batch
@@ -65,6 +66,12 @@ class ProxylessModule(BaseOneShotLightningModule):
         arch_loader: returns the data loader whose batches train the architecture.
         latency: optional latency objective: adds the latency loss to the architecture step and the latency
             figures to the logs and reports.
+
+    Attributes:
+        reports: the per-epoch reports so far (validation metric as ``'default'``, entropy, latencies).
+        report_sinks: objects with ``report_intermediate(dict)`` and ``report_final(dict)`` that receive every
+            report too (the web UI's relay).
+        plots_folder: where :class:`~nni_proxyless.plots.SearchPlots` saves its PNG files.
     """
 
     def __init__(self, training_module, *, arch: ArchParameters, settings: SearchSettings,
@@ -74,6 +81,9 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.settings = settings
         self.latency = latency
         self.step_count = 0
+        self.reports: list[dict[str, Any]] = []
+        self.report_sinks: list[Any] = []
+        self.plots_folder: str | None = None
         self._arch_batches = _Cycle(arch_loader, lambda: self.arch.seed)
         self._ops: list[MixedOp] = []
 
@@ -100,7 +110,7 @@ class ProxylessModule(BaseOneShotLightningModule):
                                 betas=(0.0, 0.999), eps=1e-8, weight_decay=0.0)
 
     def configure_callbacks(self) -> list[Callback]:
-        return [ArchitectureLogger(), RandomStateKeeper()]
+        return [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder)]
 
     def route(self, paths: dict[str, Path]) -> None:
         """Make every mixed op run its label's path."""
@@ -173,13 +183,20 @@ class ProxylessModule(BaseOneShotLightningModule):
         with _intercepted('report_intermediate_result') as reported:
             self.training_module.on_validation_epoch_end()
         if reported and not self.trainer.sanity_checking:
-            nni.report_intermediate_result(self._with_figures(reported[-1]))
+            report = self._with_figures(reported[-1])
+            self.reports.append(report)
+            nni.report_intermediate_result(report)
+            for sink in self.report_sinks:
+                sink.report_intermediate(report)
 
     def on_fit_end(self) -> None:
         with _intercepted('report_final_result') as reported:
             self.training_module.on_fit_end()
         if reported:
-            nni.report_final_result(self._with_figures(reported[-1]))
+            report = self._with_figures(reported[-1])
+            nni.report_final_result(report)
+            for sink in self.report_sinks:
+                sink.report_final(report)
 
     def on_train_end(self) -> None:
         self.route(self.arch.argmax_paths())  # leave the supernet on its most probable path

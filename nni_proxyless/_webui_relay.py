@@ -1,0 +1,89 @@
+"""The relay trial of :class:`nni_proxyless.webui.WebUI` (run as ``python -m nni_proxyless._webui_relay``).
+
+NNI's local training service launches this module as the experiment's only trial. It asks NNI for its
+(ignored) parameters, connects to the user's process on ``127.0.0.1:<port>``, introduces itself with the
+token it was given, then reads one JSON object per line and acts on it::
+
+    {"type": "intermediate", "metrics": {...}}  ->  nni.report_intermediate_result(metrics), reply {"ok": true}
+    {"type": "final", "metrics": {...}}         ->  nni.report_final_result(metrics), reply {"ok": true}
+    {"type": "done", "failed": false|true}      ->  exit 0 (trial SUCCEEDED) or 1 (trial FAILED)
+
+If the connection closes without ``done`` the user's process has gone away: the relay asks the NNI manager
+to stop the experiment (so no manager is left running either) and exits with status 3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import urllib.request
+
+import nni
+
+__all__ = ['main']
+
+_EXIT_OWNER_GONE = 3
+_EXIT_INTERRUPTED = 130
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='python -m nni_proxyless._webui_relay')
+    parser.add_argument('--port', type=int, required=True, help="the user's process listens here (127.0.0.1)")
+    parser.add_argument('--token', required=True, help='proves to the user process who is connecting')
+    parser.add_argument('--manager-port', type=int, required=True, help="NNI manager's REST port")
+    return parser.parse_args(argv)
+
+
+def _stop_manager(manager_port: int) -> None:
+    """Ask the NNI manager to stop the experiment (it also stops this trial)."""
+    url = f'http://127.0.0.1:{manager_port}/api/v1/nni/experiment'
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method='DELETE'), timeout=10).close()
+    except OSError as exc:
+        print(f'relay: could not stop the NNI manager at {url}: {exc}', file=sys.stderr, flush=True)
+
+
+def _serve(conn: socket.socket, manager_port: int) -> int:
+    """Forward messages until told the search is done; return the trial's exit status."""
+    with conn.makefile('rb') as reader:
+        for line in reader:
+            message = json.loads(line)
+            kind = message.get('type')
+            if kind == 'done':
+                return 1 if message.get('failed') else 0
+            if kind == 'intermediate':
+                nni.report_intermediate_result(message['metrics'])
+            elif kind == 'final':
+                nni.report_final_result(message['metrics'])
+            else:
+                conn.sendall(json.dumps({'ok': False, 'error': f'unknown message {kind!r}'}).encode() + b'\n')
+                continue
+            conn.sendall(b'{"ok": true}\n')
+    print('relay: the search process closed the connection without saying it was done; '
+          'stopping the NNI experiment', file=sys.stderr, flush=True)
+    _stop_manager(manager_port)
+    return _EXIT_OWNER_GONE
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the relay; return the process exit status (0 search done, 1 search failed, 3 owner gone)."""
+    args = _parse_args(argv)
+    try:
+        nni.get_next_parameter()  # NNI requires it before any report; the value is ignored
+        with socket.create_connection(('127.0.0.1', args.port), timeout=30) as conn:
+            conn.settimeout(None)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.sendall(json.dumps({'token': args.token}).encode() + b'\n')
+            print(f'relay: connected to the search process on 127.0.0.1:{args.port}', flush=True)
+            return _serve(conn, args.manager_port)
+    except KeyboardInterrupt:  # NNI stops trials with SIGINT
+        return _EXIT_INTERRUPTED
+    except ConnectionError as exc:
+        print(f'relay: lost the search process on 127.0.0.1:{args.port}: {exc}', file=sys.stderr, flush=True)
+        _stop_manager(args.manager_port)
+        return _EXIT_OWNER_GONE
+
+
+if __name__ == '__main__':
+    sys.exit(main())

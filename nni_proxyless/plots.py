@@ -1,0 +1,119 @@
+"""PNG plots of a search, saved when it ends (a Lightning callback).
+
+* ``probabilities.png``: every label's candidate probabilities over the epochs (one heatmap per label);
+* ``curves.png``: the validation metric and, with a latency table, the expected latency per epoch;
+* ``top_k.png``: the top-k architectures' predicted latency against their probability (with a table).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from pytorch_lightning import Callback, LightningModule, Trainer  # noqa: E402
+
+from .export import top_k  # noqa: E402
+
+__all__ = ['SearchPlots']
+
+_logger = logging.getLogger('nni.proxyless')
+
+
+class SearchPlots(Callback):
+    """Record the architecture distribution each epoch; draw the plots into ``folder`` when training ends.
+
+    Args:
+        folder: where the PNG files go (``None``: the trainer logger's folder, e.g. TensorBoard's
+            ``lightning_logs/version_N``; no plots when the trainer has no logger).
+        top: how many architectures the top-k plot shows. Default 20.
+    """
+
+    def __init__(self, folder: str | Path | None = None, top: int = 20):
+        self.folder = None if folder is None else Path(folder)
+        self.top = top
+        self.history: list[dict[str, Any]] = []
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        arch = pl_module.arch
+        self.history.append({'probs': {label: arch.probs(label).tolist() for label in arch.labels()},
+                             'report': dict(pl_module.reports[-1]) if pl_module.reports else {}})
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero or not self.history:
+            return
+        if self.folder is None and trainer.logger is None:
+            return
+        folder = self.folder or Path(trainer.log_dir or trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = [_probabilities(self.history, pl_module.arch, folder / 'probabilities.png'),
+                 _curves(self.history, folder / 'curves.png')]
+        if pl_module.latency is not None:
+            files.append(_top_k(pl_module, self.top, folder / 'top_k.png'))
+        _logger.info('Search plots: %s', ', '.join(str(f) for f in files))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {'history': self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict['history'])
+
+
+def _probabilities(history: list[dict], arch: Any, path: Path) -> Path:
+    labels = arch.labels()
+    columns = min(4, len(labels))
+    rows = math.ceil(len(labels) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 1.2 + 0.5 * rows * 4), squeeze=False)
+    for ax, label in zip(axes.flat, labels):
+        values = np.array([epoch['probs'][label] for epoch in history]).T
+        image = ax.imshow(values, aspect='auto', cmap='viridis', vmin=values.min(), vmax=max(values.max(), values.min() + 1e-9))
+        ax.set_title(label, fontsize=9)
+        ax.set_yticks(range(len(arch.choices[label].values)), [str(v) for v in arch.choices[label].values],
+                      fontsize=7)
+        ax.set_xlabel('epoch', fontsize=8)
+        figure.colorbar(image, ax=ax, fraction=0.05)
+    for ax in list(axes.flat)[len(labels):]:
+        ax.axis('off')
+    figure.suptitle('Architecture probabilities per label')
+    return _save(figure, path)
+
+
+def _curves(history: list[dict], path: Path) -> Path:
+    epochs = range(len(history))
+    figure, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(epochs, [h['report'].get('default', np.nan) for h in history], 'o-', color='tab:blue')
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('validation metric (most probable architecture)', color='tab:blue')
+    latency = [key for key in history[-1]['report'] if key.startswith('expected_latency_')]
+    if latency:
+        twin = ax.twinx()
+        twin.plot(epochs, [h['report'].get(latency[0], np.nan) for h in history], 's--', color='tab:red')
+        twin.set_ylabel(latency[0].replace('_', ' '), color='tab:red')
+    ax.set_title('Search progress')
+    return _save(figure, path)
+
+
+def _top_k(pl_module: Any, k: int, path: Path) -> Path:
+    table = pl_module.latency.table
+    best = top_k(pl_module.arch, k)
+    figure, ax = plt.subplots(figsize=(7, 4))
+    ax.scatter([table.predict(a) for a in best], [a.probability for a in best], c=range(len(best)), cmap='plasma')
+    ax.set_xlabel(f'predicted latency ({table.unit})')
+    ax.set_ylabel('probability')
+    ax.set_title(f'Top-{len(best)} architectures (colour: rank)')
+    return _save(figure, path)
+
+
+def _save(figure: Any, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

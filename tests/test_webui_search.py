@@ -1,0 +1,74 @@
+"""A real search shown in NNI's manager and web UI: REST API, nnictl, headless Chromium, plots, same export."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from nni_proxyless import Proxyless
+from nni_proxyless.webui import WebUI
+
+from conftest import ConvSpace, digits_evaluator, run_search
+from test_webui import (ARTIFACTS, CHROMEDRIVER, CHROMIUM, NNICTL, _free_port, _metrics, _rest, _wait_for,
+                        _WebDriver, experiments_root)  # noqa: F401  (experiments_root is a fixture)
+
+FIGURES = {'default', 'entropy', 'expected_latency_MFLOPs', 'argmax_latency_MFLOPs'}
+
+
+def _search(workdir: Path, web_ui=None):
+    torch.manual_seed(0)
+    strategy = Proxyless(seed=0, arch_update_every=1, applied_hardware='flops', dummy_input=(1, 1, 8, 8),
+                         ref_latency=0.1, web_ui=web_ui)
+    exp = run_search(ConvSpace(), strategy, digits_evaluator(epochs=3), workdir)
+    return strategy, [(dict(a), a.probability) for a in exp.export_top_models(top_k=3, formatter='dict')]
+
+
+def _show_in_browser(url: str, trial_id: str, final: float, profile: Path) -> None:
+    browser = _WebDriver(profile)
+    try:
+        browser.command('POST', '/url', {'url': f'{url}/oview'})
+        _wait_for(lambda: browser.shows(trial_id, f'{final:.6f}'), 30, f'overview with trial {trial_id}, {final}')
+        browser.screenshot(ARTIFACTS / 'webui_search_overview.png')
+    finally:
+        browser.quit()
+
+
+def test_search_in_web_ui_then_nnictl_view(experiments_root, tmp_path):
+    """The search is a trial with a report per epoch and a final one; nnictl view reopens it; plots are saved."""
+    ui = WebUI(_free_port(), experiment_dir=str(experiments_root), experiment_name='proxyless-search-test')
+    strategy, exported = _search(tmp_path / 'with-ui', web_ui=ui)
+    assert {p.name for p in (ui.experiment_dir / 'plots').glob('*.png')} == {
+        'probabilities.png', 'curves.png', 'top_k.png'}
+    listing = subprocess.run([str(NNICTL), 'experiment', 'list', '--all'], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+    assert ui.experiment_id in listing
+    port = _free_port()
+    subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(port)], capture_output=True, timeout=60,
+                   check=True)
+    try:
+        job = _wait_for(lambda: _rest(port, 'trial-jobs'), 10, 'the search trial')[0]
+        assert job['status'] == 'SUCCEEDED'
+        records = _metrics(port)
+        periodical = [r['data'] for r in records if r['type'] == 'PERIODICAL']
+        final = [r['data'] for r in records if r['type'] == 'FINAL']
+        assert len(periodical) == 3 and all(FIGURES <= set(r) for r in periodical) and len(final) == 1
+        assert final[0]['default'] == pytest.approx(strategy.oneshot_module.reports[-1]['default'])
+        if CHROMIUM.exists() and CHROMEDRIVER.exists():
+            _show_in_browser(f'http://localhost:{port}', job['trialJobId'], final[0]['default'], tmp_path / 'profile')
+    finally:
+        subprocess.run([str(NNICTL), 'stop', ui.experiment_id], capture_output=True, timeout=60)
+    _, without_ui = _search(tmp_path / 'without-ui')
+    assert exported == without_ui
+
+
+def test_port_in_use_fails_before_training(experiments_root, tmp_path):
+    """A busy port stops the search before any training, naming the port."""
+    import socket
+    with socket.create_server(('', 0)) as busy:
+        port = busy.getsockname()[1]
+        ui = WebUI(port, experiment_dir=str(experiments_root))
+        with pytest.raises(RuntimeError, match=f'Port {port} is already in use'):
+            _search(tmp_path, web_ui=ui)
