@@ -12,6 +12,12 @@ from typing import Any
 __all__ = ['write_json_atomically']
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomically(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file in the same folder, then rename it.
 
@@ -26,6 +32,7 @@ def write_json_atomically(path: str | os.PathLike, data: Any) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -168,11 +168,14 @@ class ArchParameters(nn.Module):
 
     def generator(self, step: int, phase: int) -> torch.Generator:
         """The sampler for one step and phase (0: weights, 1: architecture, 2 and up: free for callers)."""
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + step * 7 + phase) % (2 ** 63))
+        return torch.Generator().manual_seed(((self.seed * 1_000_003 + step) * 1_009 + phase) % (2 ** 63))
 
-    def sample(self, step: int) -> dict[str, Path]:
-        """Paths for a weight step: one draw from each label's distribution (``n_chosen`` for inputs)."""
-        rng = self.generator(step, 0)
+    def sample(self, step: int, phase: int = 0) -> dict[str, Path]:
+        """Paths of a whole architecture drawn from the distribution (``n_chosen`` inputs for an InputChoice).
+
+        Phase 0 is the weight step's draw; other phases give independent draws at the same step.
+        """
+        rng = self.generator(step, phase)
         paths = {}
         for label, choice in self.choices.items():
             drawn = torch.multinomial(self.probs(label), choice.n_chosen, generator=rng)
@@ -212,6 +215,11 @@ class ArchParameters(nn.Module):
             drawn = torch.argsort(self.logit(label).detach(), descending=True, stable=True)[:choice.n_chosen]
             paths[label] = Path(active=tuple(drawn.tolist()))
         return paths
+
+    def sample_of(self, paths: dict[str, Path]) -> dict[str, Any]:
+        """The NNI sample of an architecture given by its paths (labels it does not use are dropped)."""
+        full = {label: self.choices[label].sample_value(path.active) for label, path in paths.items()}
+        return {label: value for label, value in full.items() if self.is_active(label, full)}
 
     def paths_for(self, sample: dict[str, Any]) -> dict[str, Path]:
         """Paths of a fixed architecture given as an NNI sample (inactive labels may be missing)."""

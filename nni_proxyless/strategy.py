@@ -16,6 +16,7 @@ from .arch import ArchParameters, BinaryMode
 from .export import Architecture, top_k
 from .latency import LatencyObjective, LatencyTable
 from .latency.config import LatencyConfig
+from .reinforce import MeasuredSubnetLatency, ReinforceUpdate, check_reinforce_options
 from .ops import MUTATION_HOOKS, record_occurrences
 from .training import ProxylessModule, SearchSettings
 
@@ -47,7 +48,13 @@ class Proxyless(OneShotStrategy):
         arch_update_every: weight steps per architecture step (the official code: 5). Default 5.
         binary_mode: ``'two'`` (default; two sampled candidates per label and the logit rescale, the paper's
             memory-saving mode) or ``'full_v2'`` (gates on every candidate).
-        arch_update: ``'gradient'`` (binary-gate gradients; default).
+        arch_update: ``'gradient'`` (binary-gate gradients; default) or ``'reinforce'`` (policy gradient over
+            whole sampled architectures, the official code's second mode; see :mod:`nni_proxyless.reinforce`).
+        reinforce_options: for ``'reinforce'``: ``samples`` (architectures per update, default 10),
+            ``latency_weight`` (``w``, default -0.1), ``baseline_decay`` (default 0.99), ``metric``
+            (``(output, batch) -> float``, default top-1 accuracy on ``(input, target)`` batches), ``latency``
+            (``'table'``, the default, or ``'measured'``: each sampled subnet timed on this CPU at
+            ``dummy_input``, cached per architecture). The reward's ``T`` is ``ref_latency``.
         grad_reg_loss_type: hardware term of the architecture loss: ``'add#linear'`` (default),
             ``'mul#log'`` or ``None``. Used only with ``applied_hardware``.
         grad_reg_loss_params: ``{'lambda': float}`` for ``'add#linear'``, ``{'alpha': float, 'beta': float}`` for
@@ -86,7 +93,8 @@ class Proxyless(OneShotStrategy):
     """
 
     def __init__(self, *, arc_learning_rate: float = 1e-3, warmup_epochs: int = 0, arch_update_every: int = 5,
-                 binary_mode: BinaryMode = 'two', arch_update: Literal['gradient'] = 'gradient',
+                 binary_mode: BinaryMode = 'two', arch_update: Literal['gradient', 'reinforce'] = 'gradient',
+                 reinforce_options: dict[str, Any] | None = None,
                  grad_reg_loss_type: str | None = 'add#linear', grad_reg_loss_params: dict | None = None,
                  applied_hardware: Any = None, dummy_input: Sequence[int] = (1, 3, 224, 224),
                  ref_latency: float = 65.0, latency_target: float | None = None,
@@ -97,8 +105,10 @@ class Proxyless(OneShotStrategy):
         self.settings = SearchSettings(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
                                        arch_update_every=arch_update_every, binary_mode=binary_mode,
                                        gradient_clip_val=gradient_clip_val)
-        if arch_update != 'gradient':
-            raise ValueError(f"arch_update must be 'gradient', got {arch_update!r}.")
+        if arch_update not in ('gradient', 'reinforce'):
+            raise ValueError(f"arch_update must be 'gradient' or 'reinforce', got {arch_update!r}.")
+        self.arch_update = arch_update
+        self.reinforce_options = check_reinforce_options(reinforce_options or {})
         if seed is not None and not isinstance(seed, int):
             raise ValueError(f'seed must be an integer or None, got {seed!r}.')
         self.seed = seed
@@ -123,6 +133,7 @@ class Proxyless(OneShotStrategy):
         seed = self.seed if self.seed is not None else torch.initial_seed() % (2 ** 31)
         self.arch = ArchParameters(seed=seed)
         model = super().mutate_model(model)
+        self._supernet = model
         if not self.arch.choices:
             raise ValueError(f'The model space {type(model).__name__} has no LayerChoice, InputChoice or Repeat with '
                              'a depth choice: there is nothing to search.')
@@ -144,7 +155,20 @@ class Proxyless(OneShotStrategy):
     def configure_oneshot_module(self, training_module: LightningModule) -> ProxylessModule:
         assert self.arch is not None and self._arch_loader is not None, 'mutate_model runs first'
         return ProxylessModule(training_module, arch=self.arch, settings=self.settings,
-                               arch_loader=self._arch_loader, latency=self._latency)
+                               arch_loader=self._arch_loader, latency=self._latency,
+                               reinforce=self._reinforce_update())
+
+    def _reinforce_update(self) -> ReinforceUpdate | None:
+        if self.arch_update != 'reinforce':
+            return None
+        options = dict(self.reinforce_options)
+        source = options.pop('latency', 'table')
+        latency, ref = None, 65.0
+        if self._latency is not None:
+            ref = self.latency_config.loss.ref_latency
+            latency = (MeasuredSubnetLatency(self._supernet, self.latency_config.dummy_input)
+                       if source == 'measured' else self._latency.table.predict)
+        return ReinforceUpdate(ref_latency=ref, latency=latency, **options)
 
     def _run(self) -> None:
         """Train the supernet; with ``web_ui``, inside a real NNI experiment that shows the search."""

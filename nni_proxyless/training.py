@@ -26,6 +26,7 @@ from .arch import ArchParameters, BinaryMode, Path
 from ._distributed import allow_unused_parameters, average_gradients, from_rank_zero
 from .callbacks import ArchitectureLogger, RandomStateKeeper
 from .plots import SearchPlots
+from .reinforce import ReinforceUpdate
 from .latency.loss import LatencyObjective
 from .latency.table import LatencyTable
 from .ops import MixedOp, check_shapes_on_first_batch
@@ -66,6 +67,8 @@ class ProxylessModule(BaseOneShotLightningModule):
         arch_loader: returns the data loader whose batches train the architecture.
         latency: optional latency objective: adds the latency loss to the architecture step and the latency
             figures to the logs and reports.
+        reinforce: train the architecture with REINFORCE instead of binary gates (the latency, if any, is then
+            part of the reward, not a loss).
 
     Attributes:
         reports: the per-epoch reports so far (validation metric as ``'default'``, entropy, latencies).
@@ -75,11 +78,13 @@ class ProxylessModule(BaseOneShotLightningModule):
     """
 
     def __init__(self, training_module, *, arch: ArchParameters, settings: SearchSettings,
-                 arch_loader: Callable[[], Any], latency: LatencyObjective | None = None):
+                 arch_loader: Callable[[], Any], latency: LatencyObjective | None = None,
+                 reinforce: ReinforceUpdate | None = None):
         super().__init__(training_module)
         self.arch = arch
         self.settings = settings
         self.latency = latency
+        self.reinforce = reinforce
         self.step_count = 0
         self.reports: list[dict[str, Any]] = []
         self.report_sinks: list[Any] = []
@@ -138,15 +143,12 @@ class ProxylessModule(BaseOneShotLightningModule):
     def architecture_step(self, step: int) -> None:
         """One update of the architecture logits on a validation batch (DESIGN section 3)."""
         batch = self.trainer.strategy.batch_to_device(self._arch_batches.next())
-        paths = self.arch.sample_for_update(step, self.settings.binary_mode)
-        self.route(paths)
-        with self._muted_logging():
-            loss = _loss_of(self.training_module.training_step(batch, -1), 'architecture step')
-        if self.latency is not None:
-            loss = self.latency(loss, paths, self.arch)
+        if self.reinforce is not None:
+            loss, pairs = self._policy_gradient_loss(batch, step), {}
+        else:
+            loss, pairs = self._binary_gate_loss(batch, step)
         logits = list(self.arch.parameters())
         grads = torch.autograd.grad(loss, logits, allow_unused=True)
-        pairs = ArchParameters.pairs_of(paths)
         before = self.arch.snapshot(pairs)
         for logit, grad in zip(logits, grads):
             logit.grad = grad
@@ -156,6 +158,36 @@ class ProxylessModule(BaseOneShotLightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.arch.rescale(pairs, before)
         self.log('arch_loss', loss.detach(), on_step=False, on_epoch=True)
+
+    def _binary_gate_loss(self, batch: Any, step: int) -> tuple[torch.Tensor, dict[str, tuple[int, ...]]]:
+        """Task loss (plus latency loss) on gated sampled paths, and the pairs to rescale after the step."""
+        paths = self.arch.sample_for_update(step, self.settings.binary_mode)
+        self.route(paths)
+        with self._muted_logging():
+            loss = _loss_of(self.training_module.training_step(batch, -1), 'architecture step')
+        if self.latency is not None:
+            loss = self.latency(loss, paths, self.arch)
+        return loss, ArchParameters.pairs_of(paths)
+
+    def _policy_gradient_loss(self, batch: Any, step: int) -> torch.Tensor:
+        """REINFORCE: rewards of whole sampled architectures on one batch (see :mod:`nni_proxyless.reinforce`)."""
+        assert self.reinforce is not None
+        rewarded = []
+        model = self.training_module.model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                for k in range(self.reinforce.samples):
+                    paths = self.arch.sample(step, phase=2 + k)
+                    self.route(paths)
+                    sample = self.arch.sample_of(paths)
+                    accuracy = self.reinforce.metric(self.training_module(batch[0]), batch)
+                    rewarded.append((paths, sample, self.reinforce.reward(accuracy, sample)))
+        finally:
+            model.train(was_training)
+        self.log('reinforce_reward', sum(r for _, _, r in rewarded) / len(rewarded), on_step=False, on_epoch=True)
+        return self.reinforce.loss(self.arch, rewarded)
 
     def _arch_optimizer(self) -> torch.optim.Optimizer:
         # The raw optimiser: stepping Lightning's wrapper would count architecture steps in global_step.

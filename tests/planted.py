@@ -22,17 +22,28 @@ class Noise(nn.Module):
         return torch.randn_like(x)
 
 
-class PlantedSpace(ModelSpace):
-    """Residual blocks ``x + choice(x)``; the learnable candidate sits at a position drawn from ``plant_seed``."""
+class Cancel(nn.Module):
+    """Cancels the residual stream (``x + (-x) = 0``): the signal is lost."""
 
-    def __init__(self, plant_seed: int, n_choices: int = 3, width: int = 32):
+    def forward(self, x):
+        return -x
+
+
+class PlantedSpace(ModelSpace):
+    """Residual blocks ``x + choice(x)``; the learnable candidate sits at a position drawn from ``plant_seed``.
+
+    The other candidates carry no signal: by default one adds nothing (``Zero``) and one adds noise; with
+    ``destructive=True`` the first cancels the stream instead, so that accuracy alone tells them apart.
+    """
+
+    def __init__(self, plant_seed: int, n_choices: int = 3, width: int = 32, destructive: bool = False):
         super().__init__()
         gen = torch.Generator().manual_seed(plant_seed)
         self.planted = [int(torch.randint(3, (1,), generator=gen)) for _ in range(n_choices)]
         self.stem = nn.Linear(64, width)
         self.choices = nn.ModuleList()
         for i, position in enumerate(self.planted):
-            candidates: list[nn.Module] = [Zero(), Noise()]
+            candidates: list[nn.Module] = [Cancel() if destructive else Zero(), Noise()]
             candidates.insert(position, nn.Sequential(nn.Linear(width, width), nn.ReLU()))
             self.choices.append(LayerChoice(candidates, label=f'c{i}'))
         self.head = nn.Linear(width, 10)
