@@ -41,6 +41,10 @@ class Choice:
     values: tuple
     n_chosen: int = 1
 
+    def __post_init__(self) -> None:
+        # NNI's labels are a str subclass; plain strings keep checkpoints loadable with weights_only=True
+        object.__setattr__(self, 'label', str.__str__(self.label))
+
     def sample_value(self, indices: Sequence[int]) -> Any:
         """The value NNI's ``freeze`` expects for these candidate indices."""
         if self.kind == 'input':
