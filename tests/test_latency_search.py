@@ -120,11 +120,22 @@ def test_unreachable_target_is_reported(twin_table, tmp_path):
     (dict(arc_learning_rate=0), 'arc_learning_rate must be a positive number'),
     (dict(binary_mode='three'), "binary_mode must be 'two' or 'full_v2'"),
     (dict(arch_update_every=0), 'arch_update_every must be an integer >= 1'),
+    (dict(applied_hardware='cpu', predictor_options={'threads': 0}), 'threads must be an integer >= 1'),
 ])
 def test_bad_arguments_are_refused_at_construction(kwargs, message):
     """Bad strategy arguments raise in the constructor, naming the value and what is allowed."""
     with pytest.raises(ValueError, match=message):
         Proxyless(**kwargs)
+
+
+def test_absent_nn_meter_predictor_fails_at_construction(tmp_path, monkeypatch):
+    """Offline without nn-Meter's files, Proxyless(applied_hardware=<device>) fails at once, saying where to look."""
+    import time
+    monkeypatch.setenv('HOME', str(tmp_path))
+    started = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match="No nn-Meter predictor for 'cortexA76cpu_tflite21' found"):
+        Proxyless(applied_hardware='cortexA76cpu_tflite21', predictor_options={'predictor_dir': tmp_path})
+    assert time.perf_counter() - started < 1.0
 
 
 def test_cpu_latency_in_a_search(tmp_path):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .build import build_latency_table, hardware_kind
+from .predictors import create_predictor
 from .loss import OFFICIAL_PARAMS, LatencyLoss, LatencyObjective
 
 __all__ = ['LatencyConfig']
@@ -51,6 +52,8 @@ class LatencyConfig:
                 raise ValueError('latency_target needs applied_hardware (where latency comes from).')
             return None
         _check_hardware(hardware)
+        if hardware_kind(hardware) == 'name':  # build it now: a missing predictor or bad option fails here
+            hardware, options = create_predictor(hardware, **(options or {})), {}
         if loss_params is None and loss_type is not None:
             _logger.info('grad_reg_loss_params not given: using the official ProxylessNAS values %s for %s.',
                          params, loss_type)
