@@ -48,11 +48,11 @@ class SearchPlots(Callback):
                              'report': dict(pl_module.reports[-1]) if pl_module.reports else {}})
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not trainer.is_global_zero or not self.history:
-            return
         if self.folder is None and trainer.logger is None:
             return
-        folder = self.folder or Path(trainer.log_dir or trainer.default_root_dir)
+        folder = self.folder or Path(trainer.log_dir or trainer.default_root_dir)  # every rank: a collective call
+        if not trainer.is_global_zero or not self.history:
+            return
         folder.mkdir(parents=True, exist_ok=True)
         files = [_probabilities(self.history, pl_module.arch, folder / 'probabilities.png'),
                  _curves(self.history, folder / 'curves.png')]

@@ -14,6 +14,7 @@ gradient mode. ``LAT(m)`` comes from the latency table, or from measuring the su
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
@@ -41,6 +42,11 @@ def check_reinforce_options(options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"reinforce_options['metric'] must be a callable (output, batch) -> float.")
     if not isinstance(options.get('samples', 10), int) or options.get('samples', 10) < 1:
         raise ValueError(f"reinforce_options['samples'] must be an integer >= 1, got {options['samples']!r}.")
+    for name, low, high in (('latency_weight', -math.inf, math.inf), ('baseline_decay', 0.0, 1.0)):
+        value = options.get(name, 0.5)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high \
+                or math.isnan(value):
+            raise ValueError(f"reinforce_options[{name!r}] must be a number in [{low}, {high}], got {value!r}.")
     return options
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 import torch
@@ -65,9 +66,10 @@ class Proxyless(OneShotStrategy):
             :class:`~nni_proxyless.latency.LatencyTable`, or a predictor object (see
             :mod:`nni_proxyless.latency.predictors`).
         dummy_input: input shape the latency is measured at, e.g. ``(1, 3, 224, 224)`` (the default).
-        ref_latency: reference latency in milliseconds (MFLOPs with ``'flops'``). Default 65.0.
-        latency_target: hard latency limit in milliseconds: a Lagrange multiplier pushes the search under it and
-            only architectures predicted to meet it are exported (``None``, the default: no limit).
+        ref_latency: reference latency in the table's unit: milliseconds (MFLOPs with ``'flops'``). Default 65.0.
+        latency_target: hard latency limit, in the table's unit: only architectures predicted to meet it are
+            exported, and in gradient mode a Lagrange multiplier pushes the search under it (``None``, the
+            default: no limit).
         predictor_options: options for the predictor, e.g. ``{'threads': 1, 'cache_dir': ...}`` for ``'cpu'``,
             ``{'predictor_dir': ...}`` for nn-Meter.
         seed: seeds path sampling (``None``: derived from ``torch.initial_seed()``). Same seed, same search.
@@ -140,8 +142,6 @@ class Proxyless(OneShotStrategy):
         record_occurrences(model, self.arch)
         if self.latency_config is not None:
             self._latency = self.latency_config.build(model)
-        _logger.info('Proxyless searches %d labels (seed %d): %s', len(self.arch.choices), seed,
-                     ', '.join(f'{label} ({len(c.values)})' for label, c in self.arch.choices.items()))
         return model
 
     def mutate_evaluator(self, evaluator: Lightning) -> Lightning:
@@ -154,6 +154,8 @@ class Proxyless(OneShotStrategy):
 
     def configure_oneshot_module(self, training_module: LightningModule) -> ProxylessModule:
         assert self.arch is not None and self._arch_loader is not None, 'mutate_model runs first'
+        _logger.info('Proxyless searches %d labels (seed %d): %s', len(self.arch.choices), self.arch.seed,
+                     ', '.join(f'{label} ({len(c.values)})' for label, c in self.arch.choices.items()))
         return ProxylessModule(training_module, arch=self.arch, settings=self.settings,
                                arch_loader=self._arch_loader, latency=self._latency,
                                reinforce=self._reinforce_update())
@@ -172,8 +174,8 @@ class Proxyless(OneShotStrategy):
 
     def _run(self) -> None:
         """Train the supernet; with ``web_ui``, inside a real NNI experiment that shows the search."""
-        if self.web_ui is None:
-            return super()._run()
+        if self.web_ui is None or not _first_process():
+            return super()._run()  # under DDP, the first process shows the search for all
         with self.web_ui as ui:
             module = self.oneshot_module
             module.report_sinks.append(ui)
@@ -224,6 +226,11 @@ def _check_target_reachable(table: LatencyTable, target: float) -> None:
     if low > target:
         raise ValueError(f'No architecture meets latency_target={target} {table.unit}: the fastest one of the space '
                          f'is predicted at {low:.3f} {table.unit}.')
+
+
+def _first_process() -> bool:
+    """Whether this is the first process of a (possibly distributed) run; launchers set these variables."""
+    return all(int(os.environ.get(name, 0)) == 0 for name in ('NODE_RANK', 'LOCAL_RANK', 'RANK'))
 
 
 def _web_ui(web_ui: Any) -> 'WebUI | None':

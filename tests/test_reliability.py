@@ -32,8 +32,9 @@ def _run(out: Path, *options: str, expect_kill: bool = False) -> None:
 
 
 def test_two_process_ddp_search_agrees_on_every_rank(tmp_path):
-    """Under DDP (gloo, 2 processes) both ranks end with identical logits and identical exports."""
-    _run(tmp_path, '--ddp', '--epochs', '2')
+    """Under DDP (gloo, 2 processes) both ranks end with identical logits and exports; rank 0 draws the plots."""
+    _run(tmp_path, '--ddp', '--epochs', '2', '--logger')
+    assert len(list((tmp_path / 'logs').glob('lightning_logs/version_*/probabilities.png'))) == 1
     rank0, rank1 = (json.loads((tmp_path / f'rank{r}.json').read_text()) for r in (0, 1))
     assert rank0['logits'] == rank1['logits']
     assert rank0['export'] == rank1['export']

@@ -77,7 +77,11 @@ def create_predictor(name: str, **options: Any) -> LatencyPredictor:
     if name not in _REGISTRY:
         raise ValueError(f'Unknown latency predictor {name!r}; available: {", ".join(sorted(_REGISTRY))}, '
                          'a path to a latency table (.json), a LatencyTable, or an object with predict(calls).')
-    return _REGISTRY[name](**options)
+    try:
+        return _REGISTRY[name](**options)
+    except TypeError as error:
+        raise ValueError(f'Bad predictor_options {sorted(options)} for predictor {name!r}: {error}. See the '
+                         'predictor\'s documentation for the options it takes.') from error
 
 
 def _load_builtins() -> None:

@@ -92,9 +92,13 @@ class LatencyTable:
         return total
 
     def bounds(self) -> tuple[float, float]:
-        """Lower and upper bounds of any architecture's latency (each term at its cheapest / dearest)."""
-        low = self.fixed + sum(min(0.0, min(t.costs)) if t.when else min(t.costs) for t in self.terms)
-        high = self.fixed + sum(max(0.0, max(t.costs)) if t.when else max(t.costs) for t in self.terms)
+        """Lower and upper bounds of any architecture's latency (each term at its cheapest / dearest; a term
+        whose enclosing choices can leave it out also counts as 0)."""
+        low = high = self.fixed
+        for term in self.terms:
+            optional = any(set(values) != set(self.labels[outer]) for outer, values in term.when)
+            low += min(0.0, min(term.costs)) if optional else min(term.costs)
+            high += max(0.0, max(term.costs)) if optional else max(term.costs)
         return low, high
 
     def _index(self, label: str, arch: dict[str, Any]) -> int:

@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument('--epochs', type=int, default=3)
     parser.add_argument('--kill-at-step', type=int)
     parser.add_argument('--resume')
+    parser.add_argument('--logger', action='store_true', help='TensorBoard logs and plots under OUT_DIR/logs')
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -47,6 +48,8 @@ def main() -> None:
     if args.kill_at_step is not None:
         callbacks.append(KillAt(args.kill_at_step))
     trainer_options = dict(strategy='ddp', devices=2) if args.ddp else {}
+    if args.logger:
+        trainer_options.update(logger=True, default_root_dir=str(args.out / 'logs'))
     evaluator = digits_evaluator(epochs=args.epochs, enable_checkpointing=True, callbacks=callbacks,
                                  **trainer_options)
     if args.resume:
