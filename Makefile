@@ -20,6 +20,10 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(PY) -m pytest -q tests
 
+# Every benchmark (about 22 minutes on 2 cores), then docs/benchmarks.md and its plots
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
 # Headless Chromium for the web UI test (Debian packages; skipped with a notice when not root)
 browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \

@@ -1,79 +1,70 @@
-"""Cost of a search step against training a frozen subnet, on NNI's hub ProxylessNAS space.
+"""Cost of a search step against training a frozen subnet, on NNI's hub ProxylessNAS space (width 0.35, 32x32).
 
-Contenders are fitted round-robin for ``--steps`` batches each, ``--rounds`` times, in one process with one
-torch thread; each figure is the median over rounds of the training batches' wall time (set-up excluded),
-divided by the same figure for the frozen subnets (the mean over ``--subnets`` random architectures, each
-timed the same way). Run: ``python benchmarks/cost.py`` (``--quick`` for a smoke run).
+What is timed: the training batches of one Lightning epoch (one weight step per batch, plus the architecture
+steps the strategy does in that epoch), set-up excluded, the first batch of every fit run but not timed.
+Contenders (ours in several settings, NNI 3.0's built-in ``Proxyless`` and ``DARTS``, and ``--subnets`` random
+frozen subnets of the same space trained by the same evaluator) are fitted round-robin in one process with one
+torch thread, ``--rounds`` times after one warm-up fit each. Each figure is the median over rounds, divided by
+the mean of the frozen subnets' medians. Batch size 128 runs fewer steps (``--steps`` x 32 / batch, a multiple
+of 5 so that 'every 5' does the same number of architecture steps in every fit, at least 5).
+Run: ``python benchmarks/cost.py`` (``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import random
 import statistics
-import sys
-
-import torch
+import time
 
 import _harness as h
-from nni_proxyless import Proxyless
+import _spaces as s
 
 
-def _random_subnet(space, seed: int) -> torch.nn.Module:
-    rng = random.Random(seed)
-    sample = {}
-    for label, mutable in space.simplify().items():
-        sample[label] = rng.choice(list(mutable.values))
-    return space.freeze(sample)
+def _contenders(names: list[str], batch_size: int, steps: int, subnets: int, width: float):
+    train = s.fake_loader(steps + 1, batch_size)
+    val = s.fake_loader(steps + 1, batch_size, seed=1)
+    space = s.hub_space(width)
+    frozen = [h.frozen_contender(f'subnet {i}', space.freeze(s.random_sample(space, i)), train)
+              for i in range(subnets)]
+    searches = [h.oneshot_contender(name, h.STRATEGIES[name](), lambda: s.hub_space(width), train, val)
+                for name in names]
+    return frozen, searches
 
 
-def _contenders(args) -> tuple[list[h.Contender], list[h.Contender]]:
-    from nni.nas.oneshot.pytorch.strategy import DARTS, Proxyless as NNIProxyless
-    train = h.fake_loader(args.steps, args.batch_size)
-    val = h.fake_loader(args.steps, args.batch_size, seed=1)
-    space = lambda: h.hub_space(args.width)  # noqa: E731
-    frozen = [h.frozen_contender(f'subnet {i}', _random_subnet(space(), i), train) for i in range(args.subnets)]
-    ours = [
-        h.oneshot_contender('weight-only', Proxyless(warmup_epochs=10 ** 6, seed=0), space, train, val),
-        h.oneshot_contender('search, every 5', Proxyless(arch_update_every=5, seed=0), space, train, val),
-        h.oneshot_contender('search, every 1', Proxyless(arch_update_every=1, seed=0), space, train, val),
-        h.oneshot_contender('search full_v2, every 5', Proxyless(arch_update_every=5, binary_mode='full_v2', seed=0),
-                            space, train, val),
-        h.oneshot_contender('NNI Proxyless', NNIProxyless(), space, train, val),
-    ]
-    if not args.no_darts:
-        ours.append(h.oneshot_contender('NNI DARTS', DARTS(), space, train, val))
-    return frozen, ours
+def _steps_for(batch_size: int, steps: int) -> int:
+    """Fewer steps at larger batches, a multiple of 5 (so 'every 5' does the same number of arch steps per fit)."""
+    return max(5, 5 * round(steps * 32 / batch_size / 5))
+
+
+def measure(names: list[str], batch_size: int, steps: int, rounds: int, subnets: int, width: float) -> dict:
+    """Per-epoch time ratios to the frozen subnets at one batch size."""
+    frozen, searches = _contenders(names, batch_size, steps, subnets, width)
+    h.interleaved(frozen + searches, rounds=rounds, steps=steps)
+    base = statistics.mean(c.median for c in frozen)
+    return {'batch_size': batch_size, 'steps': steps, 'rounds': rounds, 'subnets': subnets,
+            'frozen_step_ms': round(1000 * base / steps, 2),
+            'frozen_spread': round(max(c.median for c in frozen) / min(c.median for c in frozen), 3),
+            'ratios': {c.name: round(c.median / base, 3) for c in searches},
+            'step_ms': {c.name: round(1000 * c.median / steps, 2) for c in searches}}
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument('--width', type=float, default=0.35)
-    parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--steps', type=int, default=20)
-    parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--subnets', type=int, default=4)
-    parser.add_argument('--no-darts', action='store_true')
-    parser.add_argument('--quick', action='store_true', help='tiny run to check the script works')
-    parser.add_argument('--json', help='write the figures here')
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[32, 128])
+    parser.add_argument('--steps', type=int, default=10, help='timed batches per fit at batch size 32')
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--subnets', type=int, default=6)
+    parser.add_argument('--only', default='', help='|-separated parts of contender names to keep')
     args = parser.parse_args(argv)
+    started, result = time.perf_counter(), h.start('cost.py', argv)
     if args.quick:
-        args.steps, args.rounds, args.subnets, args.no_darts = 5, 1, 1, True
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    frozen, others = _contenders(args)
-    h.interleaved(frozen + others, rounds=args.rounds, steps=args.steps)
-    base = statistics.mean(c.median for c in frozen)
-    result = {'machine': h.machine(), 'command': 'python benchmarks/cost.py ' + ' '.join(argv or sys.argv[1:]),
-              'batch_size': args.batch_size, 'steps': args.steps, 'rounds': args.rounds,
-              'frozen_step_ms': 1000 * base / args.steps,
-              'ratios': {c.name: c.median / base for c in others}}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
-    return result
+        args.batch_sizes, args.steps, args.rounds, args.subnets = [32], 5, 1, 2
+        args.only = args.only or 'weight step only|arch every 5'
+    names = h.strategy_names(args.only)
+    result['space'] = f'hub ProxylessNAS width {args.width}, 32x32 inputs, 10 classes, SGD lr 0.05'
+    result['by_batch_size'] = [measure(names, bs, _steps_for(bs, args.steps), args.rounds, args.subnets, args.width)
+                               for bs in args.batch_sizes]
+    return h.finish(result, args.json, started)
 
 
 if __name__ == '__main__':

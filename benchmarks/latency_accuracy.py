@@ -1,38 +1,50 @@
 """How well a 'cpu' latency table predicts measured end-to-end latency, and how long tables take to build.
 
-For ``--archs`` random architectures of NNI's hub ProxylessNAS space (``--width``, ``--resolution``, one
-thread), the table's prediction is compared with the frozen subnet's measured latency (median of
-``--rounds`` round-robin measurements, each itself a median of repeats). Build times use a fresh cache.
-Run: ``python benchmarks/latency_accuracy.py`` (``--quick`` for a smoke run).
+Accuracy: for ``--archs`` random architectures of NNI's hub ProxylessNAS space (``--width``, ``--resolution``,
+one thread), the table's prediction is compared with the frozen subnet's measured latency (median of
+``--rounds`` round-robin measurements, each itself a median of repeats by the package's ``cpu`` predictor,
+cache off). We report the fraction within 10%, the median and largest error, and Spearman's rank correlation.
+
+Build times: a fresh ``cpu`` table (empty cache), the ``flops`` table, and nn-Meter's ``cortexA76cpu_tflite21``
+predictor read from the test fixture (``/work/shared/fixtures/nnmeter_legacy_predictor``, synthetic forests in
+nn-Meter's real legacy format; skipped with a note when absent), for the same space and for the full hub space
+(width 1.0) at 224x224. For nn-Meter we also time its batched prediction on the calls of the table build
+alone: kernels per second through ``predict`` (decomposing each call into kernels, then one forest call per
+kernel type) and through the forests alone. Run: ``python benchmarks/latency_accuracy.py`` (``--quick``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import statistics
-import sys
 import tempfile
 import time
+from collections import defaultdict
 
+import numpy as np
 import torch
 from scipy.stats import spearmanr
 
 import _harness as h
-from nni_proxyless.latency import ModuleCall, build_latency_table
+import _spaces as s
+from nni_proxyless.latency import ModuleCall, build_latency_table, create_predictor
 from nni_proxyless.latency.measure import MeasuredPredictor
 
+NNMETER_DIR = s.ROOT.parent / 'shared' / 'fixtures' / 'nnmeter_legacy_predictor'
+NNMETER_DEVICE = 'cortexA76cpu_tflite21'
 
-def _build_seconds(width: float, resolution: int) -> float:
+
+def _build_seconds(hardware: str, width: float, resolution: int, **options) -> float:
     with tempfile.TemporaryDirectory() as cache:
+        if hardware == 'cpu':
+            options['cache_dir'] = cache
         start = time.perf_counter()
-        build_latency_table(h.hub_space(width), 'cpu', (1, 3, resolution, resolution), cache_dir=cache)
-        return time.perf_counter() - start
+        build_latency_table(s.hub_space(width), hardware, (1, 3, resolution, resolution), **options)
+        return round(time.perf_counter() - start, 2)
 
 
 def _accuracy(args) -> dict:
-    space = h.hub_space(args.width)
+    space = s.hub_space(args.width)
     shape = (1, 3, args.resolution, args.resolution)
     with tempfile.TemporaryDirectory() as cache:
         table = build_latency_table(space, 'cpu', shape, cache_dir=cache)
@@ -54,29 +66,80 @@ def _accuracy(args) -> dict:
             'measured_ms': [round(m, 3) for m in measured], 'predicted_ms': [round(p, 3) for p in predicted]}
 
 
+class _Recording:
+    """A predictor that remembers the calls it priced (the LatencyPredictor protocol around another one)."""
+
+    def __init__(self, inner):
+        self.inner, self.unit, self.description, self.calls = inner, inner.unit, inner.description, []
+
+    def predict(self, calls):
+        self.calls.extend(calls)
+        return self.inner.predict(calls)
+
+
+def _forest_seconds(predictor, calls) -> float | None:
+    """Time of the forests alone on every kernel row of ``calls`` (one batch per kernel type)."""
+    package = getattr(predictor, '_package', None)
+    if package is None:
+        return None
+    rows = defaultdict(list)
+    for call in calls:
+        for kernel in predictor.kernels(call):
+            if kernel.name in package.kernels and kernel.features:
+                rows[kernel.name].append(kernel.features)
+    start = time.perf_counter()
+    for name, features in rows.items():
+        package.kernels[name].predict(np.asarray(features, dtype=float))
+    return time.perf_counter() - start
+
+
+def _nnmeter(width: float, resolution: int) -> dict:
+    """nn-Meter table build time and kernels predicted per second, on the fixture's predictor."""
+    start = time.perf_counter()
+    predictor = create_predictor(NNMETER_DEVICE, predictor_dir=NNMETER_DIR)
+    loaded = time.perf_counter() - start
+    recording = _Recording(predictor)
+    start = time.perf_counter()
+    build_latency_table(s.hub_space(width), recording, (1, 3, resolution, resolution))
+    build = time.perf_counter() - start
+    kernels = sum(len(predictor.kernels(call)) for call in recording.calls)
+    start = time.perf_counter()
+    predictor.predict(recording.calls)
+    predict = time.perf_counter() - start
+    forests = _forest_seconds(predictor, recording.calls)
+    return {'space': f'width {width}, {resolution}px', 'load_seconds': round(loaded, 3),
+            'build_seconds': round(build, 2), 'calls': len(recording.calls), 'kernels': kernels,
+            'predict_seconds': round(predict, 3), 'kernels_per_second': round(kernels / predict),
+            'forest_kernels_per_second': None if forests is None else round(kernels / forests)}
+
+
+def _builds(args) -> dict:
+    configs = [(args.width, args.resolution)] + ([] if args.quick else [(1.0, 224)])
+    result = {'cpu': {}, 'flops': {}, 'nn-Meter': {}}
+    for width, resolution in configs:
+        key = f'width {width}, {resolution}px'
+        result['cpu'][key] = _build_seconds('cpu', width, resolution)
+        result['flops'][key] = _build_seconds('flops', width, resolution)
+    if not NNMETER_DIR.is_dir():
+        result['nn-Meter'] = {'skipped': f'no nn-Meter predictor at {NNMETER_DIR}'}
+    else:
+        result['nn-Meter'] = {f'width {w}, {r}px': _nnmeter(w, r) for w, r in configs}
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument('--width', type=float, default=0.5)
     parser.add_argument('--resolution', type=int, default=64)
     parser.add_argument('--archs', type=int, default=25)
     parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--quick', action='store_true')
-    parser.add_argument('--json')
     args = parser.parse_args(argv)
+    started, result = time.perf_counter(), h.start('latency_accuracy.py', argv)
     if args.quick:
         args.archs, args.rounds = 3, 1
-    torch.set_num_threads(1)
-    result = {'machine': h.machine(), 'command': 'python benchmarks/latency_accuracy.py ' + ' '.join(argv or sys.argv[1:]),
-              'space': f'hub ProxylessNAS width {args.width}, {args.resolution}x{args.resolution}, 1 thread',
-              **_accuracy(args),
-              'build_seconds': {f'width {args.width}, {args.resolution}px': _build_seconds(args.width, args.resolution)}}
-    if not args.quick:
-        result['build_seconds']['width 1.0, 224px'] = _build_seconds(1.0, 224)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
-    return result
+    result.update(space=f'hub ProxylessNAS width {args.width}, {args.resolution}x{args.resolution}, 1 thread',
+                  nnmeter_device=NNMETER_DEVICE, **_accuracy(args), build_seconds=_builds(args))
+    return h.finish(result, args.json, started)
 
 
 if __name__ == '__main__':

@@ -68,8 +68,8 @@ class Proxyless(OneShotStrategy):
         dummy_input: input shape the latency is measured at, e.g. ``(1, 3, 224, 224)`` (the default).
         ref_latency: reference latency in the table's unit: milliseconds (MFLOPs with ``'flops'``). Default 65.0.
         latency_target: hard latency limit, in the table's unit: only architectures predicted to meet it are
-            exported, and in gradient mode a Lagrange multiplier pushes the search under it (``None``, the
-            default: no limit).
+            exported, the most probable first (``None``, the default: no limit). It does not change the
+            search; combine it with a latency loss whose ``ref_latency`` is near the target to steer there.
         predictor_options: options for the predictor, e.g. ``{'threads': 1, 'cache_dir': ...}`` for ``'cpu'``,
             ``{'predictor_dir': ...}`` for nn-Meter.
         seed: seeds path sampling (``None``: derived from ``torch.initial_seed()``). Same seed, same search.

@@ -1,4 +1,4 @@
-"""The latency-aware architecture loss (DESIGN section 3) and the optional hard latency target.
+"""The latency-aware architecture loss (DESIGN section 3).
 
 With CE the architecture step's task loss and E the expected latency (differentiable in the logits):
 
@@ -6,9 +6,12 @@ With CE the architecture step's task loss and E the expected latency (differenti
 * ``'add#linear'``: loss = CE + lambda * (E - ref_latency) / ref_latency
 * ``None``:         loss = CE
 
-With a ``latency_target`` T, a Lagrange multiplier mu >= 0 adds ``mu * (E - T) / T`` and grows while the
-expected latency under the current distribution exceeds T (dual ascent), so the search is pushed under T only
-as hard as needed; the export then keeps only architectures whose predicted latency meets T.
+A ``latency_target`` does not enter this loss: it constrains the export (only architectures predicted to
+meet it are returned, see ``Proxyless.export_top_models``). A penalty above the target was tried (a Lagrange
+multiplier, then a hinge) and dropped: in a search of realistic length the logits move by about the
+learning rate per step, so any term strong enough to move them under the target made every choice's
+cheapest candidate the most probable, and the constrained export then returned the cheapest architecture
+instead of the best one within the target (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -80,20 +83,18 @@ class LatencyLoss:
 
 
 class LatencyObjective(nn.Module):
-    """What the training module needs of latency: the loss on sampled paths, the figures, the target.
+    """What the training module needs of latency: the loss on sampled paths and the per-epoch figures.
 
     Args:
         table: the latency table of the search space.
         loss: the latency loss.
-        target: hard latency limit in the table's unit, or ``None``.
-        target_step: step size of the target's Lagrange multiplier (per architecture step). Default 0.05.
+        target: the hard latency limit in the table's unit, or ``None``; only checked against the table here
+            (a warning when no architecture can meet it).
     """
 
-    def __init__(self, table: LatencyTable, loss: LatencyLoss, *, target: float | None = None,
-                 target_step: float = 0.05):
+    def __init__(self, table: LatencyTable, loss: LatencyLoss, *, target: float | None = None):
         super().__init__()
-        self.table, self.loss, self.target, self.target_step = table, loss, target, target_step
-        self.register_buffer('multiplier', torch.zeros((), dtype=torch.float64))
+        self.table, self.loss = table, loss
         low, _ = table.bounds()
         if loss.kind == 'mul#log' and low <= 1:
             raise ValueError(f"grad_reg_loss_type='mul#log' needs every architecture's latency above 1 "
@@ -106,14 +107,7 @@ class LatencyObjective(nn.Module):
     def forward(self, task_loss: torch.Tensor, paths: dict[str, Path], arch: ArchParameters) -> torch.Tensor:
         """Architecture loss for one step: ``w`` is the pair's softmax (``two``) or ``p`` (``full_v2``)."""
         expected = self.table.expected({label: path.weights() for label, path in paths.items()})
-        loss = self.loss(task_loss, expected)
-        if self.target is not None:
-            multiplier = self.multiplier.clone()  # a constant of this step; updated in place below
-            loss = loss + (multiplier * (expected - self.target) / self.target).to(loss.dtype)
-            with torch.no_grad():
-                excess = (self.expected(arch) - self.target) / self.target
-                self.multiplier.copy_(torch.clamp(self.multiplier + self.target_step * excess, min=0.0))
-        return loss
+        return self.loss(task_loss, expected)
 
     def expected(self, arch: ArchParameters) -> float:
         """The expected latency under the current probabilities ``p``."""
@@ -123,8 +117,5 @@ class LatencyObjective(nn.Module):
     def figures(self, arch: ArchParameters) -> dict[str, Any]:
         """Per-epoch figures: expected latency under ``p``, the most probable architecture's latency."""
         unit = self.table.unit
-        figures = {f'expected_latency_{unit}': self.expected(arch),
-                   f'argmax_latency_{unit}': self.table.predict(arch.argmax())}
-        if self.target is not None:
-            figures['target_multiplier'] = float(self.multiplier)
-        return figures
+        return {f'expected_latency_{unit}': self.expected(arch),
+                f'argmax_latency_{unit}': self.table.predict(arch.argmax())}

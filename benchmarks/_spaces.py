@@ -1,0 +1,130 @@
+"""Model spaces and data of the benchmarks: NNI's hub ProxylessNAS, a synthetic scaling space, digits spaces."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import nni_proxyless  # noqa: F401  (quiets NNI's warnings about this torch release)
+from nni.nas.evaluator.pytorch import DataLoader
+from nni.nas.hub.pytorch import ProxylessNAS
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tests'))
+from planted import PlantedSpace  # noqa: E402,F401  (the tests' planted-optimum space, reused as is)
+
+
+def hub_space(width_mult: float = 0.35, num_labels: int = 10) -> ProxylessNAS:
+    """NNI's ProxylessNAS hub space, the standard real-world space for cost figures."""
+    return ProxylessNAS(num_labels=num_labels, width_mult=width_mult)
+
+
+def random_sample(space: ModelSpace, seed: int) -> dict:
+    """A uniformly random architecture of ``space`` (one value per label), fixed by ``seed``."""
+    rng = random.Random(seed)
+    return {label: rng.choice(list(mutable.values)) for label, mutable in space.simplify().items()}
+
+
+def all_samples(space: ModelSpace) -> list[dict]:
+    """Every architecture of a small space (the product of its labels' values)."""
+    labels = list(space.simplify().items())
+    return [dict(zip([label for label, _ in labels], values))
+            for values in itertools.product(*[list(m.values) for _, m in labels])]
+
+
+def fake_loader(batches: int, batch_size: int, resolution: int = 32, seed: int = 0) -> DataLoader:
+    """Random images and labels (10 classes), fixed by ``seed``, as a traced NNI DataLoader."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batches * batch_size, 3, resolution, resolution, generator=gen)
+    y = torch.randint(10, (batches * batch_size,), generator=gen)
+    return DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=False)
+
+
+def _conv_bn_relu(channels: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(channels), nn.ReLU())
+
+
+class _ChoiceStack(ModelSpace):
+    """A conv-BN-ReLU stem, one LayerChoice per layer (``candidates(layer)``), global average pooling, a head."""
+
+    def __init__(self, in_channels: int, channels: int, layers: int, candidates, label: str):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels), nn.ReLU())
+        self.choices = nn.ModuleList([LayerChoice(candidates(), label=f'{label}{i}') for i in range(layers)])
+        self.head = nn.Linear(channels, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for choice in self.choices:
+            x = choice(x)
+        return self.head(x.mean((2, 3)))
+
+
+class ScalingSpace(_ChoiceStack):
+    """``layers`` LayerChoices of ``candidates`` equal-cost 3x3 conv-BN-ReLU candidates, on 3x32x32 inputs.
+
+    All candidates cost the same, so every frozen subnet costs the same and a search's cost ratio measures only
+    how much of the supernet it runs per step.
+    """
+
+    def __init__(self, candidates: int, layers: int = 4, channels: int = 16):
+        super().__init__(3, channels, layers, lambda: {f'conv{k}': _conv_bn_relu(channels, 3)
+                                                       for k in range(candidates)}, 'layer')
+
+
+class _Bottleneck(nn.Module):
+    """``k x k`` conv to ``width`` channels, then 1x1 back to ``channels``, with a residual."""
+
+    def __init__(self, channels: int, kernel: int, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, width, kernel, padding=kernel // 2, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU(),
+                                  nn.Conv2d(width, channels, 1, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        return torch.relu(x + self.body(x))
+
+
+DIGITS_KERNELS = (1, 3, 5)
+DIGITS_WIDTHS = (8, 16, 48)
+
+
+class DigitsConvSpace(_ChoiceStack):
+    """A small convolutional space for 8x8 digits: ``layers`` choices of kernel (1/3/5) x width (8/16/48) or skip.
+
+    Ten candidates per choice (1000 architectures with three layers) whose FLOPs span two orders of magnitude.
+    The head averages over space, so the choices matter: with 15 epochs, all-skip scores about 0.5 on digits,
+    1x1 kernels about 0.8, 3x3 and wider about 0.97-0.99.
+    """
+
+    def __init__(self, layers: int = 3, channels: int = 16):
+        def candidates():
+            ops = {f'k{k}w{w}': _Bottleneck(channels, k, w) for k in DIGITS_KERNELS for w in DIGITS_WIDTHS}
+            return {**ops, 'skip': nn.Identity()}
+        super().__init__(1, channels, layers, candidates, 'block')
+
+
+def digits_tensors(seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """scikit-learn's digits (1797 8x8 images) split into search-train 900, search-val 400 and test 497."""
+    from sklearn.datasets import load_digits
+    x, y = load_digits(return_X_y=True)
+    x = torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
+    y = torch.tensor(y, dtype=torch.long)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    x, y = x[order], y[order]
+    return {'train': (x[:900], y[:900]), 'val': (x[900:1300], y[900:1300]), 'test': (x[1300:], y[1300:])}
+
+
+def digits_loader(part: tuple[torch.Tensor, torch.Tensor], batch_size: int = 64, shuffle: bool = True,
+                  seed: int = 0) -> DataLoader:
+    """A traced NNI DataLoader over one part of :func:`digits_tensors` (shuffled by its own generator)."""
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(torch.utils.data.TensorDataset(*part), batch_size=batch_size, shuffle=shuffle, generator=gen)
