@@ -1,11 +1,13 @@
 """The relay trial of :class:`nni_proxyless.webui.WebUI` (run as ``python -m nni_proxyless._webui_relay``).
 
-NNI's local training service launches this module as the experiment's only trial. It asks NNI for its
-(ignored) parameters, connects to the user's process on ``127.0.0.1:<port>``, introduces itself with the
-token it was given, then reads one JSON object per line and acts on it::
+NNI's local training service launches this module for each trial of the experiment. It asks NNI for its
+parameters (the trial's name: ``search``, ``retrain top-1``, ...), connects to the user's process on
+``127.0.0.1:<port>``, introduces itself with the token it was given, its name and NNI trial id, then reads
+one JSON object per line and acts on it::
 
     {"type": "intermediate", "metrics": {...}}  ->  nni.report_intermediate_result(metrics), reply {"ok": true}
     {"type": "final", "metrics": {...}}         ->  nni.report_final_result(metrics), reply {"ok": true}
+    {"type": "log", "text": "..."}              ->  print it (the trial's log), reply {"ok": true}
     {"type": "done", "failed": false|true}      ->  exit 0 (trial SUCCEEDED) or 1 (trial FAILED)
 
 If the connection closes without ``done`` the user's process has gone away: the relay asks the NNI manager
@@ -56,6 +58,8 @@ def _serve(conn: socket.socket, manager_port: int) -> int:
                 nni.report_intermediate_result(message['metrics'])
             elif kind == 'final':
                 nni.report_final_result(message['metrics'])
+            elif kind == 'log':
+                print(message['text'], flush=True)
             else:
                 conn.sendall(json.dumps({'ok': False, 'error': f'unknown message {kind!r}'}).encode() + b'\n')
                 continue
@@ -70,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the relay; return the process exit status (0 search done, 1 search failed, 3 owner gone)."""
     args = _parse_args(argv)
     try:
-        nni.get_next_parameter()  # NNI requires it before any report; the value is ignored
+        parameters = nni.get_next_parameter() or {}  # NNI requires it before any report
+        hello = {'token': args.token, 'trial': parameters.get('trial', 'search'), 'trial_id': nni.get_trial_id()}
         with socket.create_connection(('127.0.0.1', args.port), timeout=30) as conn:
             conn.settimeout(None)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.sendall(json.dumps({'token': args.token}).encode() + b'\n')
+            conn.sendall(json.dumps(hello).encode() + b'\n')
             print(f'relay: connected to the search process on 127.0.0.1:{args.port}', flush=True)
             return _serve(conn, args.manager_port)
     except KeyboardInterrupt:  # NNI stops trials with SIGINT

@@ -39,7 +39,8 @@ def check_reinforce_options(options: dict[str, Any]) -> dict[str, Any]:
     if options.get('latency', 'table') not in ('table', 'measured'):
         raise ValueError(f"reinforce_options['latency'] must be 'table' or 'measured', got {options['latency']!r}.")
     if 'metric' in options and not callable(options['metric']):
-        raise ValueError(f"reinforce_options['metric'] must be a callable (output, batch) -> float.")
+        raise ValueError(f"reinforce_options['metric'] must be a callable (output, batch) -> float, "
+                         f"got {options['metric']!r}.")
     if not isinstance(options.get('samples', 10), int) or options.get('samples', 10) < 1:
         raise ValueError(f"reinforce_options['samples'] must be an integer >= 1, got {options['samples']!r}.")
     for name, low, high in (('latency_weight', -math.inf, math.inf), ('baseline_decay', 0.0, 1.0)):

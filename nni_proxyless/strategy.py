@@ -74,9 +74,11 @@ class Proxyless(OneShotStrategy):
             ``{'predictor_dir': ...}`` for nn-Meter.
         seed: seeds path sampling (``None``: derived from ``torch.initial_seed()``). Same seed, same search.
         web_ui: show the search in NNI's web UI: a port number, or a :class:`~nni_proxyless.webui.WebUI` (to
-            choose the experiment's name and folder); ``None`` (the default): no web UI. The search then
-            appears as a trial of a real NNI experiment: ``nnictl experiment list`` lists it, ``nnictl view``
-            reopens it, and the plots are saved in its folder.
+            choose the experiment's name and folder, or ``retrain_top_k``); ``None`` (the default): no web UI.
+            The search then appears as a trial of a real NNI experiment: ``nnictl experiment list`` lists it,
+            ``nnictl view`` reopens it, and the plots are saved in its folder. With
+            ``WebUI(port, retrain_top_k=k)`` the top ``k`` architectures are then retrained from scratch as
+            further trials; their records are in :attr:`retrained`.
         gradient_clip_val: clip the weight gradients to this norm (``None``: no clipping).
         mutation_hooks: extra NNI mutation hooks, run before ours.
 
@@ -121,6 +123,7 @@ class Proxyless(OneShotStrategy):
         self.arch: ArchParameters | None = None
         self._latency: LatencyObjective | None = None
         self._arch_loader: Callable[[], Any] | None = None
+        self.retrained: list[dict[str, Any]] = []  # with WebUI(retrain_top_k=k): one record per retrain trial
 
     # --------------------------------------------------------------------------------------- mutation
 
@@ -184,6 +187,20 @@ class Proxyless(OneShotStrategy):
                 super()._run()
             finally:
                 module.report_sinks.remove(ui)
+            if ui.retrain_top_k:
+                self._retrain_in(ui)
+
+    def _retrain_in(self, ui: WebUI) -> None:
+        """Retrain the top architectures as further trials of the web UI's experiment (``retrain_top_k``)."""
+        from .retrain_trials import retrain_as_trials
+        if int(os.environ.get('WORLD_SIZE', 1)) > 1:
+            _logger.warning('retrain_top_k is skipped in a distributed run: retrain the exported architectures '
+                            'with their own script (see examples/retrain.py).')
+            return
+        assert self.arch is not None
+        self.retrained = retrain_as_trials(ui, self.top_architectures(ui.retrain_top_k),
+                                           self.model_space.model_space, self.model_space.evaluator,
+                                           seed=self.arch.seed)
 
     # ----------------------------------------------------------------------------------------- export
 

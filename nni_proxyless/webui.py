@@ -1,11 +1,16 @@
 """Show a search that runs in this process in NNI's own manager and web UI.
 
 NNI 3.0 runs one-shot strategies in the user's process and starts no NNI manager, so ``nnictl`` and the
-web UI show nothing. :class:`WebUI` starts a real NNI experiment (local training service, one trial) whose
-only trial is a small relay (``python -m nni_proxyless._webui_relay``). The search keeps running here and
+web UI show nothing. :class:`WebUI` starts a real NNI experiment (local training service) whose trial is a
+small relay (``python -m nni_proxyless._webui_relay``). The search keeps running here and
 sends its metrics to the relay over a localhost TCP connection; the relay hands them to NNI with
 ``nni.report_intermediate_result`` / ``nni.report_final_result``. The experiment is then an ordinary NNI
 experiment: listed by ``nnictl experiment list``, reopened by ``nnictl view <id>``.
+
+With ``retrain_top_k=k`` the experiment has ``k`` more trials, ``retrain top-1`` ... ``retrain top-k`` (NNI's
+grid-search tuner hands out the trial names in order, as the trials' parameters): after the search,
+:meth:`next_trial` ends the current relay trial and connects the next one, and the same calls report the
+retraining of one exported architecture, so the web UI compares the retrained architectures side by side.
 
 Why TCP rather than a file the relay tails: the connection doubles as the start-up handshake (the relay
 is ready when it connects) and as a liveness signal both ways. When this process dies, however abruptly,
@@ -42,6 +47,12 @@ _PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # the relay's working 
 _ENDED = {'SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED', 'EARLY_STOPPED'}
 _ACK_TIMEOUT = 30.0
 _STOP_TIMEOUT = 30.0
+SEARCH_TRIAL = 'search'
+
+
+def retrain_trial(rank: int) -> str:
+    """The name (NNI parameter ``trial``) of the trial that retrains the ``rank``-th exported architecture."""
+    return f'retrain top-{rank}'
 
 
 class WebUIError(RuntimeError):
@@ -57,10 +68,15 @@ class WebUI:
         experiment_dir: Directory under which NNI keeps its experiments (NNI's
             ``experiment_working_directory``); ``None`` means NNI's default, ``~/nni-experiments``.
             The :attr:`experiment_dir` property is this experiment's own folder inside it.
-        startup_timeout: Seconds :meth:`start` waits for the relay trial to connect.
+        startup_timeout: Seconds :meth:`start` (and :meth:`next_trial`) wait for a relay trial to connect.
+        retrain_top_k: After the search, retrain this many of the top architectures from scratch, each as a
+            further trial of the experiment (``Proxyless`` does it; see :mod:`nni_proxyless.retrain_trials`).
+            Default 0.
+        retrain_evaluator: The evaluator that retrains them; ``None`` (default) rebuilds the search's
+            evaluator from its constructor arguments (same trainer settings and data, fresh state).
 
     Raises:
-        ValueError: If ``port`` or ``startup_timeout`` is out of range.
+        ValueError: If ``port``, ``startup_timeout`` or ``retrain_top_k`` is out of range.
 
     Example:
         >>> with WebUI(port=8080) as ui:                                      # doctest: +SKIP
@@ -70,15 +86,20 @@ class WebUI:
     """
 
     def __init__(self, port: int = 8080, *, experiment_name: str = 'proxyless',
-                 experiment_dir: str | None = None, startup_timeout: float = 60) -> None:
+                 experiment_dir: str | None = None, startup_timeout: float = 60, retrain_top_k: int = 0,
+                 retrain_evaluator: Any = None) -> None:
         if not 0 < port < 65536:
             raise ValueError(f'port must be in 1..65535, got {port}')
         if startup_timeout <= 0:
             raise ValueError(f'startup_timeout must be positive, got {startup_timeout}')
+        if isinstance(retrain_top_k, bool) or not isinstance(retrain_top_k, int) or retrain_top_k < 0:
+            raise ValueError(f'retrain_top_k must be an integer >= 0, got {retrain_top_k!r}')
         self._port = port
         self._timeout = float(startup_timeout)
+        self.retrain_top_k, self.retrain_evaluator = retrain_top_k, retrain_evaluator
         self._root = Path(experiment_dir or '~/nni-experiments').expanduser().resolve()
-        self._experiment = Experiment(_base_config(experiment_name, self._root))
+        trials = [SEARCH_TRIAL] + [retrain_trial(rank) for rank in range(1, retrain_top_k + 1)]
+        self._experiment = Experiment(_base_config(experiment_name, self._root, trials))
         self._token = secrets.token_hex(16)
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
@@ -86,6 +107,9 @@ class WebUI:
         self._reader: Any = None
         self._manager: psutil.Process | None = None
         self._state = 'new'  # -> 'running' -> 'stopped'
+        self._trial_name: str | None = None  # the connected relay trial's name and NNI id
+        self._trial_id: str | None = None
+        self._ended: set[str] = set()  # NNI ids of the relay trials already ended
 
     @property
     def experiment_id(self) -> str:
@@ -135,6 +159,39 @@ class WebUI:
         _logger.info('NNI web UI of experiment %s: %s (its files: %s)', self.experiment_id, self.url,
                      self.experiment_dir)
         return self
+
+    @property
+    def trial_name(self) -> str | None:
+        """The name of the connected trial: ``'search'``, ``'retrain top-1'``, ... (``None`` before start)."""
+        return self._trial_name
+
+    def next_trial(self) -> str:
+        """End the current trial as SUCCEEDED and wait for the experiment's next trial to connect.
+
+        Returns:
+            The new trial's name, e.g. ``'retrain top-1'``.
+
+        Raises:
+            WebUIError: If the web UI is not running, or no further trial connects within ``startup_timeout``.
+        """
+        with self._lock:
+            if self._state != 'running' or self._conn is None:
+                raise WebUIError(f'The web UI is not running (state: {self._state}); call start() first')
+            self._finish_relay(False)
+            self._conn = self._reader = None
+            self._state = 'starting'
+        self._wait_for_relay()
+        self._state = 'running'
+        _logger.info('NNI trial %r (%s) connected', self._trial_name, self._trial_id)
+        return self._trial_name
+
+    def log(self, text: str) -> None:
+        """Write ``text`` to the current trial's log (its stdout, linked from the web UI's trial details).
+
+        Raises:
+            WebUIError: If the web UI is not running or the relay is gone.
+        """
+        self._send({'type': 'log', 'text': str(text)})
 
     def report_intermediate(self, metrics: dict[str, Any]) -> None:
         """Report an intermediate result (e.g. one epoch) to NNI.
@@ -223,6 +280,7 @@ class WebUI:
             return False
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._conn, self._reader = conn, reader
+        self._trial_name, self._trial_id = str(hello.get('trial', SEARCH_TRIAL)), hello.get('trial_id')
         return True
 
     def _check_startup(self) -> None:
@@ -248,11 +306,16 @@ class WebUI:
         return f'Trial stderr: {stderr}' + (f'; it ends with:\n{tail}' if tail else '')
 
     def _trial(self) -> Any:
-        """The relay trial as NNI's REST API describes it, or None (none yet, or the manager does not answer)."""
+        """The current relay trial as NNI's REST API describes it: the connected one, else the newest one not
+        yet ended; None when there is none yet or the manager does not answer."""
         try:
-            return next(iter(self._experiment.list_trial_jobs()), None)
+            jobs = self._experiment.list_trial_jobs()
         except Exception:  # a manager that does not answer is reported by the callers' other checks
             return None
+        if self._trial_id is not None:
+            return next((job for job in jobs if job.trialJobId == self._trial_id), None)
+        waiting = [job for job in jobs if job.trialJobId not in self._ended]
+        return max(waiting, key=lambda job: job.sequenceId or 0, default=None)
 
     def _logs(self, *names: str) -> str:
         logs = [str(self.experiment_dir / 'log' / name) for name in names]
@@ -306,8 +369,11 @@ class WebUI:
         while time.monotonic() < deadline:
             trial = self._trial()
             if trial is None or trial.status in _ENDED:
-                return
+                break
             time.sleep(0.25)
+        if self._trial_id is not None:
+            self._ended.add(self._trial_id)
+        self._trial_id = None
 
     def _stop_experiment(self) -> None:
         stopper = threading.Thread(target=self._experiment.stop, name='nni-webui-stop', daemon=True)
@@ -319,14 +385,14 @@ class WebUI:
             stopper.join(5)
 
 
-def _base_config(name: str, root: Path) -> ExperimentConfig:
+def _base_config(name: str, root: Path, trials: list[str]) -> ExperimentConfig:
     config = ExperimentConfig('local')
     config.experiment_name = name
     config.experiment_working_directory = str(root)
-    config.search_space = {'relay': {'_type': 'choice', '_value': [0]}}  # the relay ignores its parameter
-    config.tuner.name = 'Random'
+    config.search_space = {'trial': {'_type': 'choice', '_value': trials}}  # each trial's name, in order
+    config.tuner.name = 'GridSearch'
     config.trial_concurrency = 1
-    config.max_trial_number = 1
+    config.max_trial_number = len(trials)
     config.trial_code_directory = str(_PACKAGE_PARENT)
     return config
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -72,3 +73,43 @@ def test_port_in_use_fails_before_training(experiments_root, tmp_path):
         ui = WebUI(port, experiment_dir=str(experiments_root))
         with pytest.raises(RuntimeError, match=f'Port {port} is already in use'):
             _search(tmp_path, web_ui=ui)
+
+
+def test_top_k_retrained_as_further_trials(experiments_root, tmp_path):
+    """With retrain_top_k=2 the experiment has the search and two retrain trials, in order, each with a report
+    per epoch; each retrain trial's final result is its own architecture's, trained from fresh weights."""
+    ui = WebUI(_free_port(), experiment_dir=str(experiments_root), retrain_top_k=2)
+    strategy, exported = _search(tmp_path, web_ui=ui)
+    assert [r['trial'] for r in strategy.retrained] == ['retrain top-1', 'retrain top-2']
+    assert [dict(r['architecture']) for r in strategy.retrained] == [arch for arch, _ in exported[:2]]
+    port = _free_port()
+    subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(port)], capture_output=True, timeout=60,
+                   check=True)
+    try:
+        jobs = sorted(_wait_for(lambda: _rest(port, 'trial-jobs'), 10, 'the trials'), key=lambda j: j['sequenceId'])
+        names = [json.loads(job['hyperParameters'][0])['parameters']['trial'] for job in jobs]
+        assert names == ['search', 'retrain top-1', 'retrain top-2']
+        assert all(job['status'] == 'SUCCEEDED' for job in jobs)
+        records = _metrics(port)
+        for job, retrained, (_, probability) in zip(jobs[1:], strategy.retrained, exported):
+            mine = [r for r in records if r['trialJobId'] == job['trialJobId']]
+            periodical = [r['data'] for r in mine if r['type'] == 'PERIODICAL']
+            final = [r['data'] for r in mine if r['type'] == 'FINAL']
+            assert len(periodical) == 3 and final == [pytest.approx(retrained['final'])]
+            assert all(m['probability'] == pytest.approx(probability) for m in periodical + final)
+    finally:
+        subprocess.run([str(NNICTL), 'stop', ui.experiment_id], capture_output=True, timeout=60)
+
+
+def test_fresh_subnet_has_new_weights(tmp_path):
+    """The retrained subnet has the exported architecture's modules but not the supernet's trained weights."""
+    from nni_proxyless.retrain_trials import fresh_subnet
+    torch.manual_seed(0)
+    strategy = Proxyless(seed=0)
+    space = ConvSpace()
+    exp = run_search(space, strategy, digits_evaluator(epochs=1), tmp_path)
+    arch = exp.export_top_models(top_k=1, formatter='dict')[0]
+    inherited = exp.export_top_models(top_k=1, formatter='instance')[0].state_dict()
+    fresh = fresh_subnet(space, arch).state_dict()
+    assert fresh.keys() == inherited.keys()
+    assert not torch.equal(fresh['stem.weight'], inherited['stem.weight'])

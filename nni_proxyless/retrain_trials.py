@@ -1,0 +1,129 @@
+"""Retrain a search's top architectures from scratch, each as a further trial of its web UI experiment.
+
+``Proxyless(web_ui=WebUI(port, retrain_top_k=k))`` calls :func:`retrain_as_trials` after the search: the
+``k`` most probable architectures (within ``latency_target`` if one is set) are built fresh from the model
+space's constructor arguments, trained with a fresh copy of the evaluator (or ``retrain_evaluator``), and
+each one's per-epoch validation metric and final result go to its own NNI trial, ``retrain top-1`` ...
+``retrain top-k``, so the web UI plots them side by side with the search. The architecture, its probability
+and predicted latency are written at the top of the trial's log and added to its reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any, Iterator
+
+import nni
+import torch
+from nni.common.serializer import is_traceable
+from nni.nas.nn.pytorch import ModelSpace
+from nni.nas.space import model_context
+from nni.runtime.trial_command_channel import (TrialCommandChannel, get_default_trial_command_channel,
+                                               set_default_trial_command_channel)
+from nni.typehint import ParameterRecord
+
+from .export import Architecture
+from .webui import WebUI, WebUIError, retrain_trial
+
+__all__ = ['fresh_subnet', 'fresh_evaluator', 'retrain_as_trials']
+
+_logger = logging.getLogger('nni.proxyless')
+
+def fresh_subnet(model_space: ModelSpace, architecture: dict[str, Any]) -> torch.nn.Module:
+    """The subnet of ``architecture``, newly initialised: the space's class called again with its
+    constructor arguments inside NNI's frozen-model context (``freeze`` on a searched supernet would keep
+    the supernet's trained weights instead)."""
+    with model_context(dict(architecture)):
+        return model_space.trace_symbol(*model_space.trace_args, **model_space.trace_kwargs)
+
+
+def fresh_evaluator(evaluator: Any) -> Any:
+    """A new evaluator built from the same constructor arguments, traced arguments (trainer, module, data
+    loaders) rebuilt too, so nothing of the search's training state is reused."""
+    if not is_traceable(evaluator):
+        return evaluator
+    copy = evaluator.trace_copy()
+    copy.trace_args = [fresh_evaluator(arg) for arg in copy.trace_args]
+    copy.trace_kwargs = {key: fresh_evaluator(value) for key, value in copy.trace_kwargs.items()}
+    return copy.get()
+
+
+def retrain_as_trials(ui: WebUI, architectures: list[Architecture], model_space: ModelSpace, evaluator: Any,
+                      *, seed: int) -> list[dict[str, Any]]:
+    """Retrain each of ``architectures`` (most probable first) as the next trial of ``ui``'s experiment.
+
+    Args:
+        ui: the running web UI, its search trial still connected.
+        architectures: what to retrain, at most ``ui.retrain_top_k``.
+        model_space: the user's model space (its constructor arguments build each subnet).
+        evaluator: the evaluator to copy for each retraining (``ui.retrain_evaluator`` takes precedence).
+        seed: the ``rank``-th subnet is initialised with ``torch.manual_seed(seed + rank)``.
+
+    Returns:
+        One record per architecture: ``{'trial': name, 'architecture': Architecture, 'final': the final
+        report (``None`` if the evaluator reported none)}``.
+
+    Raises:
+        WebUIError: if a trial does not connect, or connects under another name than expected.
+    """
+    results = []
+    template = ui.retrain_evaluator if ui.retrain_evaluator is not None else evaluator
+    for rank, architecture in enumerate(architectures, start=1):
+        name = ui.next_trial()
+        if name != retrain_trial(rank):
+            raise WebUIError(f'Expected NNI trial {retrain_trial(rank)!r} to connect, got {name!r}.')
+        figures = _figures(architecture)
+        ui.log(f'{name}: {json.dumps(dict(architecture))} ' + json.dumps(figures))
+        _logger.info('Retraining %s in NNI trial %r: %s', dict(architecture), name, figures)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed + rank)
+            model = fresh_subnet(model_space, architecture)
+        with _reports_to(ui, dict(architecture), figures) as finals:
+            fresh_evaluator(template).evaluate(model)
+        results.append({'trial': name, 'architecture': architecture, 'final': finals[-1] if finals else None})
+    if len(architectures) < ui.retrain_top_k:
+        _logger.warning('Only %d architectures to retrain (retrain_top_k=%d): the remaining trials are cancelled.',
+                        len(architectures), ui.retrain_top_k)
+    return results
+
+
+def _figures(architecture: Architecture) -> dict[str, float]:
+    figures = {'probability': float(architecture.probability)}
+    if architecture.latency is not None:
+        figures[f'latency_{architecture.latency_unit}'] = float(architecture.latency)
+    return figures
+
+
+class _TrialChannel(TrialCommandChannel):
+    """NNI's trial command channel for one retraining: the architecture is the trial's parameter, and every
+    metric the evaluator reports goes, with ``figures`` added, to the web UI's connected trial."""
+
+    def __init__(self, ui: WebUI, architecture: dict[str, Any], figures: dict[str, float]):
+        self.ui, self.architecture, self.figures = ui, architecture, figures
+        self.finals: list[dict[str, Any]] = []
+
+    def receive_parameter(self) -> ParameterRecord:
+        return ParameterRecord(parameter_id=0, parameters=self.architecture)
+
+    def send_metric(self, type: str, parameter_id: int | None, trial_job_id: str, sequence: int,  # noqa: A002
+                    value: Any) -> None:
+        metrics = {**(dict(value) if isinstance(value, dict) else {'default': value}), **self.figures}
+        if type == 'FINAL':
+            self.finals.append(metrics)
+            self.ui.report_final(metrics)
+        else:
+            self.ui.report_intermediate(metrics)
+
+
+@contextlib.contextmanager
+def _reports_to(ui: WebUI, architecture: dict[str, Any], figures: dict[str, float]) -> Iterator[list[dict]]:
+    """Route NNI's ``report_*_result`` to the connected trial while the evaluator retrains ``architecture``."""
+    channel, previous = _TrialChannel(ui, architecture, figures), get_default_trial_command_channel()
+    set_default_trial_command_channel(channel)
+    try:
+        nni.get_next_parameter()  # NNI's evaluators report only when the trial has a current parameter
+        yield channel.finals
+    finally:
+        set_default_trial_command_channel(previous)
