@@ -162,7 +162,7 @@ def _nnmeter(nn: dict) -> str:
         return f'nn-Meter: skipped ({nn["skipped"]}).'
     rows = [[cfg, v['calls'], v['kernels'], f'{v["predict_seconds"]} s', v['kernels_per_second'],
              v['forest_kernels_per_second'] or '-'] for cfg, v in nn.items()]
-    return ('nn-Meter `cortexA76cpu_tflite21` from the test fixture (`/work/shared/fixtures/nnmeter_legacy_predictor`: '
+    return ('nn-Meter `cortexA76cpu_tflite21` from the tests\' predictor folder (`nnmeter_legacy_predictor`: '
             'nn-Meter\'s real legacy file format, scikit-learn 0.23.1 pickles read by our allow-listed loader, but '
             'synthetic forests of 6 small trees; nn-Meter\'s real forests are far larger, so expect lower forest '
             'throughput with them). Batched prediction on the calls of one table build: kernels per second through '
