@@ -37,6 +37,16 @@ def _show_in_browser(url: str, trial_id: str, final: float, profile: Path) -> No
         browser.quit()
 
 
+def _show_trials_in_browser(url: str, trial_ids: list[str], profile: Path) -> None:
+    browser = _WebDriver(profile)
+    try:
+        browser.command('POST', '/url', {'url': f'{url}/detail'})
+        _wait_for(lambda: browser.shows(*trial_ids), 30, f'trials detail page with trials {trial_ids}')
+        browser.screenshot(ARTIFACTS / 'webui_retrain_trials.png')
+    finally:
+        browser.quit()
+
+
 def test_search_in_web_ui_then_nnictl_view(experiments_root, tmp_path):
     """The search is a trial with a report per epoch and a final one; nnictl view reopens it; plots are saved."""
     ui = WebUI(_free_port(), experiment_dir=str(experiments_root), experiment_name='proxyless-search-test')
@@ -97,6 +107,9 @@ def test_top_k_retrained_as_further_trials(experiments_root, tmp_path):
             final = [r['data'] for r in mine if r['type'] == 'FINAL']
             assert len(periodical) == 3 and final == [pytest.approx(retrained['final'])]
             assert all(m['probability'] == pytest.approx(probability) for m in periodical + final)
+        if CHROMIUM.exists() and CHROMEDRIVER.exists():
+            _show_trials_in_browser(f'http://localhost:{port}', [job['trialJobId'] for job in jobs],
+                                    tmp_path / 'profile')
     finally:
         subprocess.run([str(NNICTL), 'stop', ui.experiment_id], capture_output=True, timeout=60)
 
