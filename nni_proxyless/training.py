@@ -259,6 +259,9 @@ class ProxylessModule(BaseOneShotLightningModule):
         state = checkpoint.get('proxyless')
         if state is None:
             raise ValueError('This checkpoint was not written by a Proxyless search (no "proxyless" entry).')
+        weights = checkpoint.get('state_dict', {})
+        for key in [key for key in weights if key.endswith('latency.multiplier')]:
+            del weights[key]  # written by versions whose latency_target had a Lagrange multiplier
         self.step_count, self.arch.seed = int(state['step_count']), int(state['seed'])
         self._arch_batches.resume_at(int(state['arch_batches']))
         if self.latency is not None and state.get('latency_table') is not None:
