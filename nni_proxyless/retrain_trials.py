@@ -31,6 +31,7 @@ __all__ = ['fresh_subnet', 'fresh_evaluator', 'retrain_as_trials']
 
 _logger = logging.getLogger('nni.proxyless')
 
+
 def fresh_subnet(model_space: ModelSpace, architecture: dict[str, Any]) -> torch.nn.Module:
     """The subnet of ``architecture``, newly initialised: the space's class called again with its
     constructor arguments inside NNI's frozen-model context (``freeze`` on a searched supernet would keep
