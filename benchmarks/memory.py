@@ -4,10 +4,13 @@ Each contender, path and batch size runs in its own process (two at a time): bui
 random subnet (``--paths`` of them; see below), train one batch (weights, optimiser state and Lightning are then
 allocated), then two windows of ``--steps`` batches:
 
-1. RSS: reset the kernel's peak-RSS counter (``echo 5 > /proc/self/clear_refs`` resets ``VmHWM`` to the current
-   RSS), train, read ``VmHWM``; the growth ``VmHWM - RSS at the reset`` is what the process needed on top of
-   what stays allocated. The children run with ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc returns freed
-   tensors to the kernel at once (otherwise freed heap pages stay resident and hide the next step's peak).
+1. RSS: return the free heap pages to the kernel (glibc's ``malloc_trim(0)``), reset the kernel's peak-RSS
+   counter (``echo 5 > /proc/self/clear_refs`` resets ``VmHWM`` to the current RSS), train, read ``VmHWM``; the
+   growth ``VmHWM - RSS at the reset`` is what the process needed on top of what stays allocated. The children
+   run with ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc returns freed tensors to the kernel at once. Without
+   the trim, free heap left over from set-up hides part of the peak, and unevenly: a frozen subnet is made by
+   building the whole hub space and freezing it, and the discarded candidates' freed memory stayed resident,
+   so the subnet's forward reused about 16 MB of it and its RSS grew by half its tensor bytes (batch 32).
 2. Tensors: train under ``torch.profiler`` with ``profile_memory=True``; the peak of the bytes torch allocated
    and had not yet freed since the window started (activations, gradients, temporaries, the search's extra
    outputs), from the profiler's memory events. Unlike the RSS it is blind to the allocator and the page cache.
@@ -24,6 +27,7 @@ Where ``clear_refs`` cannot be written, the RSS growth is measured from the RSS 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -37,6 +41,14 @@ import _harness as h
 import _spaces as s
 import torch
 from pytorch_lightning import Callback
+
+
+def _trim_heap() -> None:
+    """Give free heap pages back to the kernel (glibc ``malloc_trim``; nothing elsewhere)."""
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _status_mb(field: str) -> float:
@@ -86,6 +98,7 @@ class MemoryWindows(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if batch_idx == 0 and self.reset:
+            _trim_heap()
             Path('/proc/self/clear_refs').write_text('5')
             self.rss_mb = _status_mb('VmRSS')
         if batch_idx == self.steps:
