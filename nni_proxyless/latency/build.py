@@ -7,6 +7,12 @@
    itself a choice, and the whole network, all on a reference path (first candidates, greatest depths).
 3. Assemble: a candidate's cost is its price minus the cost of the choices nested in it; a block's own cost is
    its price minus its nested choices; the fixed part is the whole network minus all choices on that path.
+4. Calibrate (predictors that time real runs, ``calibrate = True``: ``'cpu'``, ``'cuda'``): a module timed alone,
+   on warm caches, runs faster than inside the network, and the gap grows with the work done. So the whole
+   network is also priced on a second path, the position routing whose choices differ most in cost from the
+   reference path's, and the choices' costs are scaled by ``s`` and the fixed part reset so that the table
+   reproduces both whole-network prices: ``s = (N_ref - N_2) / (S_ref - S_2)``, ``fixed = N_ref - s * S_ref``
+   (``N``: whole-network price, ``S``: the table's sum of the choices on that path).
 """
 
 from __future__ import annotations
@@ -92,13 +98,15 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
         _route_reference(ops)
         calls = _calls(supernet, ops, inputs, x)
         prices = dict(zip(calls, source.predict(list(calls.values()))))
+        terms: list[Term] = []
+        total = _price(supernet, (), prices, terms)
+        table = LatencyTable(labels=labels, fixed=prices['network'] - total, terms=terms, unit=source.unit,
+                             hardware=source.description, dummy_input=list(x.shape))
+        if getattr(source, 'calibrate', False):
+            table = _calibrated(table, supernet, ops, x, source)
     finally:
         for op, path in saved.items():
             op.set_path(path)
-    terms: list[Term] = []
-    total = _price(supernet, (), prices, terms)
-    table = LatencyTable(labels=labels, fixed=prices['network'] - total, terms=terms, unit=source.unit,
-                         hardware=source.description, dummy_input=list(x.shape))
     low, high = table.bounds()
     _logger.info('Latency table on %s built in %.1f s: %d terms, fixed %.3f %s, architectures from %.3f to '
                  '%.3f %s.', source.description, time.perf_counter() - started, len(terms), table.fixed,
@@ -162,6 +170,43 @@ def _route_reference(ops: list[MixedOp], position: int = 0) -> None:
             op.set_path(Path(active=tuple(range(op.choice.n_chosen))))
         else:
             op.set_path(Path(active=(min(position, n - 1),)))
+
+
+def _routed_sample(ops: list[MixedOp]) -> dict[str, Any]:
+    """The architecture (an NNI sample) the mixed ops are routed on."""
+    return {op.label: op.choice.sample_value(op.path.active) for op in ops}
+
+
+def _calibrated(table: LatencyTable, supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor,
+                source: LatencyPredictor) -> LatencyTable:
+    """Step 4 of the module docstring; ``table`` unchanged when no second path differs enough or ``s`` is
+    implausible (outside 0.5-2: the timings were disturbed)."""
+    _route_reference(ops)
+    reference = _routed_sample(ops)
+    s_ref = table.predict(reference) - table.fixed
+    others = []
+    for position in range(1, max(len(op.choice.values) for op in ops)):
+        _route_reference(ops, position)
+        others.append((abs(table.predict(_routed_sample(ops)) - table.fixed - s_ref), position))
+    spread, position = max(others, default=(0.0, 0))
+    if spread < 0.1 * max(abs(s_ref), 1e-12):
+        return table
+    _route_reference(ops, position)
+    s_2 = table.predict(_routed_sample(ops)) - table.fixed
+    n_2 = source.predict([ModuleCall(supernet, (x,), {})])[0]
+    n_ref = table.predict(reference)
+    scale = (n_ref - n_2) / (s_ref - s_2)
+    if not 0.5 <= scale <= 2.0:
+        _logger.warning('Latency calibration skipped: whole-network timings imply a factor of %.2f between '
+                        'modules timed alone and in the network (expected 0.5-2); the machine was probably busy.',
+                        scale)
+        return table
+    _logger.info('Latency calibrated on two whole-network timings: candidate costs x%.3f (in the network '
+                 'against alone), fixed part %.3f -> %.3f %s.', scale, table.fixed, n_ref - scale * s_ref,
+                 table.unit)
+    return LatencyTable(labels=table.labels, fixed=n_ref - scale * s_ref,
+                        terms=[Term(tuple(c * scale for c in t.costs), t.label, t.when) for t in table.terms],
+                        unit=table.unit, hardware=table.hardware, dummy_input=table.dummy_input)
 
 
 def _calls(supernet: nn.Module, ops: list[MixedOp], inputs: dict, x: torch.Tensor) -> dict[Any, ModuleCall]:

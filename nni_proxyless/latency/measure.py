@@ -44,6 +44,7 @@ class MeasuredPredictor:
     """
 
     unit = 'ms'
+    calibrate = True  # build_latency_table fits the table to whole-network timings (build.py, step 4)
 
     def __init__(self, device: str = 'cpu', *, threads: int = 1, warmup: int = 3, repeats: int = 9,
                  min_repeat_ms: float = 1.0, cache_dir: str | os.PathLike | bool | None = None):

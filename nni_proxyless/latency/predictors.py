@@ -11,6 +11,9 @@ A predictor prices module calls. Anything with this protocol can be passed as ``
             ...
 
 Calls come in one batch per table, so a predictor can group them (nn-Meter predicts each kernel type at once).
+A predictor that times real runs can also set ``calibrate = True``: the table is then fitted to the whole
+network's price on two paths, since a module timed alone runs faster than inside the network
+(:func:`~nni_proxyless.latency.build_latency_table`, step 4).
 """
 
 from __future__ import annotations

@@ -90,3 +90,38 @@ def test_unknown_hardware_lists_the_allowed_names():
     """An unknown predictor name is refused with the list of names."""
     with pytest.raises(ValueError, match="Unknown applied_hardware 'tpu'.*cpu.*flops"):
         build_latency_table(NestedSpace(), 'tpu', (4, 8))
+
+
+class InContextFlops:
+    """A predictor whose modules cost their FLOPs alone and ``c + s * FLOPs`` as a whole network: the
+    in-context slowdown that calibration must fit (the network is the only call that is a ModelSpace)."""
+
+    unit, description, calibrate = 'MFLOPs', 'FLOPs, slower in context', True
+
+    def __init__(self, offset: float, scale: float):
+        self.offset, self.scale, self.network_calls = offset, scale, 0
+
+    def predict(self, calls):
+        prices = []
+        for call in calls:
+            flops = _flops(call.module, *call.args)
+            if isinstance(call.module, ModelSpace):
+                self.network_calls += 1
+                flops = self.offset + self.scale * flops
+            prices.append(flops)
+        return prices
+
+
+@pytest.mark.parametrize('scale', [1.3, 0.8])
+def test_calibration_fits_whole_network_prices(scale):
+    """With calibrate=True and modules that cost `scale` times more in the network, the table predicts
+    offset + scale * FLOPs of every frozen subnet, from two whole-network prices."""
+    space, predictor = NestedSpace(), InContextFlops(offset=0.5, scale=scale)
+    table = build_latency_table(space, predictor, (4, 8))
+    assert predictor.network_calls == 2
+    x, rng = torch.randn(4, 8), random.Random(1)
+    mutables = space.simplify()
+    for _ in range(30):
+        sample = {label: rng.choice(list(m.grid())) if label == 'skip' else rng.choice(list(m.values))
+                  for label, m in mutables.items()}
+        assert table.predict(sample) == pytest.approx(0.5 + scale * _flops(space.freeze(sample), x), rel=1e-9)
