@@ -193,7 +193,7 @@ class Proxyless(OneShotStrategy):
     def _retrain_in(self, ui: WebUI) -> None:
         """Retrain the top architectures as further trials of the web UI's experiment (``retrain_top_k``)."""
         from .retrain_trials import retrain_as_trials
-        if int(os.environ.get('WORLD_SIZE', 1)) > 1:
+        if self.oneshot_module.trainer.world_size > 1:
             _logger.warning('retrain_top_k is skipped in a distributed run: retrain the exported architectures '
                             'with their own script (see examples/retrain.py).')
             return
