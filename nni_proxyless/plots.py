@@ -74,7 +74,8 @@ def _probabilities(history: list[dict], arch: Any, path: Path) -> Path:
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 1.2 + 0.5 * rows * 4), squeeze=False)
     for ax, label in zip(axes.flat, labels):
         values = np.array([epoch['probs'][label] for epoch in history]).T
-        image = ax.imshow(values, aspect='auto', cmap='viridis', vmin=values.min(), vmax=max(values.max(), values.min() + 1e-9))
+        image = ax.imshow(values, aspect='auto', cmap='viridis', vmin=values.min(),
+                          vmax=max(values.max(), values.min() + 1e-9))
         ax.set_title(label, fontsize=9)
         ax.set_yticks(range(len(arch.choices[label].values)), [str(v) for v in arch.choices[label].values],
                       fontsize=7)
