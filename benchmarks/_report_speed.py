@@ -79,8 +79,9 @@ def memory(r: dict, links: dict) -> str:
         f'{groups[0]["steps"]} batches: **RSS**: give free heap pages back to the kernel (`malloc_trim(0)`), reset '
         'the peak (`VmHWM`), train, read the growth of the peak over the RSS at the reset; **tensors**: train '
         'under `torch.profiler(profile_memory=True)` and take the peak of the bytes torch allocated and had not '
-        'yet freed since the window began (activations, gradients, temporaries, the search\'s extra outputs; the weights allocated before are not counted). A figure is the '
-        'contender\'s mean over the paths divided by the frozen subnets\' (first row, in MB). '
+        'yet freed since the window began (activations, gradients, temporaries, the search\'s extra outputs; '
+        'the weights allocated before are not counted). A figure is the contender\'s mean over the paths divided '
+        'by the frozen subnets\' (first row, in MB). '
         f'{how}; children run with `MALLOC_MMAP_THRESHOLD_=65536` so freed tensors leave the RSS at once.',
         md_table(headers, rows), figure_link(links, 'memory', 'memory ratios'), _memory_notes(m), provenance(m)]))
 

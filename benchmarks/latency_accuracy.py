@@ -5,12 +5,13 @@ one thread), the table's prediction is compared with the frozen subnet's measure
 ``--rounds`` round-robin measurements, each itself a median of repeats by the package's ``cpu`` predictor,
 cache off). We report the fraction within 10%, the median and largest error, and Spearman's rank correlation.
 
-Build times: a fresh ``cpu`` table (empty cache), the ``flops`` table, and nn-Meter's ``cortexA76cpu_tflite21``
-predictor read from the tests' predictor folder (``nnmeter_legacy_predictor``, next to this repository;
-synthetic forests in nn-Meter's real legacy format; skipped with a note when absent), for the same space and
-for the full hub space (width 1.0) at 224x224. For nn-Meter we also time its batched prediction on the calls of the table build
-alone: kernels per second through ``predict`` (decomposing each call into kernels, then one forest call per
-kernel type) and through the forests alone. Run: ``python benchmarks/latency_accuracy.py`` (``--quick``).
+Build times: a fresh ``cpu`` table (empty cache), the ``flops`` table, and nn-Meter's
+``cortexA76cpu_tflite21`` predictor read from the tests' predictor folder (``nnmeter_legacy_predictor``, next
+to this repository; synthetic forests in nn-Meter's real legacy format; skipped with a note when absent), for
+the same space and for the full hub space (width 1.0) at 224x224. For nn-Meter we also time its batched
+prediction on the calls of the table build alone: kernels per second through ``predict`` (decomposing each
+call into kernels, then one forest call per kernel type) and through the forests alone.
+Run: ``python benchmarks/latency_accuracy.py`` (``--quick``).
 """
 
 from __future__ import annotations
