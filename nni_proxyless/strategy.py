@@ -122,6 +122,7 @@ class Proxyless(OneShotStrategy):
             ref_latency=ref_latency, dummy_input=dummy_input, target=latency_target, options=predictor_options)
         self.arch: ArchParameters | None = None
         self._latency: LatencyObjective | None = None
+        self._supernet: nn.Module | None = None  # the model space mutated in place (set by mutate_model)
         self._arch_loader: Callable[[], Any] | None = None
         self.retrained: list[dict[str, Any]] = []  # with WebUI(retrain_top_k=k): one record per retrain trial
 
@@ -198,9 +199,8 @@ class Proxyless(OneShotStrategy):
                             'with their own script (see examples/retrain.py).')
             return
         assert self.arch is not None
-        self.retrained = retrain_as_trials(ui, self.top_architectures(ui.retrain_top_k),
-                                           self.model_space.model_space, self.model_space.evaluator,
-                                           seed=self.arch.seed)
+        self.retrained = retrain_as_trials(ui, self.top_architectures(ui.retrain_top_k), self._supernet,
+                                           self.model_space.evaluator, seed=self.arch.seed)
 
     # ----------------------------------------------------------------------------------------- export
 

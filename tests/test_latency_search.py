@@ -104,10 +104,12 @@ def test_latency_target_limits_the_export(twin_table, tmp_path):
     assert [dict(a) for a in exported] == within and {'c0': 'slow', 'c1': 'slow'} not in within
 
 
-def test_unreachable_target_is_reported(twin_table, tmp_path):
-    """A target below the fastest architecture raises at export, naming the fastest latency."""
+def test_unreachable_target_is_reported(twin_table, tmp_path, caplog):
+    """A target below the fastest architecture is warned about when the table is ready and raises at export,
+    naming the fastest latency."""
     strategy = Proxyless(seed=0, applied_hardware=twin_table, latency_target=1e-6, grad_reg_loss_type=None)
     exp = run_search(TwinSpace(), strategy, digits_evaluator(epochs=1, limit_train_batches=2), tmp_path)
+    assert 'latency_target 0.000 ms is below the fastest architecture' in caplog.text
     with pytest.raises(ValueError, match='No architecture meets latency_target=1e-06 ms: the fastest'):
         exp.export_top_models(top_k=1, formatter='dict')
 

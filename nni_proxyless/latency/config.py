@@ -62,7 +62,11 @@ class LatencyConfig:
     def build(self, supernet: nn.Module) -> LatencyObjective:
         """The objective the architecture step adds, with the supernet's latency table."""
         table = build_latency_table(supernet, self.hardware, self.dummy_input, **self.options)
-        return LatencyObjective(table, self.loss, target=self.target)
+        low, _ = table.bounds()
+        if self.target is not None and self.target < low:
+            _logger.warning('latency_target %.3f %s is below the fastest architecture of the space (%.3f %s); '
+                            'it cannot be met.', self.target, table.unit, low, table.unit)
+        return LatencyObjective(table, self.loss)
 
 
 def _check_dummy_input(dummy_input: Any) -> None:

@@ -16,7 +16,6 @@ instead of the best one within the target (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,6 @@ from .table import LatencyTable
 
 __all__ = ['LatencyLoss', 'LatencyObjective', 'OFFICIAL_PARAMS']
 
-_logger = logging.getLogger('nni.proxyless')
 
 OFFICIAL_PARAMS = {'mul#log': {'alpha': 0.2, 'beta': 0.3}, 'add#linear': {'lambda': 0.1}}
 _REQUIRED = {'mul#log': ('alpha', 'beta'), 'add#linear': ('lambda',), None: ()}
@@ -88,11 +86,9 @@ class LatencyObjective(nn.Module):
     Args:
         table: the latency table of the search space.
         loss: the latency loss.
-        target: the hard latency limit in the table's unit, or ``None``; only checked against the table here
-            (a warning when no architecture can meet it).
     """
 
-    def __init__(self, table: LatencyTable, loss: LatencyLoss, *, target: float | None = None):
+    def __init__(self, table: LatencyTable, loss: LatencyLoss):
         super().__init__()
         self.table, self.loss = table, loss
         low, _ = table.bounds()
@@ -100,9 +96,6 @@ class LatencyObjective(nn.Module):
             raise ValueError(f"grad_reg_loss_type='mul#log' needs every architecture's latency above 1 "
                              f'{table.unit} (log ratio), but the table allows {low:.3f} {table.unit}. Use '
                              "'add#linear'.")
-        if target is not None and target < low:
-            _logger.warning('latency_target %.3f %s is below the fastest architecture of the space (%.3f %s); '
-                            'it cannot be met.', target, table.unit, low, table.unit)
 
     def forward(self, task_loss: torch.Tensor, paths: dict[str, Path], arch: ArchParameters) -> torch.Tensor:
         """Architecture loss for one step: ``w`` is the pair's softmax (``two``) or ``p`` (``full_v2``)."""
