@@ -1,9 +1,10 @@
-"""Architecture parameters: one logit tensor per label, the paths sampled from them, the ``two``-mode rescale.
+"""Architecture parameters: one logit tensor per label, the selections drawn from them, the ``two``-mode rescale.
 
-Every mixed op asks this store which of its candidates runs at each step. Labels shared by several choices
-share one logit tensor and one sample per step. Sampling is drawn from a ``torch.Generator`` seeded by
-``(seed, step, phase)``, so every process of a distributed search draws the same paths without talking, and a
-resumed search draws what the uninterrupted one would have drawn.
+Every mixed op reads, through the shared :class:`~nni_proxyless.routing.Routing`, which of its label's
+candidates run at each step. Labels shared by several choices (or used by several layers, directly or through
+expressions) share one logit tensor and one draw per step. Draws come from a ``torch.Generator`` seeded by
+``(seed, step, phase)``, so every process of a distributed search draws the same selections without talking,
+and a resumed search draws what the uninterrupted one would have drawn.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any, Literal, Sequence
 import torch
 from torch import nn
 
-__all__ = ['ArchParameters', 'Choice', 'Path', 'BinaryMode']
+from .routing import Routing, Selection
+
+__all__ = ['ArchParameters', 'Choice', 'Condition', 'Selection', 'BinaryMode', 'draw_log_prob']
 
 BinaryMode = Literal['two', 'full_v2']
-ChoiceKind = Literal['layer', 'input', 'depth']
-Occurrence = tuple[tuple[str, frozenset], ...]
+ChoiceKind = Literal['layer', 'input', 'value']
 
 _MAX_SUBSETS = 100_000
 
@@ -31,8 +33,9 @@ class Choice:
 
     Attributes:
         label: the NNI label.
-        kind: ``'layer'`` (a ``LayerChoice``), ``'input'`` (an ``InputChoice``) or ``'depth'`` (a ``Repeat``).
-        values: the candidates as NNI's samples spell them (names, input indices, depths).
+        kind: ``'layer'`` (a ``LayerChoice``), ``'input'`` (an ``InputChoice``) or ``'value'`` (an ``nni.choice``
+            used in layer arguments, expressions or a ``Repeat`` depth).
+        values: the candidates as NNI's samples spell them (names, input indices, values).
         n_chosen: how many candidates one sample takes (only ``InputChoice`` takes more than one).
     """
 
@@ -52,42 +55,53 @@ class Choice:
         return self.values[indices[0]]
 
 
-@dataclass
-class Path:
-    """The candidates of one label that run in the current step.
+@dataclass(frozen=True)
+class Condition:
+    """One enclosing choice a label needs: the ``labels``' values must form one of the ``selecting`` tuples.
 
-    Attributes:
-        active: indices of the candidates whose outputs are used (one, or ``n_chosen`` for an ``InputChoice``).
-        gated: indices whose binary gates receive gradients (architecture step only; empty otherwise).
-        support: indices the gate weights are a softmax over: the sampled pair in ``two`` mode, all candidates
-            in ``full_v2`` mode.
-        logits: the label's logit tensor during an architecture step, ``None`` otherwise.
+    A block inside ``LayerChoice`` candidate ``'a'`` has ``Condition(('op',), {('a',)})``; the third block of a
+    ``Repeat`` whose depth is ``d // 2`` has ``Condition(('d',), {(v,) for v with v // 2 > 2})``.
     """
 
-    active: tuple[int, ...]
-    gated: tuple[int, ...] = ()
-    support: tuple[int, ...] = ()
-    logits: torch.Tensor | None = None
+    labels: tuple[str, ...]
+    selecting: frozenset
 
-    def weights(self) -> torch.Tensor:
-        """Gate weights over all candidates: the softmax over ``support``, zero elsewhere (differentiable)."""
-        assert self.logits is not None, 'weights exist only during an architecture step'
-        support = list(self.support)
-        weights = torch.zeros_like(self.logits)
-        return weights.index_put((torch.tensor(support),), torch.softmax(self.logits[support], dim=-1))
+    def holds(self, sample: dict[str, Any]) -> bool:
+        """Whether ``sample`` gives these labels values that select the enclosed label."""
+        if any(label not in sample for label in self.labels):
+            return False
+        return tuple(_hashable(sample[label]) for label in self.labels) in self.selecting
+
+
+Occurrence = tuple[Condition, ...]
+
+
+def draw_log_prob(log_p: torch.Tensor, order: Sequence[int]) -> torch.Tensor:
+    """Log-probability of drawing the candidates ``order``, in that order, without replacement (differentiable).
+
+    ``log p(i_1) + log p(i_2) - log(1 - p(i_1)) + ...``; one draw is simply ``log_p[i_1]``.
+    """
+    total, remaining = log_p.new_zeros(()), log_p.new_ones(())
+    for k in order:
+        total = total + log_p[k] - torch.log(remaining.clamp_min(1e-300))
+        remaining = remaining - log_p[k].exp()
+    return total
 
 
 class ArchParameters(nn.Module):
     """The architecture logits of a search space, one tensor per label.
 
     Args:
-        seed: seeds the path sampler; the same seed draws the same paths at the same step.
+        seed: seeds the sampler; the same seed draws the same selections at the same step.
+
+    Attributes:
+        routing: what the supernet's mixed ops run in the next forward (see :class:`Routing`).
 
     Example::
 
         arch = ArchParameters(seed=0)
         arch.register(Choice('conv', 'layer', ('k3', 'k5')))
-        paths = arch.sample(step=0)            # {'conv': Path(active=(1,))}
+        arch.routing.set(arch.sample(step=0))   # {'conv': Selection(active=(1,))}
     """
 
     def __init__(self, *, seed: int = 0):
@@ -96,9 +110,10 @@ class ArchParameters(nn.Module):
         self.choices: dict[str, Choice] = {}
         self.logits = nn.ParameterList()
         self._index: dict[str, int] = {}
-        # Labels nested in a Repeat block or a LayerChoice candidate take part only when their enclosing
-        # choices select them: label -> occurrences, each a tuple of (enclosing label, values that select it).
+        # Labels nested in a Repeat block, a LayerChoice candidate or a cell take part only when their enclosing
+        # choices select them: label -> occurrences, each a tuple of conditions that must all hold.
         self.conditions: dict[str, list[Occurrence]] = {}
+        self.routing = Routing(self.choices)
 
     # ----------------------------------------------------------------------------------------- registry
 
@@ -118,7 +133,7 @@ class ArchParameters(nn.Module):
         self.logits.append(nn.Parameter(torch.zeros(len(choice.values))))
 
     def add_occurrence(self, label: str, occurrence: Occurrence) -> None:
-        """Record one place where ``label`` occurs: active when every enclosing label takes a selecting value."""
+        """Record one place where ``label`` occurs: active when every condition holds."""
         occurrences = self.conditions.setdefault(label, [])
         if occurrence not in occurrences:
             occurrences.append(occurrence)
@@ -146,104 +161,103 @@ class ArchParameters(nn.Module):
         occurrences = self.conditions.get(label)
         if not occurrences:
             return True
-        return any(all(outer in sample and sample[outer] in selecting for outer, selecting in occurrence)
-                   for occurrence in occurrences)
+        return any(all(condition.holds(sample) for condition in occurrence) for occurrence in occurrences)
 
-    def label_distribution(self, label: str) -> list[tuple[Any, float]]:
-        """Every value ``label`` can take in an export, with its log-probability, most probable first.
+    def ranked(self, label: str) -> list[tuple[Any, float]]:
+        """Every value ``label`` can take in an export with its log-probability, most probable first.
 
-        For an ``InputChoice`` taking ``m > 1`` inputs the values are the ``m``-subsets, with the probability
-        of drawing that subset in ``m`` draws without replacement.
+        Ties go to the candidate listed first. For an ``InputChoice`` taking ``m > 1`` inputs the values are the
+        ``m``-subsets, with the probability of drawing that subset in ``m`` draws without replacement. This
+        ranking is the only one: validation's most probable architecture and every export come from it.
         """
         choice = self.choices[label]
-        log_p = torch.log_softmax(self.logit(label).detach().double(), dim=-1).tolist()
+        log_p = torch.log_softmax(self.logit(label).detach().double(), dim=-1)
         if choice.n_chosen == 1:
-            pairs = [(choice.sample_value([i]), log_p[i]) for i in range(len(log_p))]
+            pairs = [(choice.sample_value([i]), float(log_p[i])) for i in range(len(log_p))]
         else:
-            pairs = [(choice.sample_value(s), _log_prob_of_subset(log_p, s))
-                     for s in _subsets(len(log_p), choice.n_chosen, label)]
-        return sorted(pairs, key=lambda pair: -pair[1])
+            pairs = [(choice.sample_value(subset), _log_prob_of_subset(log_p, subset))
+                     for subset in _subsets(len(log_p), choice.n_chosen, label)]
+        return sorted(pairs, key=lambda pair: -pair[1])  # stable: ties keep the candidates' order
 
     def argmax(self) -> dict[str, Any]:
-        """The most probable value of every label (ties go to the first candidate)."""
-        return {label: self.label_distribution(label)[0][0] for label in self.choices}
+        """The most probable value of every label (what validation runs and the top-1 export returns)."""
+        return {label: self.ranked(label)[0][0] for label in self.choices}
 
-    # -------------------------------------------------------------------------------------------- paths
+    def argmax_selections(self) -> dict[str, Selection]:
+        """Selections of the most probable architecture (see :meth:`argmax`)."""
+        return self.selections_for(self.argmax())
+
+    # --------------------------------------------------------------------------------------- selections
 
     def generator(self, step: int, phase: int) -> torch.Generator:
         """The sampler for one step and phase (0: weights, 1: architecture, 2 and up: free for callers)."""
         return torch.Generator().manual_seed(((self.seed * 1_000_003 + step) * 1_009 + phase) % (2 ** 63))
 
-    def sample(self, step: int, phase: int = 0) -> dict[str, Path]:
-        """Paths of a whole architecture drawn from the distribution (``n_chosen`` inputs for an InputChoice).
+    def sample(self, step: int, phase: int = 0) -> dict[str, Selection]:
+        """A whole architecture drawn from the distribution (``n_chosen`` inputs for an InputChoice).
 
         Phase 0 is the weight step's draw; other phases give independent draws at the same step.
         """
         rng = self.generator(step, phase)
-        paths = {}
+        selections = {}
         for label, choice in self.choices.items():
             drawn = torch.multinomial(self.probs(label), choice.n_chosen, generator=rng)
-            paths[label] = Path(active=tuple(drawn.tolist()))
-        return paths
+            selections[label] = Selection(active=tuple(drawn.tolist()))
+        return selections
 
-    def sample_for_update(self, step: int, mode: BinaryMode) -> dict[str, Path]:
-        """Paths for an architecture step, with gates and the live logits (DESIGN section 3).
+    def sample_for_update(self, step: int, mode: BinaryMode) -> dict[str, Selection]:
+        """Selections for an architecture step, with gates and the live logits (DESIGN section 3).
 
         ``two`` mode draws two distinct candidates, then the active one from the softmax over the pair;
         ``full_v2`` draws the active candidate from the full distribution and gates all candidates.
         An ``InputChoice`` taking several inputs gates the inputs it draws, weighted over all candidates.
         """
         rng = self.generator(step, 1)
-        paths = {}
+        selections = {}
         for label, choice in self.choices.items():
             logits, probs = self.logit(label), self.probs(label)
             everything = tuple(range(len(probs)))
             if choice.n_chosen > 1:
                 drawn = tuple(torch.multinomial(probs, choice.n_chosen, generator=rng).tolist())
-                paths[label] = Path(active=drawn, gated=drawn, support=everything, logits=logits)
+                selections[label] = Selection(active=drawn, gated=drawn, support=everything, logits=logits)
             elif mode == 'two' and len(probs) > 1:
                 pair = tuple(torch.multinomial(probs, 2, generator=rng).tolist())
                 q = torch.softmax(logits.detach()[list(pair)], dim=-1)
                 active = pair[int(torch.multinomial(q, 1, generator=rng))]
-                paths[label] = Path(active=(active,), gated=pair, support=pair, logits=logits)
+                selections[label] = Selection(active=(active,), gated=pair, support=pair, logits=logits)
             else:
                 active = int(torch.multinomial(probs, 1, generator=rng))
-                paths[label] = Path(active=(active,), gated=everything, support=everything, logits=logits)
-        return paths
+                selections[label] = Selection(active=(active,), gated=everything, support=everything, logits=logits)
+        return selections
 
-    def argmax_paths(self) -> dict[str, Path]:
-        """Paths of the most probable architecture (what validation and export use)."""
-        paths = {}
-        for label, choice in self.choices.items():
-            # ranked by the logits themselves: float32 probabilities can tie where the logits do not
-            drawn = torch.argsort(self.logit(label).detach(), descending=True, stable=True)[:choice.n_chosen]
-            paths[label] = Path(active=tuple(drawn.tolist()))
-        return paths
-
-    def sample_of(self, paths: dict[str, Path]) -> dict[str, Any]:
-        """The NNI sample of an architecture given by its paths (labels it does not use are dropped)."""
-        full = {label: self.choices[label].sample_value(path.active) for label, path in paths.items()}
+    def sample_of(self, selections: dict[str, Selection]) -> dict[str, Any]:
+        """The NNI sample of an architecture given by its selections (labels it does not use are dropped)."""
+        full = {label: self.choices[label].sample_value(s.active) for label, s in selections.items()}
         return {label: value for label, value in full.items() if self.is_active(label, full)}
 
-    def paths_for(self, sample: dict[str, Any]) -> dict[str, Path]:
-        """Paths of a fixed architecture given as an NNI sample (inactive labels may be missing)."""
-        paths = {}
+    def selections_for(self, sample: dict[str, Any]) -> dict[str, Selection]:
+        """Selections of a fixed architecture given as an NNI sample (inactive labels may be missing)."""
+        selections = {}
         for label, choice in self.choices.items():
             if label not in sample:
-                paths[label] = Path(active=tuple(range(choice.n_chosen)))  # inactive: any valid path
+                selections[label] = Selection(active=tuple(range(choice.n_chosen)))  # inactive: any valid one
             elif choice.kind == 'input':
-                paths[label] = Path(active=tuple(sample[label]))
+                selections[label] = Selection(active=tuple(sample[label]))
             else:
-                paths[label] = Path(active=(choice.values.index(sample[label]),))
-        return paths
+                selections[label] = Selection(active=(choice.values.index(sample[label]),))
+        return selections
+
+    def log_prob(self, label: str, selection: Selection) -> torch.Tensor:
+        """Log-probability (differentiable) that one draw of ``label`` gives ``selection.active``, in order."""
+        return draw_log_prob(torch.log_softmax(self.logit(label), dim=-1), selection.active)
 
     # ------------------------------------------------------------------------------------- two-mode rescale
 
     @staticmethod
-    def pairs_of(paths: dict[str, Path]) -> dict[str, tuple[int, ...]]:
+    def pairs_of(selections: dict[str, Selection]) -> dict[str, tuple[int, ...]]:
         """Labels updated on a sampled pair (``two`` mode) and the pair, for :meth:`rescale`."""
-        return {label: path.support for label, path in paths.items()
-                if path.logits is not None and len(path.support) < len(path.logits)}
+        return {label: s.support for label, s in selections.items()
+                if s.logits is not None and len(s.support) < len(s.logits)}
 
     def snapshot(self, pairs: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
         """The pair logits before an optimiser step."""
@@ -270,13 +284,10 @@ def _subsets(n: int, m: int, label: str) -> list[tuple[int, ...]]:
     return list(combinations(range(n), m))
 
 
-def _log_prob_of_subset(log_p: list[float], subset: tuple[int, ...]) -> float:
-    """Log-probability that ``len(subset)`` draws without replacement give exactly ``subset``."""
-    total = 0.0
-    for order in permutations(subset):
-        remaining, log_prob = 1.0, 0.0
-        for i in order:
-            log_prob += log_p[i] - math.log(max(remaining, 1e-300))
-            remaining -= math.exp(log_p[i])
-        total += math.exp(log_prob)
-    return math.log(total)
+def _log_prob_of_subset(log_p: torch.Tensor, subset: tuple[int, ...]) -> float:
+    """Log-probability that ``len(subset)`` draws without replacement give exactly ``subset``, in any order."""
+    return float(torch.logsumexp(torch.stack([draw_log_prob(log_p, order) for order in permutations(subset)]), 0))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value

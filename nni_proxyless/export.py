@@ -60,7 +60,7 @@ def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool]
     if not isinstance(k, int) or k <= 0:
         raise ValueError(f'top_k must be a positive integer, got {k!r}.')
     order = _enclosing_first(arch)
-    dists = {label: arch.label_distribution(label) for label in order}
+    dists = {label: arch.ranked(label) for label in order}
     best = {label: dist[0][1] for label, dist in dists.items()}
 
     rest = [sum(best[label] for label in order[pos:]) for pos in range(len(order) + 1)]
@@ -99,8 +99,9 @@ def _enclosing_first(arch: ArchParameters) -> list[str]:
             raise ValueError(f'Label {label!r} encloses itself; the search space is cyclic.')
         visiting.add(label)
         for occurrence in arch.conditions.get(label, []):
-            for outer, _ in occurrence:
-                visit(outer)
+            for condition in occurrence:
+                for outer in condition.labels:
+                    visit(outer)
         visiting.discard(label)
         order.append(label)
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .arch import ArchParameters, Path
+from .arch import ArchParameters, Selection
 
 __all__ = ['ReinforceUpdate', 'MeasuredSubnetLatency', 'classification_accuracy', 'check_reinforce_options']
 
@@ -61,7 +61,7 @@ class MeasuredSubnetLatency:
         self.predictor = MeasuredPredictor('cpu', cache_dir=False, **predictor_options)
 
     def __call__(self, sample: dict[str, Any]) -> float:
-        from .latency.predictors import ModuleCall
+        from .latency.protocol import ModuleCall
         key = repr(sorted(sample.items()))
         if key not in self.cache:
             subnet = self.supernet.freeze(sample)
@@ -95,7 +95,7 @@ class ReinforceUpdate(nn.Module):
             return accuracy
         return accuracy * (self.latency(sample) / self.ref_latency) ** self.latency_weight
 
-    def loss(self, arch: ArchParameters, rewarded: list[tuple[dict[str, Path], dict[str, Any], float]]
+    def loss(self, arch: ArchParameters, rewarded: list[tuple[dict[str, Selection], dict[str, Any], float]]
              ) -> torch.Tensor:
         """The policy-gradient loss of sampled ``(paths, sample, reward)`` triples; updates the baseline."""
         rewards = torch.tensor([reward for _, _, reward in rewarded], dtype=torch.float64)
@@ -104,19 +104,8 @@ class ReinforceUpdate(nn.Module):
             first = torch.isnan(self.baseline)
             self.baseline.copy_(mean if first else self.baseline + self.baseline_decay * (mean - self.baseline))
         terms = []
-        for (paths, sample, _), advantage in zip(rewarded, rewards - self.baseline):
-            log_p = sum(_log_prob(arch, label, path) for label, path in paths.items() if arch.is_active(label, sample))
+        for (selections, sample, _), advantage in zip(rewarded, rewards - self.baseline):
+            log_p = sum(arch.log_prob(label, selection) for label, selection in selections.items()
+                        if arch.is_active(label, sample))
             terms.append(-advantage.float() * log_p)
         return torch.stack(terms).mean()
-
-
-def _log_prob(arch: ArchParameters, label: str, path: Path) -> torch.Tensor:
-    """log p of the drawn candidates (for several inputs: the log-probability of that draw order)."""
-    log_p = torch.log_softmax(arch.logit(label), dim=-1)
-    if len(path.active) == 1:
-        return log_p[path.active[0]]
-    total, remaining = log_p.new_zeros(()), log_p.new_ones(())
-    for k in path.active:  # drawn without replacement, in this order
-        total = total + log_p[k] - torch.log(remaining)
-        remaining = remaining - log_p[k].exp()
-    return total

@@ -18,7 +18,7 @@ from .export import Architecture, top_k
 from .latency import LatencyObjective, LatencyTable
 from .latency.config import LatencyConfig
 from .reinforce import MeasuredSubnetLatency, ReinforceUpdate, check_reinforce_options
-from .ops import MUTATION_HOOKS, record_occurrences
+from .supernet import build_supernet, model_defined_hooks
 from .training import ProxylessModule, SearchSettings
 
 if TYPE_CHECKING:
@@ -128,22 +128,16 @@ class Proxyless(OneShotStrategy):
 
     # --------------------------------------------------------------------------------------- mutation
 
-    def default_mutation_hooks(self) -> list[Callable]:
-        return [*MUTATION_HOOKS, no_default_hook]
-
-    def run_hook(self, hook: Callable, name: str, module: nn.Module, memo: dict[str, Any]) -> Any:
-        return hook(module, name, memo, {'arch': self.arch})
-
     def mutate_model(self, model: ModelSpace) -> ModelSpace:
         """Replace every choice of ``model`` (in place) by a mixed op sharing one :class:`ArchParameters`."""
         seed = self.seed if self.seed is not None else torch.initial_seed() % (2 ** 31)
         self.arch = ArchParameters(seed=seed)
-        model = super().mutate_model(model)
+        hooks = self.extra_mutation_hooks + model_defined_hooks(model, self)
+        model = build_supernet(model, self.arch, hooks, finish=[no_default_hook])
         self._supernet = model
         if not self.arch.choices:
-            raise ValueError(f'The model space {type(model).__name__} has no LayerChoice, InputChoice or Repeat with '
-                             'a depth choice: there is nothing to search.')
-        record_occurrences(model, self.arch)
+            raise ValueError(f'The model space {type(model).__name__} has no choice (LayerChoice, InputChoice, Repeat '
+                             'with a depth choice, Cell, or nni.choice in layer arguments): there is nothing to search.')
         if self.latency_config is not None:
             self._latency = self.latency_config.build(model)
         return model

@@ -23,7 +23,7 @@ from pytorch_lightning import Callback
 from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 
 from ._arch_batches import ArchBatches
-from .arch import ArchParameters, BinaryMode, Path
+from .arch import ArchParameters, BinaryMode, Selection
 from ._distributed import allow_unused_parameters, average_gradients, from_rank_zero
 from .callbacks import ArchitectureLogger, RandomStateKeeper
 from .plots import SearchPlots
@@ -118,10 +118,9 @@ class ProxylessModule(BaseOneShotLightningModule):
     def configure_callbacks(self) -> list[Callback]:
         return [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder)]
 
-    def route(self, paths: dict[str, Path]) -> None:
-        """Make every mixed op run its label's path."""
-        for op in self._ops:
-            op.set_path(paths[op.label])
+    def route(self, selections: dict[str, Selection]) -> None:
+        """Make every mixed op run what its labels' selections say (the supernet's one routing)."""
+        self.arch.routing.set(selections)
 
     # -------------------------------------------------------------------------------------------- steps
 
@@ -162,13 +161,13 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     def _binary_gate_loss(self, batch: Any, step: int) -> tuple[torch.Tensor, dict[str, tuple[int, ...]]]:
         """Task loss (plus latency loss) on gated sampled paths, and the pairs to rescale after the step."""
-        paths = self.arch.sample_for_update(step, self.settings.binary_mode)
-        self.route(paths)
+        selections = self.arch.sample_for_update(step, self.settings.binary_mode)
+        self.route(selections)
         with self._muted_logging():
             loss = _loss_of(self.training_module.training_step(batch, -1), 'architecture step')
         if self.latency is not None:
-            loss = self.latency(loss, paths, self.arch)
-        return loss, ArchParameters.pairs_of(paths)
+            loss = self.latency(loss, selections, self.arch)
+        return loss, ArchParameters.pairs_of(selections)
 
     def _policy_gradient_loss(self, batch: Any, step: int) -> torch.Tensor:
         """REINFORCE: rewards of whole sampled architectures on one batch (see :mod:`nni_proxyless.reinforce`)."""
@@ -180,11 +179,11 @@ class ProxylessModule(BaseOneShotLightningModule):
         try:
             with torch.no_grad():
                 for k in range(self.reinforce.samples):
-                    paths = self.arch.sample(step, phase=2 + k)
-                    self.route(paths)
-                    sample = self.arch.sample_of(paths)
+                    selections = self.arch.sample(step, phase=2 + k)
+                    self.route(selections)
+                    sample = self.arch.sample_of(selections)
                     accuracy = self.reinforce.metric(self.training_module(batch[0]), batch)
-                    rewarded.append((paths, sample, self.reinforce.reward(accuracy, sample)))
+                    rewarded.append((selections, sample, self.reinforce.reward(accuracy, sample)))
         finally:
             model.train(was_training)
         self.log('reinforce_reward', sum(r for _, _, r in rewarded) / len(rewarded), on_step=False, on_epoch=True)
@@ -206,7 +205,7 @@ class ProxylessModule(BaseOneShotLightningModule):
     # --------------------------------------------------------------------------------------- validation
 
     def on_validation_epoch_start(self) -> None:
-        self.route(self.arch.argmax_paths())
+        self.route(self.arch.argmax_selections())
         return self.training_module.on_validation_epoch_start()
 
     def validation_step(self, batch: Any, batch_idx: int) -> Any:
@@ -232,7 +231,7 @@ class ProxylessModule(BaseOneShotLightningModule):
                 sink.report_final(report)
 
     def on_train_end(self) -> None:
-        self.route(self.arch.argmax_paths())  # leave the supernet on its most probable path
+        self.route(self.arch.argmax_selections())  # leave the supernet on its most probable path
         return self.training_module.on_train_end()
 
     def search_figures(self) -> dict[str, float]:

@@ -78,7 +78,7 @@ def test_subset_probability_is_the_sampling_law():
     p = [0.6, 0.3, 0.1]
     with torch.no_grad():
         arch.logit('inp').copy_(torch.tensor(p).log())
-    dist = dict((tuple(v), math.exp(lp)) for v, lp in arch.label_distribution('inp'))
+    dist = dict((tuple(v), math.exp(lp)) for v, lp in arch.ranked('inp'))
     expected = {(i, j): p[i] * p[j] / (1 - p[i]) + p[j] * p[i] / (1 - p[j]) for i, j in [(0, 1), (0, 2), (1, 2)]}
     assert dist == pytest.approx(expected)
     assert sum(dist.values()) == pytest.approx(1.0)

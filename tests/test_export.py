@@ -8,20 +8,20 @@ import math
 import pytest
 import torch
 
-from nni_proxyless.arch import ArchParameters, Choice
+from nni_proxyless.arch import ArchParameters, Choice, Condition
 from nni_proxyless.export import top_k
 
 
 def _space(seed: int) -> ArchParameters:
     """depth in {1,2,3}; b1 used when depth > 1, b2 when depth > 2; 'inner' only when conv == 'a'."""
     arch = ArchParameters(seed=0)
-    for choice in [Choice('depth', 'depth', (1, 2, 3)), Choice('b0', 'layer', ('x', 'y')),
+    for choice in [Choice('depth', 'value', (1, 2, 3)), Choice('b0', 'layer', ('x', 'y')),
                    Choice('b1', 'layer', ('x', 'y', 'z')), Choice('b2', 'layer', ('x', 'y')),
                    Choice('conv', 'layer', ('a', 'b')), Choice('inner', 'layer', (0, 1, 2))]:
         arch.register(choice)
-    arch.add_occurrence('b1', (('depth', frozenset({2, 3})),))
-    arch.add_occurrence('b2', (('depth', frozenset({3})),))
-    arch.add_occurrence('inner', (('conv', frozenset({'a'})),))
+    arch.add_occurrence('b1', (Condition(('depth',), frozenset({(2,), (3,)})),))
+    arch.add_occurrence('b2', (Condition(('depth',), frozenset({(3,)})),))
+    arch.add_occurrence('inner', (Condition(('conv',), frozenset({('a',)})),))
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for logit in arch.parameters():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nni_proxyless import Proxyless
-from nni_proxyless.arch import ArchParameters, Choice, Path
+from nni_proxyless.arch import ArchParameters, Choice, Selection
 from nni_proxyless.reinforce import ReinforceUpdate
 
 from conftest import digits_evaluator, run_search
@@ -28,8 +28,8 @@ def _toy() -> ArchParameters:
 def test_policy_gradient_by_hand():
     """Rewards 1 and 0 for (a=1, b=0) and (a=0, b=1): baseline 1/2, grad_a = (1/4, -1/4, 0), grad_b = (-1/4, 1/4)."""
     arch, update = _toy(), ReinforceUpdate(latency=None)
-    rewarded = [({'a': Path((1,)), 'b': Path((0,))}, {'a': 1, 'b': 0}, 1.0),
-                ({'a': Path((0,)), 'b': Path((1,))}, {'a': 0, 'b': 1}, 0.0)]
+    rewarded = [({'a': Selection((1,)), 'b': Selection((0,))}, {'a': 1, 'b': 0}, 1.0),
+                ({'a': Selection((0,)), 'b': Selection((1,))}, {'a': 0, 'b': 1}, 0.0)]
     loss = update.loss(arch, rewarded)
     grad_a, grad_b = torch.autograd.grad(loss, [arch.logit('a'), arch.logit('b')])
     torch.testing.assert_close(grad_a, torch.tensor([0.25, -0.25, 0.0]))

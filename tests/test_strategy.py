@@ -90,7 +90,7 @@ def test_input_choice_of_two_uses_two_inputs(tmp_path):
     inputs = [torch.full((1, 2), float(10 ** i)) for i in range(3)]
     for step in range(5):
         chosen = strategy.arch.sample(step)['inputs']
-        op.set_path(chosen)
+        strategy.arch.routing.set({'inputs': chosen})
         assert len(set(chosen.active)) == 2
         assert op(inputs).sum().item() == sum(2 * 10 ** i for i in chosen.active)
     exported = exp_dict = strategy.top_architectures(1)[0]
@@ -116,7 +116,7 @@ def test_instance_export_equals_supernet_on_argmax_path(tmp_path):
     exp = run_search(space, strategy, digits_evaluator(epochs=1, limit_train_batches=8, limit_val_batches=0),
                      tmp_path)
     subnet = exp.export_top_models(top_k=1, formatter='instance')[0]
-    strategy.oneshot_module.route(strategy.arch.argmax_paths())
+    strategy.oneshot_module.route(strategy.arch.argmax_selections())
     x = torch.randn(4, 1, 8, 8)
     space.eval(), subnet.eval()
     torch.testing.assert_close(subnet(x), space(x))
@@ -155,5 +155,5 @@ def test_space_without_choices_is_refused():
         def forward(self, x):
             return self.fc(x.flatten(1))
 
-    with pytest.raises(ValueError, match='Plain has no LayerChoice'):
+    with pytest.raises(ValueError, match='Plain has no choice'):
         Proxyless().mutate_model(Plain())

@@ -6,8 +6,8 @@ Front doors: :func:`build_latency_table` (a space and a predictor name in, a :cl
 
 from .build import build_latency_table, resolve_hardware
 from .loss import OFFICIAL_PARAMS, LatencyLoss, LatencyObjective
-from .predictors import (NN_METER_DEVICES, LatencyPredictor, ModuleCall, available_predictors, create_predictor,
-                         register_predictor)
+from .predictors import NN_METER_DEVICES, available_predictors, create_predictor, register_predictor
+from .protocol import LatencyPredictor, ModuleCall
 from .table import LatencyTable, TableError, Term
 
 __all__ = ['build_latency_table', 'resolve_hardware', 'LatencyTable', 'TableError', 'Term', 'LatencyLoss',

@@ -26,9 +26,11 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..arch import Path
+from ..arch import ArchParameters, Condition, Selection
 from ..ops import MixedInput, MixedLayer, MixedOp, MixedRepeat
-from .predictors import LatencyPredictor, ModuleCall, available_predictors, create_predictor
+from ..supernet import build_supernet, model_defined_hooks
+from .predictors import available_predictors, create_predictor
+from .protocol import LatencyPredictor, ModuleCall
 from .table import LatencyTable, Term
 
 __all__ = ['build_latency_table', 'resolve_hardware', 'hardware_kind']
@@ -84,7 +86,8 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
     supernet = model_space if any(isinstance(m, MixedOp) for m in model_space.modules()) \
         else _mutated_copy(model_space)
     ops = [m for m in supernet.modules() if isinstance(m, MixedOp)]
-    labels = {op.label: list(op.choice.values) for op in ops}
+    routing = ops[0].routing
+    labels = {label: list(choice.values) for label, choice in routing.choices.items()}
     source = resolve_hardware(hardware, **predictor_options)
     if isinstance(source, LatencyTable):
         source.check_space(labels, f'latency table {hardware}' if not isinstance(hardware, LatencyTable) else
@@ -92,21 +95,16 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
         return source
     x = _dummy_tensor(dummy_input, supernet)
     started = time.perf_counter()
-    saved = {op: op.path for op in ops}
-    try:
-        inputs = _probe(supernet, ops, x)
-        _route_reference(ops)
+    inputs = _probe(supernet, ops, x)
+    with routing.use(_reference(ops)):
         calls = _calls(supernet, ops, inputs, x)
         prices = dict(zip(calls, source.predict(list(calls.values()))))
         terms: list[Term] = []
         total = _price(supernet, (), prices, terms)
-        table = LatencyTable(labels=labels, fixed=prices['network'] - total, terms=terms, unit=source.unit,
-                             hardware=source.description, dummy_input=list(x.shape))
-        if getattr(source, 'calibrate', False):
-            table = _calibrated(table, supernet, ops, x, source)
-    finally:
-        for op, path in saved.items():
-            op.set_path(path)
+    table = LatencyTable(labels=labels, fixed=prices['network'] - total, terms=terms, unit=source.unit,
+                         hardware=source.description, dummy_input=list(x.shape))
+    if getattr(source, 'calibrate', False):
+        table = _calibrated(table, supernet, ops, x, source)
     low, high = table.bounds()
     _logger.info('Latency table on %s built in %.1f s: %d terms, fixed %.3f %s, architectures from %.3f to '
                  '%.3f %s.', source.description, time.perf_counter() - started, len(terms), table.fixed,
@@ -115,8 +113,8 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
 
 
 def _mutated_copy(model_space: nn.Module) -> nn.Module:
-    from ..strategy import Proxyless
-    return Proxyless(seed=0).mutate_model(copy.deepcopy(model_space))
+    space = copy.deepcopy(model_space)
+    return build_supernet(space, ArchParameters(seed=0), model_defined_hooks(space, None))
 
 
 def _dummy_tensor(dummy_input: Sequence[int] | torch.Tensor, supernet: nn.Module) -> torch.Tensor:
@@ -142,10 +140,10 @@ def _probe(supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor) -> dict[int
     handles = [m.register_forward_pre_hook(record, with_kwargs=True) for m in watched]
     was_training = supernet.training
     supernet.eval()
+    routing = ops[0].routing
     try:
-        for position in range(max(len(op.choice.values) for op in ops)):
-            _route_reference(ops, position)
-            with torch.no_grad():
+        for position in _positions(ops):
+            with routing.use(_reference(ops, position)), torch.no_grad():
                 supernet(x)
     except Exception as error:
         raise ValueError(f'The dummy input of shape {tuple(x.shape)} cannot run through the model space: '
@@ -154,46 +152,54 @@ def _probe(supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor) -> dict[int
         for handle in handles:
             handle.remove()
         supernet.train(was_training)
-    missing = sorted({op.label for op in ops if id(op) not in inputs})
+    missing = sorted({label for op in ops if id(op) not in inputs for label in op.labels})
     if missing:
         raise ValueError(f'The dummy input never reaches the choices {missing}; they cannot be priced.')
     return inputs
 
 
-def _route_reference(ops: list[MixedOp], position: int = 0) -> None:
-    """Every LayerChoice at candidate ``position`` (or its last), every Repeat at its greatest depth."""
-    for op in ops:
-        n = len(op.choice.values)
-        if isinstance(op, MixedRepeat):
-            op.set_path(Path(active=(max(range(n), key=lambda k: op.choice.values[k]),)))
-        elif isinstance(op, MixedInput):
-            op.set_path(Path(active=tuple(range(op.choice.n_chosen))))
+def _reference(ops: list[MixedOp], position: int = 0) -> dict[str, Selection]:
+    """Every label at candidate ``position`` (or its last), every depth at its greatest value, every input
+    choice on its first inputs."""
+    depths = {label for op in ops if isinstance(op, MixedRepeat) for label in op.labels}
+    selections = {}
+    for label, choice in ops[0].routing.choices.items():
+        n = len(choice.values)
+        if label in depths:
+            selections[label] = Selection(active=(max(range(n), key=lambda k: choice.values[k]),))
+        elif choice.kind == 'input':
+            selections[label] = Selection(active=tuple(range(choice.n_chosen)))
         else:
-            op.set_path(Path(active=(min(position, n - 1),)))
+            selections[label] = Selection(active=(min(position, n - 1),))
+    return selections
 
 
-def _routed_sample(ops: list[MixedOp]) -> dict[str, Any]:
-    """The architecture (an NNI sample) the mixed ops are routed on."""
-    return {op.label: op.choice.sample_value(op.path.active) for op in ops}
+def _positions(ops: list[MixedOp]) -> range:
+    return range(max(len(choice.values) for choice in ops[0].routing.choices.values()))
+
+
+def _sample(ops: list[MixedOp], selections: dict[str, Selection]) -> dict[str, Any]:
+    """The architecture (an NNI sample) of these selections."""
+    choices = ops[0].routing.choices
+    return {label: choices[label].sample_value(selection.active) for label, selection in selections.items()}
 
 
 def _calibrated(table: LatencyTable, supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor,
                 source: LatencyPredictor) -> LatencyTable:
     """Step 4 of the module docstring; ``table`` unchanged when no second path differs enough or ``s`` is
     implausible (outside 0.5-2: the timings were disturbed)."""
-    _route_reference(ops)
-    reference = _routed_sample(ops)
+    reference = _sample(ops, _reference(ops))
     s_ref = table.predict(reference) - table.fixed
     others = []
-    for position in range(1, max(len(op.choice.values) for op in ops)):
-        _route_reference(ops, position)
-        others.append((abs(table.predict(_routed_sample(ops)) - table.fixed - s_ref), position))
+    for position in _positions(ops)[1:]:
+        others.append((abs(table.predict(_sample(ops, _reference(ops, position))) - table.fixed - s_ref), position))
     spread, position = max(others, default=(0.0, 0))
     if spread < 0.1 * max(abs(s_ref), 1e-12):
         return table
-    _route_reference(ops, position)
-    s_2 = table.predict(_routed_sample(ops)) - table.fixed
-    n_2 = source.predict([ModuleCall(supernet, (x,), {})])[0]
+    second = _reference(ops, position)
+    s_2 = table.predict(_sample(ops, second)) - table.fixed
+    with ops[0].routing.use(second):
+        n_2 = source.predict([ModuleCall(supernet, (x,), {})])[0]
     n_ref = table.predict(reference)
     scale = (n_ref - n_2) / (s_ref - s_2)
     if not 0.5 <= scale <= 2.0:
@@ -205,7 +211,7 @@ def _calibrated(table: LatencyTable, supernet: nn.Module, ops: list[MixedOp], x:
                  'against alone), fixed part %.3f -> %.3f %s.', scale, table.fixed, n_ref - scale * s_ref,
                  table.unit)
     return LatencyTable(labels=table.labels, fixed=n_ref - scale * s_ref,
-                        terms=[Term(tuple(c * scale for c in t.costs), t.label, t.when) for t in table.terms],
+                        terms=[Term(tuple(c * scale for c in t.costs), t.labels, t.when) for t in table.terms],
                         unit=table.unit, hardware=table.hardware, dummy_input=table.dummy_input)
 
 
@@ -224,25 +230,28 @@ def _calls(supernet: nn.Module, ops: list[MixedOp], inputs: dict, x: torch.Tenso
 
 
 def _price(module: nn.Module, when: tuple, prices: dict, terms: list[Term]) -> float:
-    """Emit the terms of the choices under ``module``; return their cost on the reference path."""
+    """Emit the terms of the choices under ``module``; return their cost on the reference routing."""
     if isinstance(module, MixedLayer):
         costs, reference = [], 0.0
         for k, (candidate, value) in enumerate(zip(module.candidates, module.choice.values)):
-            nested = _price(candidate, when + ((module.label, (value,)),), prices, terms)
+            selected = Condition((module.label,), frozenset([(value,)]))
+            nested = _price(candidate, when + (selected,), prices, terms)
             costs.append(prices[id(candidate)] - nested)
-            if k == 0:
+            if k == module.selection(module.label).active[0]:
                 reference = prices[id(candidate)]
-        terms.append(Term(costs=tuple(costs), label=module.label, when=when))
+        terms.append(Term(costs=tuple(costs), labels=(module.label,), when=when))
         return reference
     if isinstance(module, MixedRepeat):
         total = 0.0
+        depth = module.depth.at(module.routing)['depth']
         for i, block in enumerate(module.blocks):
-            selecting = tuple(d for d in module.choice.values if d > i)
-            nested = _price(block, when + ((module.label, selecting),), prices, terms)
+            selected = module.depth.condition('depth', lambda d, i=i: d > i)
+            nested = _price(block, when + (selected,), prices, terms)
             own = 0.0 if isinstance(block, MixedOp) else prices[id(block)] - nested
             if own:
-                terms.append(Term(costs=(own,), when=when + ((module.label, selecting),)))
-            total += own + nested
+                terms.append(Term(costs=(own,), when=when + (selected,)))
+            if i < depth:
+                total += own + nested
         return total
     if isinstance(module, MixedInput):
         return 0.0

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .predictors import ModuleCall
+from .protocol import ModuleCall
 
 __all__ = ['FlopsPredictor']
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..arch import ArchParameters, Path
+from ..arch import ArchParameters, Selection
 from .table import LatencyTable
 
 __all__ = ['LatencyLoss', 'LatencyObjective', 'OFFICIAL_PARAMS']
@@ -97,9 +97,10 @@ class LatencyObjective(nn.Module):
                              f'{table.unit} (log ratio), but the table allows {low:.3f} {table.unit}. Use '
                              "'add#linear'.")
 
-    def forward(self, task_loss: torch.Tensor, paths: dict[str, Path], arch: ArchParameters) -> torch.Tensor:
+    def forward(self, task_loss: torch.Tensor, selections: dict[str, Selection], arch: ArchParameters
+                ) -> torch.Tensor:
         """Architecture loss for one step: ``w`` is the pair's softmax (``two``) or ``p`` (``full_v2``)."""
-        expected = self.table.expected({label: path.weights() for label, path in paths.items()})
+        expected = self.table.expected({label: s.weights() for label, s in selections.items()})
         return self.loss(task_loss, expected)
 
     def expected(self, arch: ArchParameters) -> float:

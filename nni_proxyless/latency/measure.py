@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from .._io import write_json_atomically
-from .predictors import ModuleCall
+from .protocol import ModuleCall
 
 __all__ = ['MeasuredPredictor', 'default_cache_dir']
 

@@ -27,9 +27,12 @@ from ._legacy_forest import PredictorPackage, load_predictor_folder
 from ._nnmeter_files import locate_predictor
 from ._nnmeter_graph import UnsupportedOpError, record_ops
 from ._nnmeter_kernels import DEFAULT_RULES, FusionRules, Kernel, detect_kernels
-from .predictors import NN_METER_DEVICES, ModuleCall
+from .protocol import ModuleCall
 
-__all__ = ['NnMeterPredictor', 'Kernel', 'UnsupportedOpError']
+__all__ = ['NnMeterPredictor', 'Kernel', 'UnsupportedOpError', 'NN_METER_DEVICES']
+
+NN_METER_DEVICES = ('cortexA76cpu_tflite21', 'adreno640gpu_tflite21', 'adreno630gpu_tflite21',
+                    'myriadvpu_openvino2019r2')
 
 _logger = logging.getLogger('nni.proxyless')
 

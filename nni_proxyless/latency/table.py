@@ -1,16 +1,18 @@
 """``LatencyTable``: the latency of every candidate of a search space, its predictions and its expectation.
 
-A table is a fixed part plus terms. A term is the cost of one choice occurrence (a ``LayerChoice``'s candidates,
-in the table's unit) or a constant (the own cost of a ``Repeat`` block), counted when its enclosing choices
-select it (a block counts when the depth exceeds its index). So
+A table is a fixed part plus terms. A term is the cost of one place of the space as a function of the labels it
+depends on (a ``LayerChoice``'s candidates; a layer whose kernel size and widths are choices, priced for every
+combination of those labels, since kernel and width costs are joint, not additive; a cell operation on each of
+its inputs), or a constant (the own cost of a ``Repeat`` block), in the table's unit. A term counts when its
+enclosing choices select it (a block counts when the depth exceeds its index). So
 
     latency(arch) = fixed + sum over terms used by ``arch`` of the term's cost at ``arch``
 
-and the expected latency under per-label weights ``w`` (differentiable) is
+and the expected latency under per-label weights ``w`` (differentiable in every involved label's weights) is
 
-    E = fixed + sum over terms of P(term used) * sum_k w_label(k) * cost(k),
+    E = fixed + sum over terms of P(term used) * sum over combinations c of prod_l w_l(c_l) * cost(c),
 
-with ``P(term used)`` the product over its enclosing choices of the weight they give to selecting values.
+with ``P(term used)`` the product over its enclosing conditions of the weight they give to selecting values.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from typing import Any, Iterable
 import torch
 
 from .._io import write_json_atomically
+from ..arch import Condition
 
 __all__ = ['LatencyTable', 'Term', 'TableError']
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class TableError(ValueError):
@@ -39,14 +42,29 @@ class Term:
     """One cost of a table.
 
     Attributes:
-        costs: the cost of each candidate of ``label`` (in the label's candidate order), or one constant.
-        label: the label the costs depend on; ``None`` for a constant.
-        when: enclosing choices that must select this term: ``((label, values that select it), ...)``.
+        costs: the cost at every combination of ``labels``' values (row-major, in the labels' candidate order),
+            or one constant when ``labels`` is empty.
+        labels: the labels the costs depend on (a single label may be given as a string).
+        when: enclosing conditions that must hold for this term to count (``(label, values)`` pairs are accepted
+            for a single enclosing label and turned into :class:`~nni_proxyless.arch.Condition`).
     """
 
     costs: tuple[float, ...]
-    label: str | None = None
-    when: tuple[tuple[str, tuple], ...] = ()
+    labels: tuple[str, ...] = ()
+    when: tuple[Condition, ...] = ()
+
+    def __post_init__(self) -> None:
+        labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels or ())
+        object.__setattr__(self, 'labels', labels)
+        object.__setattr__(self, 'costs', tuple(float(c) for c in self.costs))
+        object.__setattr__(self, 'when', tuple(_condition(w) for w in self.when))
+
+
+def _condition(value: Any) -> Condition:
+    if isinstance(value, Condition):
+        return value
+    label, values = value
+    return Condition((label,), frozenset((v,) for v in values))
 
 
 @dataclass
@@ -75,8 +93,8 @@ class LatencyTable:
         """Latency of a fixed architecture (an NNI sample; labels it does not use may be absent)."""
         total = self.fixed
         for term in self.terms:
-            if all(arch.get(outer, _ABSENT) in values for outer, values in term.when):
-                total += term.costs[0] if term.label is None else term.costs[self._index(term.label, arch)]
+            if all(condition.holds(arch) for condition in term.when):
+                total += term.costs[self._flat_index(term.labels, arch)]
         return total
 
     def expected(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -84,11 +102,12 @@ class LatencyTable:
         total = torch.tensor(self.fixed, dtype=torch.float64)
         for term in self.terms:
             used = torch.ones((), dtype=torch.float64)
-            for outer, values in term.when:
-                used = used * sum(weights[outer][self.labels[outer].index(v)].double() for v in values)
+            for condition in term.when:
+                used = used * self._probability(condition, weights)
             costs = torch.tensor(term.costs, dtype=torch.float64)
-            cost = costs[0] if term.label is None else (weights[term.label].double() * costs).sum()
-            total = total + used * cost
+            for label in reversed(term.labels):  # contract the last label first (row-major costs)
+                costs = costs.view(-1, len(self.labels[label])) @ weights[label].double()
+            total = total + used * costs.sum()
         return total
 
     def bounds(self) -> tuple[float, float]:
@@ -96,17 +115,32 @@ class LatencyTable:
         whose enclosing choices can leave it out also counts as 0)."""
         low = high = self.fixed
         for term in self.terms:
-            optional = any(set(values) != set(self.labels[outer]) for outer, values in term.when)
+            optional = any(len(c.selecting) < math.prod(len(self.labels[label]) for label in c.labels)
+                           for c in term.when)
             low += min(0.0, min(term.costs)) if optional else min(term.costs)
             high += max(0.0, max(term.costs)) if optional else max(term.costs)
         return low, high
 
-    def _index(self, label: str, arch: dict[str, Any]) -> int:
-        try:
-            return self.labels[label].index(arch[label])
-        except (KeyError, ValueError):
-            raise KeyError(f'Architecture {arch} has no valid value for label {label!r} '
-                           f'(candidates {self.labels.get(label)}).') from None
+    def _probability(self, condition: Condition, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The weight the condition's labels give to its selecting values (independent labels)."""
+        total = torch.zeros((), dtype=torch.float64)
+        for values in condition.selecting:
+            product = torch.ones((), dtype=torch.float64)
+            for label, value in zip(condition.labels, values):
+                product = product * weights[label][_position(self.labels[label], value)].double()
+            total = total + product
+        return total
+
+    def _flat_index(self, labels: tuple[str, ...], arch: dict[str, Any]) -> int:
+        index = 0
+        for label in labels:
+            try:
+                position = _position(self.labels[label], arch[label])
+            except (KeyError, ValueError):
+                raise KeyError(f'Architecture {arch} has no valid value for label {label!r} '
+                               f'(candidates {self.labels.get(label)}).') from None
+            index = index * len(self.labels[label]) + position
+        return index
 
     # ------------------------------------------------------------------------------------ check / io
 
@@ -127,7 +161,9 @@ class LatencyTable:
         return {'format': 'nni-proxyless-latency-table', 'version': FORMAT_VERSION, 'unit': self.unit,
                 'hardware': self.hardware, 'dummy_input': list(self.dummy_input), 'fixed': self.fixed,
                 'labels': self.labels,
-                'terms': [{'label': t.label, 'costs': list(t.costs), 'when': [[o, list(v)] for o, v in t.when]}
+                'terms': [{'labels': list(t.labels), 'costs': list(t.costs),
+                           'when': [[list(c.labels), sorted((list(v) for v in c.selecting), key=repr)]
+                                    for c in t.when]}
                           for t in self.terms]}
 
     def save(self, path: str | os.PathLike) -> None:
@@ -149,12 +185,12 @@ class LatencyTable:
         """Build a table from :meth:`to_json`'s dict, checking every field."""
         if not isinstance(data, dict) or data.get('format') != 'nni-proxyless-latency-table':
             raise TableError(f'{source} is not an nni-proxyless latency table.')
-        if data.get('version') != FORMAT_VERSION:
+        if data.get('version') not in (1, FORMAT_VERSION):
             raise TableError(f'{source} has format version {data.get("version")!r}; this release reads '
                              f'version {FORMAT_VERSION}. Build the table again.')
         try:
             labels = {str(k): list(v) for k, v in data['labels'].items()}
-            terms = [_term_from_json(t, labels, source) for t in data['terms']]
+            terms = [_term_from_json(t, labels, source, data['version']) for t in data['terms']]
             table = cls(labels=labels, fixed=_finite(data['fixed'], source, 'fixed'), terms=terms,
                         unit=str(data.get('unit', 'ms')), hardware=str(data.get('hardware', '')),
                         dummy_input=[int(d) for d in data.get('dummy_input', [])])
@@ -163,30 +199,40 @@ class LatencyTable:
         return table
 
 
-_ABSENT = object()
+def _position(values: list, value: Any) -> int:
+    """Where ``value`` is among a label's candidates (an InputChoice's one-input sample ``[j]`` is candidate j)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    return values.index(value)
 
 
-def _term_from_json(data: dict, labels: dict[str, list], source: str) -> Term:
-    label = data['label']
-    costs = tuple(_finite(c, source, f'cost of {label!r}') for c in data['costs'])
-    if label is not None:
+def _term_from_json(data: dict, labels: dict[str, list], source: str, version: int) -> Term:
+    if version == 1:  # one label (or None) and (label, values) conditions
+        data = {'labels': [] if data['label'] is None else [data['label']], 'costs': data['costs'],
+                'when': [[[outer], [[v] for v in values]] for outer, values in data['when']]}
+    term_labels = tuple(str(label) for label in data['labels'])
+    costs = tuple(_finite(c, source, f'cost of {list(term_labels)}') for c in data['costs'])
+    for label in term_labels:
         if label not in labels:
             raise TableError(f'{source}: a term prices label {label!r}, which is not in its labels.')
-        if len(costs) != len(labels[label]):
-            raise TableError(f'{source}: label {label!r} has {len(labels[label])} candidates but '
-                             f'{len(costs)} costs.')
-    elif len(costs) != 1:
-        raise TableError(f'{source}: a constant term has {len(costs)} costs.')
+    expected = math.prod(len(labels[label]) for label in term_labels)
+    if len(costs) != expected:
+        raise TableError(f'{source}: a term on labels {list(term_labels)} has {len(costs)} costs; their '
+                         f'candidates make {expected} combinations.')
     when = []
-    for outer, values in data['when']:
-        if outer not in labels:
-            raise TableError(f'{source}: a term depends on label {outer!r}, which is not in its labels.')
-        when.append((outer, tuple(values)))
-    return Term(costs=costs, label=label, when=tuple(when))
+    for outer, selecting in data['when']:
+        for label in outer:
+            if label not in labels:
+                raise TableError(f'{source}: a term depends on label {label!r}, which is not in its labels.')
+        when.append(Condition(tuple(outer), frozenset(tuple(_hashable(v) for v in values) for values in selecting)))
+    return Term(costs=costs, labels=term_labels, when=tuple(when))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _finite(value: Any, source: str, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise TableError(f'{source}: {what} is {value!r}, not a finite number.')
     return float(value)
-

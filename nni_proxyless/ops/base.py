@@ -1,4 +1,4 @@
-"""What every mixed op shares: its label's :class:`~nni_proxyless.arch.Choice` and the path it runs."""
+"""What every mixed op shares: the routing it reads, the labels it reads, where it sits among other choices."""
 
 from __future__ import annotations
 
@@ -8,39 +8,51 @@ from torch import nn
 from nni.mutable import Mutable
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
-from ..arch import ArchParameters, Choice, Path
+from ..arch import ArchParameters, Choice, Condition
+from ..routing import Routing, Selection
 
-__all__ = ['MixedOp', 'record_occurrences']
+__all__ = ['MixedOp', 'record_occurrences', 'register_choice']
 
 
 class MixedOp(BaseSuperNetModule):
     """Base of the mixed ops that replace NNI's choices in the supernet.
 
-    The training loop sets :attr:`path` before every forward; the op runs only ``path.active``. The op keeps
-    NNI's original mutable, so the supernet still describes its search space (``simplify()``) and
-    ``freeze(sample)`` returns the chosen subnet with the supernet's weights (copied).
+    Before every forward, the search sets the :class:`~nni_proxyless.routing.Routing` that all mixed ops share;
+    an op runs what its labels' selections say. The op keeps NNI's original mutables, so the supernet still
+    describes its search space (``simplify()``) and ``freeze(sample)`` returns the chosen subnet with the
+    supernet's weights (copied).
+
+    Args:
+        routing: the supernet's routing.
+        mutables: NNI's mutables this op stands for.
     """
 
-    def __init__(self, choice: Choice, mutable: Mutable):
+    def __init__(self, routing: Routing, mutables: list[Mutable]):
         super().__init__()
-        self.choice = choice
-        self.path = Path(active=tuple(range(choice.n_chosen)))
-        self.add_mutable(mutable)
+        self._routing = routing
+        for mutable in mutables:
+            self.add_mutable(mutable)
 
     @property
-    def label(self) -> str:
-        """The NNI label this op chooses for."""
-        return self.choice.label
+    def routing(self) -> Routing:
+        """The routing this op reads (shared by every mixed op of the supernet)."""
+        return self._routing
 
-    def set_path(self, path: Path) -> None:
-        """Select the candidates the next forward runs (and, in an architecture step, gates)."""
-        self.path = path
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels this op reads."""
+        raise NotImplementedError
 
-    def extra_repr(self) -> str:
-        return f'label={self.label!r}, candidates={list(self.choice.values)!r}'
+    def selection(self, label: str) -> Selection:
+        """The selection of ``label`` for the current forward."""
+        return self._routing[label]
 
-    def selected_children(self) -> Iterator[tuple[nn.Module, frozenset]]:
-        """The op's children, each with the values of this op's label that run it."""
+    def routed(self) -> str:
+        """What this op runs now, as text (part of a latency measurement's cache key)."""
+        return ','.join(f'{label}={self.selection(label).active}' for label in self.labels)
+
+    def selected_children(self) -> Iterator[tuple[nn.Module, Condition]]:
+        """The op's children, each with the condition on this op's labels under which it runs."""
         return iter(())
 
     def candidate_outputs(self, *args, **kwargs) -> Iterator[tuple[Any, Any]]:
@@ -48,24 +60,46 @@ class MixedOp(BaseSuperNetModule):
         return iter(())
 
     def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError('Paths are drawn by ArchParameters; call set_path().')
+        raise NotImplementedError('Selections are drawn by ArchParameters and set on the routing.')
 
     def export(self, memo: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError('Architectures are exported by the Proxyless strategy (list_models).')
 
 
-def register_choice(mutate_kwargs: dict[str, Any], choice: Choice) -> None:
-    """Register ``choice`` with the strategy's :class:`ArchParameters` passed to the mutation hooks."""
+class SingleChoiceOp(MixedOp):
+    """A mixed op for one label (``LayerChoice``, ``InputChoice``): its :class:`Choice` and selection."""
+
+    def __init__(self, routing: Routing, choice: Choice, mutable: Mutable):
+        super().__init__(routing, [mutable])
+        self.choice = choice
+
+    @property
+    def label(self) -> str:
+        """The NNI label this op chooses for."""
+        return self.choice.label
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (self.choice.label,)
+
+    def extra_repr(self) -> str:
+        return f'label={self.label!r}, candidates={list(self.choice.values)!r}'
+
+
+def register_choice(mutate_kwargs: dict[str, Any], choice: Choice) -> Routing:
+    """Register ``choice`` with the strategy's :class:`ArchParameters`; returns the routing ops read."""
     arch: ArchParameters = mutate_kwargs['arch']
     arch.register(choice)
+    return arch.routing
 
 
 def record_occurrences(module: nn.Module, arch: ArchParameters, enclosing: tuple = ()) -> None:
     """Tell ``arch`` where every mixed op under ``module`` sits: which enclosing choices must select it."""
     if isinstance(module, MixedOp):
-        arch.add_occurrence(module.label, enclosing)
-        for child, values in module.selected_children():
-            record_occurrences(child, arch, enclosing + ((module.label, values),))
+        for label in module.labels:
+            arch.add_occurrence(label, enclosing)
+        for child, condition in module.selected_children():
+            record_occurrences(child, arch, enclosing + (condition,))
         return
     for child in module.children():
         record_occurrences(child, arch, enclosing)

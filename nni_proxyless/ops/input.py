@@ -11,13 +11,13 @@ from nni.nas.nn.pytorch import InputChoice
 from nni.nas.nn.pytorch.choice import ChosenInputs
 
 from ..arch import Choice
-from .base import MixedOp, register_choice
+from .base import SingleChoiceOp, register_choice
 from .gate import gate
 
 __all__ = ['MixedInput']
 
 
-class MixedInput(MixedOp):
+class MixedInput(SingleChoiceOp):
     """An ``InputChoice`` that takes ``n_chosen`` sampled inputs and reduces them as NNI does.
 
     With one input chosen it is searched like a layer choice whose candidates are the inputs. With several,
@@ -25,15 +25,16 @@ class MixedInput(MixedOp):
     reduction NNI allows (``sum``, ``mean``, ``concat``, ``none``) gets its exact gate gradient.
     """
 
-    def __init__(self, input_choice: InputChoice, choice: Choice):
-        super().__init__(choice, input_choice.choice)
+    def __init__(self, input_choice: InputChoice, choice: Choice, routing):
+        super().__init__(routing, choice, input_choice.choice)
         self.reduction = input_choice.reduction
 
     def forward(self, candidate_inputs: list[torch.Tensor]) -> Any:
-        path = self.path
-        chosen = [candidate_inputs[k] for k in path.active]
-        if path.logits is not None:
-            chosen = [self._gated(candidate_inputs, k, x) for k, x in zip(path.active, chosen)]
+        selection = self.selection(self.label)
+        indices = sorted(selection.active)  # in index order, as NNI's fixed ChosenInputs takes them
+        chosen = [candidate_inputs[k] for k in indices]
+        if selection.is_gated:
+            chosen = [self._gated(candidate_inputs, k, x) for k, x in zip(indices, chosen)]
         return ChosenInputs._tensor_reduction(self.reduction, chosen)
 
     def candidate_outputs(self, candidate_inputs: list[torch.Tensor]):
@@ -42,8 +43,10 @@ class MixedInput(MixedOp):
         return ((k, x) for k, x in enumerate(candidate_inputs))
 
     def _gated(self, inputs: list[torch.Tensor], k: int, x: torch.Tensor) -> torch.Tensor:
-        single = self.choice.n_chosen == 1
-        return gate(x, self.path, k, lambda j: inputs[j], self.label, gated=None if single else (k,))
+        selection = self.selection(self.label)
+        if self.choice.n_chosen > 1:  # each chosen input has its own gate
+            selection = selection.gated_only((k,))
+        return gate(x, selection, k, lambda j: inputs[j], self.label)
 
     def check_contains(self, sample: dict[str, Any]) -> SampleValidationError | None:
         return self.mutables[0].check_contains(sample)
@@ -62,5 +65,4 @@ class MixedInput(MixedOp):
             raise ValueError(f'InputChoice {module.label!r} at {name!r} has n_chosen=None (any number of inputs); '
                              'Proxyless searches a fixed number of inputs: set n_chosen to an integer.')
         choice = Choice(module.label, 'input', tuple(range(module.n_candidates)), module.n_chosen)
-        register_choice(mutate_kwargs, choice)
-        return cls(module, choice)
+        return cls(module, choice, register_choice(mutate_kwargs, choice))

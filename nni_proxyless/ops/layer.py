@@ -10,38 +10,39 @@ from torch import nn
 from nni.mutable import SampleValidationError
 from nni.nas.nn.pytorch import LayerChoice, MutableModule, recursive_freeze
 
-from ..arch import Choice
-from .base import MixedOp, register_choice
+from ..arch import Choice, Condition
+from .base import SingleChoiceOp, register_choice
 from .gate import gate
 
 __all__ = ['MixedLayer']
 
 
-class MixedLayer(MixedOp):
+class MixedLayer(SingleChoiceOp):
     """A ``LayerChoice`` that runs one candidate per step and gates it in architecture steps.
 
     Candidates may take any positional and keyword arguments; each must return one tensor, and in an
     architecture step the gated candidates must return tensors of equal shape.
     """
 
-    def __init__(self, layer_choice: LayerChoice, choice: Choice):
-        super().__init__(choice, layer_choice.choice)
+    def __init__(self, layer_choice: LayerChoice, choice: Choice, routing):
+        super().__init__(routing, choice, layer_choice.choice)
         self.candidates = nn.ModuleList(list(layer_choice))
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
-        path = self.path
-        active = path.active[0]
+        selection = self.selection(self.label)
+        active = selection.active[0]
         output = self.candidates[active](*args, **kwargs)
-        if path.logits is None:
+        if not selection.is_gated:
             return output
-        return gate(output, path, active, lambda k: self.candidates[k](*args, **kwargs), self.label)
+        return gate(output, selection, active, lambda k: self.candidates[k](*args, **kwargs), self.label)
 
     def candidate_outputs(self, *args, **kwargs):
         return ((value, candidate(*args, **kwargs))
                 for value, candidate in zip(self.choice.values, self.candidates))
 
     def selected_children(self):
-        return ((candidate, frozenset([value])) for candidate, value in zip(self.candidates, self.choice.values))
+        return ((candidate, Condition((self.label,), frozenset([(value,)])))
+                for candidate, value in zip(self.candidates, self.choice.values))
 
     def _chosen(self, sample: dict[str, Any]) -> nn.Module:
         return self.candidates[self.choice.values.index(sample[self.label])]
@@ -69,5 +70,4 @@ class MixedLayer(MixedOp):
         if not isinstance(module, LayerChoice):
             return None
         choice = Choice(module.label, 'layer', tuple(module.names))
-        register_choice(mutate_kwargs, choice)
-        return cls(module, choice)
+        return cls(module, choice, register_choice(mutate_kwargs, choice))

@@ -1,4 +1,4 @@
-"""The mixed op that replaces NNI's ``Repeat`` with a searched depth."""
+"""The mixed op that replaces NNI's ``Repeat`` with a searched depth (a choice, or any expression of choices)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from nni.mutable import Categorical, Mutable, SampleValidationError
+from nni.mutable import Mutable, SampleValidationError
 from nni.nas.nn.pytorch import Repeat, recursive_freeze
 
-from ..arch import Choice
+from ._expressions import Arguments
 from .base import MixedOp, register_choice
 from .gate import gate
 
@@ -19,49 +19,79 @@ __all__ = ['MixedRepeat']
 
 
 class MixedRepeat(MixedOp):
-    """A ``Repeat`` whose depth is a categorical over the depths the user allowed.
+    """A ``Repeat`` whose depth is a choice or an expression of choices (``nni.choice('d', [4, 8]) // 3``).
 
-    The blocks run in a chain, so the outputs at every depth up to the active one come from one pass; a
-    deeper gated depth continues that pass inside backward, without a graph.
+    The blocks run in a chain, so the outputs at every depth up to the active one come from one pass; in an
+    architecture step each label of the depth is gated over its gated values (the other labels at their active
+    values), a deeper output continuing that pass inside backward, without a graph. Several ``Repeat``\\ s whose
+    depths read one label (NDS stages split one ``depth`` over three stages) add their gates into that label.
+
+    NNI's NDS stages (``nni.nas.hub.pytorch.nasnet.NDSStage``) pass on the output of the cell before the last one
+    too; at depth 1 that is the stage's input, which the stage's ``first_cell_transformation_factory()`` reshapes
+    to what the next stage expects (as NNI's own one-shot stages do).
     """
 
-    def __init__(self, repeat: Repeat, choice: Choice):
-        super().__init__(choice, repeat.depth_choice)
+    def __init__(self, repeat: Repeat, routing, where: str):
+        super().__init__(routing, [repeat.depth_choice])
+        self.depth = Arguments({'depth': repeat.depth_choice}, where)
         self.blocks = nn.ModuleList(list(repeat.blocks))
+        factory = getattr(repeat, 'first_cell_transformation_factory', None)
+        self.first_output_transformation = factory() if factory is not None else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        path = self.path
-        active = path.active[0]
-        depth = self.choice.values[active]
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.depth.labels
+
+    def extra_repr(self) -> str:
+        return f'depth={self.depth.values["depth"]!r}'
+
+    def forward(self, x: Any) -> Any:
+        depth = self.depth.at(self._routing)['depth']
         outputs = [x]
         for block in islice(self.blocks, depth):
             outputs.append(block(outputs[-1]))
-        if path.logits is None:
-            return outputs[-1]
-        return gate(outputs[-1], path, active, lambda k: self._output_at(self.choice.values[k], outputs),
-                    self.label)
+        y = self._finished(outputs[-1], depth)
+        for position, label in enumerate(self.labels):
+            selection = self.selection(label)
+            if selection.is_gated:
+                y = gate(y, selection, selection.active[0],
+                         lambda k, p=position, s=selection: self._output_at(self._depth_with(p, s, k), outputs), label)
+        return y
 
-    def candidate_outputs(self, x: torch.Tensor):
-        outputs = [x]
-        for block in islice(self.blocks, max(self.choice.values)):
-            outputs.append(block(outputs[-1]))
-        return ((depth, outputs[depth]) for depth in self.choice.values)
+    def _depth_with(self, position: int, selection, k: int) -> int:
+        values = [self._routing.value(label) for label in self.labels]
+        values[position] = self._routing.values(self.labels[position], (k,))[0]
+        return self.depth.at_values(tuple(values))['depth']
 
-    def selected_children(self):
-        values = self.choice.values
-        return ((block, frozenset(d for d in values if d > i)) for i, block in enumerate(self.blocks))
-
-    def _output_at(self, depth: int, outputs: list[torch.Tensor]) -> torch.Tensor:
+    def _output_at(self, depth: int, outputs: list) -> Any:
         y = outputs[min(depth, len(outputs) - 1)]
         for block in self.blocks[len(outputs) - 1:depth]:
             y = block(y)
+        return self._finished(y, depth)
+
+    def _finished(self, y: Any, depth: int) -> Any:
+        if depth == 1 and self.first_output_transformation is not None:
+            return (self.first_output_transformation(y[0]), *y[1:])
         return y
+
+    def candidate_outputs(self, x: Any):
+        depths = sorted({self.depth.at_values(values)['depth'] for values in self.depth.combinations()})
+        outputs = [x]
+        for block in islice(self.blocks, max(depths)):
+            outputs.append(block(outputs[-1]))
+        return ((depth, self._finished(outputs[depth], depth)) for depth in depths)
+
+    def selected_children(self):
+        for i, block in enumerate(self.blocks):
+            yield block, self.depth.condition('depth', lambda depth, i=i: depth > i)
+        if self.first_output_transformation is not None:
+            yield self.first_output_transformation, self.depth.condition('depth', lambda depth: depth == 1)
 
     def check_contains(self, sample: dict[str, Any]) -> SampleValidationError | None:
         error = self.mutables[0].check_contains(sample)
         if error is not None:
             return error
-        for i, block in enumerate(self.blocks[:sample[self.label]]):
+        for i, block in enumerate(self.blocks[:self.depth.at_sample(sample)['depth']]):
             error = Repeat._check_any_module_contains(block, sample, str(i))
             if error is not None:
                 return error
@@ -70,7 +100,11 @@ class MixedRepeat(MixedOp):
     def freeze(self, sample: dict[str, Any]) -> nn.Module:
         """The first ``depth`` blocks (copies, nested choices frozen), as NNI's fixed ``Repeat`` does."""
         self.validate(sample)
-        blocks = [copy.deepcopy(recursive_freeze(block, sample)[0]) for block in self.blocks[:sample[self.label]]]
+        depth = self.depth.at_sample(sample)['depth']
+        blocks = [copy.deepcopy(recursive_freeze(block, sample)[0]) for block in self.blocks[:depth]]
+        if depth == 1 and self.first_output_transformation is not None:
+            transformation = copy.deepcopy(recursive_freeze(self.first_output_transformation, sample)[0])
+            return _FirstOutputTransformed(blocks[0], transformation)
         return nn.Sequential(*blocks)
 
     @classmethod
@@ -78,9 +112,23 @@ class MixedRepeat(MixedOp):
         """Mutation hook: replace a ``Repeat`` whose depth is a choice (a fixed depth is left alone)."""
         if not isinstance(module, Repeat) or not isinstance(module.depth_choice, Mutable):
             return None
-        if not isinstance(module.depth_choice, Categorical):
-            raise ValueError(f'Repeat at {name!r}: depth {module.depth_choice!r} is an expression; Proxyless searches '
-                             'a plain categorical depth, e.g. Repeat(block, (1, 4)) or nni.choice(label, [1, 2, 4]).')
-        choice = Choice(module.depth_choice.label, 'depth', tuple(int(v) for v in module.depth_choice.values))
-        register_choice(mutate_kwargs, choice)
-        return cls(module, choice)
+        op = cls(module, mutate_kwargs['arch'].routing, f'Repeat at {name!r}')
+        depths = {op.depth.at_values(values)['depth'] for values in op.depth.combinations()}
+        if not all(isinstance(d, int) and 0 <= d <= len(op.blocks) for d in depths):
+            raise ValueError(f'Repeat at {name!r}: depth {module.depth_choice!r} takes the values {sorted(depths)}; '
+                             f'depths must be integers from 0 to {len(op.blocks)}.')
+        for choice in op.depth.choices.values():
+            register_choice(mutate_kwargs, choice)
+        return op
+
+
+class _FirstOutputTransformed(nn.Module):
+    """A one-block NDS stage: the block, then the stage's reshaping of the output passed on from its input."""
+
+    def __init__(self, block: nn.Module, transformation: nn.Module):
+        super().__init__()
+        self.block, self.transformation = block, transformation
+
+    def forward(self, x: Any) -> Any:
+        y = self.block(x)
+        return (self.transformation(y[0]), *y[1:])

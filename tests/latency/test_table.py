@@ -47,7 +47,7 @@ def test_save_and_load_round_trip(tmp_path):
     """A saved table loads back equal, and the file is versioned JSON."""
     path = tmp_path / 'table.json'
     _table().save(path)
-    assert json.loads(path.read_text())['version'] == 1
+    assert json.loads(path.read_text())['version'] == 2
     assert LatencyTable.load(path) == _table()
 
 
@@ -75,7 +75,7 @@ def test_cost_count_mismatch_names_label(tmp_path):
     data = _table().to_json()
     data['terms'][-1]['costs'] = [0.1, 0.2]
     path.write_text(json.dumps(data))
-    with pytest.raises(TableError, match=r"edited.json: label 'op' has 3 candidates but 2 costs"):
+    with pytest.raises(TableError, match=r"edited.json: a term on labels \['op'\] has 2 costs; their candidates"):
         LatencyTable.load(path)
 
 

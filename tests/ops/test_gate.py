@@ -9,7 +9,7 @@ from torch.autograd.functional import jacobian
 
 from nni.mutable import frozen_context
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, Repeat
-from nni_proxyless.arch import ArchParameters, Path
+from nni_proxyless.arch import ArchParameters, Selection
 from nni_proxyless.ops import MixedInput, MixedLayer, MixedRepeat
 
 
@@ -23,9 +23,17 @@ def _choices_outside_a_model_space():
 def _mixed(module, hook):
     arch = ArchParameters(seed=0)
     op = hook(module, 'op', {}, {'arch': arch})
+    (label,) = op.labels
     with torch.no_grad():
-        arch.logit(op.label).copy_(torch.randn(len(op.choice.values), generator=torch.Generator().manual_seed(3)))
-    return op, arch.logit(op.label)
+        arch.logit(label).copy_(torch.randn(len(arch.choices[label].values),
+                                            generator=torch.Generator().manual_seed(3)))
+    return op, arch.logit(label)
+
+
+def _route(op, selection):
+    """Route the op's one label (ops built by separate ``_mixed`` calls have separate routings)."""
+    (label,) = op.labels
+    op.routing.set({label: selection})
 
 
 def _loss(y: torch.Tensor) -> torch.Tensor:
@@ -52,7 +60,7 @@ def test_layer_gate_gradient_matches_brute_force(active, support):
     """dL/da from the gate estimator equals autograd over y = sum_k g_k o_k at one-hot g, times softmax' Jacobian."""
     op, logits = _mixed(_layer_choice(), MixedLayer.mutate)
     x = torch.randn(2, 3, generator=torch.Generator().manual_seed(1))
-    op.set_path(Path(active=(active,), gated=support, support=support, logits=logits))
+    _route(op, Selection(active=(active,), gated=support, support=support, logits=logits))
     (ours,) = torch.autograd.grad(_loss(op(x)), [logits])
 
     gates = torch.zeros(3, requires_grad=True)
@@ -70,8 +78,8 @@ def test_chained_layers_gate_through_the_active_path():
     torch.manual_seed(5)
     second, a2 = _mixed(LayerChoice([nn.Linear(4, 4), nn.Linear(4, 4)], label='op2'), MixedLayer.mutate)
     x = torch.randn(2, 3, generator=torch.Generator().manual_seed(1))
-    first.set_path(Path((0,), (0, 1, 2), (0, 1, 2), a1))
-    second.set_path(Path((1,), (0, 1), (0, 1), a2))
+    _route(first, Selection((0,), (0, 1, 2), (0, 1, 2), a1))
+    _route(second, Selection((1,), (0, 1), (0, 1), a2))
     ours = torch.autograd.grad(_loss(second(first(x))), [a1, a2])
 
     g1, g2 = torch.tensor([1.0, 0, 0], requires_grad=True), torch.tensor([0, 1.0], requires_grad=True)
@@ -89,7 +97,7 @@ def test_repeat_depth_gate_matches_brute_force(active):
     op, logits = _mixed(Repeat(lambda i: nn.Sequential(nn.Linear(4, 4), nn.Tanh()), (1, 3), label='depth'),
                         MixedRepeat.mutate)
     x = torch.randn(2, 4, generator=torch.Generator().manual_seed(1))
-    op.set_path(Path((active,), (0, 1, 2), (0, 1, 2), logits))
+    _route(op, Selection((active,), (0, 1, 2), (0, 1, 2), logits))
     (ours,) = torch.autograd.grad(_loss(op(x)), [logits])
 
     outputs, h = [], x
@@ -103,19 +111,20 @@ def test_repeat_depth_gate_matches_brute_force(active):
 
 @pytest.mark.parametrize('reduction', ['sum', 'mean', 'concat'])
 def test_input_choice_of_two_gates_each_chosen_input(reduction):
-    """InputChoice(n_chosen=2): gates on the two chosen inputs, weighted by p over all candidates."""
+    """InputChoice(n_chosen=2): gates on the two chosen inputs (taken in index order, as NNI's fixed
+    ChosenInputs takes them), weighted by p over all candidates."""
     op, logits = _mixed(InputChoice(4, 2, reduction=reduction, label='inp'), MixedInput.mutate)
     inputs = list(torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(1)))
     chosen = (3, 1)
-    op.set_path(Path(chosen, chosen, (0, 1, 2, 3), logits))
+    _route(op, Selection(chosen, chosen, (0, 1, 2, 3), logits))
     (ours,) = torch.autograd.grad(_loss(op(inputs)), [logits])
 
     gates = torch.ones(2, requires_grad=True)
-    gated = [g * inputs[k] for g, k in zip(gates, chosen)]
+    gated = [g * inputs[k] for g, k in zip(gates, sorted(chosen))]
     y = {'sum': lambda t: t[0] + t[1], 'mean': lambda t: (t[0] + t[1]) / 2,
          'concat': lambda t: torch.cat(t, dim=1)}[reduction](gated)
     (gate_grads,) = torch.autograd.grad(_loss(y), [gates])
-    torch.testing.assert_close(ours, _expected(logits, (0, 1, 2, 3), dict(zip(chosen, gate_grads))))
+    torch.testing.assert_close(ours, _expected(logits, (0, 1, 2, 3), dict(zip(sorted(chosen), gate_grads))))
 
 
 def test_candidates_with_keyword_arguments():
@@ -130,7 +139,7 @@ def test_candidates_with_keyword_arguments():
 
     op, logits = _mixed(LayerChoice([Scale(1.0), Scale(3.0)], label='op'), MixedLayer.mutate)
     x = torch.ones(2, requires_grad=True)
-    op.set_path(Path((1,), (0, 1), (0, 1), logits))
+    _route(op, Selection((1,), (0, 1), (0, 1), logits))
     y = op(x, bias=torch.full((2,), 0.5))
     torch.testing.assert_close(y, torch.full((2,), 3.5))
     (grad,) = torch.autograd.grad(y.sum(), [logits])
@@ -142,6 +151,6 @@ def test_candidates_with_keyword_arguments():
 def test_unequal_candidate_shapes_are_named():
     """Gated candidates with different output shapes raise an error naming the label and the shapes."""
     op, logits = _mixed(LayerChoice([nn.Linear(3, 4), nn.Linear(3, 5)], label='widths'), MixedLayer.mutate)
-    op.set_path(Path((0,), (0, 1), (0, 1), logits))
+    _route(op, Selection((0,), (0, 1), (0, 1), logits))
     with pytest.raises(ValueError, match=r"'widths'.*\(2, 5\).*\(2, 4\)"):
         torch.autograd.grad(op(torch.randn(2, 3)).sum(), [logits])
