@@ -19,7 +19,7 @@ from torch import nn
 
 from .routing import Routing, Selection
 
-__all__ = ['ArchParameters', 'Choice', 'Condition', 'Selection', 'BinaryMode', 'draw_log_prob']
+__all__ = ['ArchParameters', 'Choice', 'Condition', 'ALWAYS', 'Selection', 'BinaryMode', 'draw_log_prob']
 
 BinaryMode = Literal['two', 'full_v2']
 ChoiceKind = Literal['layer', 'input', 'value']
@@ -74,6 +74,9 @@ class Condition:
 
 
 Occurrence = tuple[Condition, ...]
+
+ALWAYS = Condition((), frozenset([()]))
+"""The condition of a child that runs whenever its parent runs (a cell's preprocessor)."""
 
 
 def draw_log_prob(log_p: torch.Tensor, order: Sequence[int]) -> torch.Tensor:

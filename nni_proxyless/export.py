@@ -19,9 +19,13 @@ import math
 from itertools import count
 from typing import Any, Callable
 
-from .arch import ArchParameters
+from torch import nn
+from nni.nas.space import ModelStatus, RawFormatModelSpace
 
-__all__ = ['Architecture', 'top_k']
+from .arch import ArchParameters
+from .ops.subnet import subnet_of
+
+__all__ = ['Architecture', 'ExportedModelSpace', 'top_k']
 
 
 class Architecture(dict):
@@ -45,6 +49,25 @@ class Architecture(dict):
     def __repr__(self) -> str:
         latency = '' if self.latency is None else f', latency={self.latency:.3f} {self.latency_unit}'
         return f'Architecture({dict.__repr__(self)}, probability={self.probability:.4g}{latency})'
+
+
+class ExportedModelSpace(RawFormatModelSpace):
+    """One exported architecture, as NNI's ``export_top_models`` expects it.
+
+    ``formatter='dict'`` gives :attr:`sample` (an :class:`Architecture`); ``formatter='instance'`` gives the subnet
+    cut out of the supernet with its trained weights (:func:`~nni_proxyless.ops.subnet.subnet_of`), built when asked
+    for. The user's own ``model_space.freeze(architecture)`` rebuilds the subnet with fresh weights.
+    """
+
+    def __init__(self, searched: RawFormatModelSpace, supernet: nn.Module, architecture: Architecture):
+        super().__init__(searched.model_space, searched.evaluator)
+        self.sample = architecture
+        self.status = ModelStatus.Frozen
+        self._supernet = supernet
+
+    def executable_model(self) -> nn.Module:
+        """The subnet with the supernet's trained weights (a new copy at each call)."""
+        return subnet_of(self._supernet, dict(self.sample))
 
 
 def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool] | None = None,

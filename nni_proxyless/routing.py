@@ -65,6 +65,8 @@ class Routing:
         self._choices = choices
         self._selections: dict[str, Selection] = {}
         self._values: dict[str, Any] = {}
+        self.exact_widths: set[str] = set()
+        """Width labels that architecture steps must not widen (found on the first batch: see ``ops.widths``)."""
 
     @property
     def choices(self) -> Mapping[str, 'Choice']:

@@ -14,7 +14,7 @@ from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.space import RawFormatModelSpace
 
 from .arch import ArchParameters, BinaryMode
-from .export import Architecture, top_k
+from .export import Architecture, ExportedModelSpace, top_k
 from .latency import LatencyObjective, LatencyTable
 from .latency.config import LatencyConfig
 from .reinforce import MeasuredSubnetLatency, ReinforceUpdate, check_reinforce_options
@@ -228,8 +228,9 @@ class Proxyless(OneShotStrategy):
         """The top ``limit`` architectures as frozen model spaces (NNI's ``export_top_models`` calls this)."""
         if limit is None or not isinstance(limit, int) or limit <= 0:
             raise ValueError(f'top_k must be a positive integer, got {limit!r}.')
+        assert self._supernet is not None
         for architecture in self.top_architectures(limit):
-            yield self.model_space.freeze(architecture)
+            yield ExportedModelSpace(self.model_space, self._supernet, architecture)
 
 
 def _check_target_reachable(table: LatencyTable, target: float) -> None:

@@ -30,7 +30,7 @@ from .plots import SearchPlots
 from .reinforce import ReinforceUpdate
 from .latency.loss import LatencyObjective
 from .latency.table import LatencyTable
-from .ops import MixedOp, check_shapes_on_first_batch
+from .ops import MixedOp, check_shapes_on_first_batch, check_widening_on_first_batch
 
 __all__ = ['SearchSettings', 'ProxylessModule']
 
@@ -109,6 +109,7 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     def on_fit_start(self) -> None:
         check_shapes_on_first_batch(self._ops)
+        check_widening_on_first_batch(self.training_module.model, self.arch.routing)
         return super().on_fit_start()
 
     def configure_architecture_optimizers(self) -> torch.optim.Optimizer:

@@ -1,13 +1,25 @@
-"""Mixed ops: the supernet modules that replace NNI's ``LayerChoice``, ``InputChoice`` and ``Repeat``."""
+"""Mixed ops: the supernet modules that replace NNI's choices (``LayerChoice``, ``InputChoice``, ``Repeat``,
+``Cell``, and layers whose arguments are choices)."""
 
 from .base import MixedOp, record_occurrences
+from .cell import FrozenCell, MixedCell
+from .fallback import FALLBACK_LIMIT, CombinationChoice
 from .input import MixedInput
 from .layer import MixedLayer
 from .repeat import MixedRepeat
 from .shapes import check_shapes_on_first_batch
+from .widths import check_widening_on_first_batch
+from .sliced import SlicedOp
+from .sliced_layers import SLICED_LAYERS
+from .sliced_transformer import SlicedClassToken, SlicedMultiheadAttention, SlicedPositionEmbedding
 
-__all__ = ['MixedOp', 'record_occurrences', 'MixedLayer', 'MixedInput', 'MixedRepeat', 'MUTATION_HOOKS',
-           'check_shapes_on_first_batch']
+__all__ = ['MixedOp', 'record_occurrences', 'MixedLayer', 'MixedInput', 'MixedRepeat', 'MixedCell', 'FrozenCell',
+           'SlicedOp',
+           'CombinationChoice', 'FALLBACK_LIMIT', 'MUTATION_HOOKS', 'check_shapes_on_first_batch',
+           'check_widening_on_first_batch']
 
-MUTATION_HOOKS = [MixedLayer.mutate, MixedInput.mutate, MixedRepeat.mutate]
+MUTATION_HOOKS = [MixedCell.mutate, MixedLayer.mutate, MixedInput.mutate, MixedRepeat.mutate,
+                  *(rule.mutate for rule in SLICED_LAYERS),
+                  SlicedMultiheadAttention.mutate, SlicedClassToken.mutate, SlicedPositionEmbedding.mutate,
+                  CombinationChoice.mutate]
 """The hooks :class:`~nni_proxyless.Proxyless` runs on every module of a model space, in this order."""

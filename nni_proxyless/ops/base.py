@@ -99,7 +99,7 @@ def record_occurrences(module: nn.Module, arch: ArchParameters, enclosing: tuple
         for label in module.labels:
             arch.add_occurrence(label, enclosing)
         for child, condition in module.selected_children():
-            record_occurrences(child, arch, enclosing + (condition,))
+            record_occurrences(child, arch, enclosing + (condition,) if condition.labels else enclosing)
         return
     for child in module.children():
         record_occurrences(child, arch, enclosing)

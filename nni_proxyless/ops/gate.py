@@ -47,10 +47,11 @@ def gate(output: Any, selection: Selection, active: int, output_of: Callable[[in
     """
     tensors = _tensors(output, label)
     assert selection.logits is not None
-    gated = _BinaryGate.apply(selection.logits, selection, active, output_of, label, *tensors)
+    gated = iter(_BinaryGate.apply(selection.logits, selection, active, lambda k: _tensors(output_of(k), label),
+                                   label, *tensors))
     if isinstance(output, torch.Tensor):
-        return gated[0]
-    return type(output)(gated)
+        return next(gated)
+    return type(output)(next(gated) if isinstance(item, torch.Tensor) else item for item in output)
 
 
 class _BinaryGate(torch.autograd.Function):
@@ -60,7 +61,8 @@ class _BinaryGate(torch.autograd.Function):
     def forward(ctx, logits, selection, active, output_of, label, *outputs):  # noqa: D102
         ctx.selection, ctx.active, ctx.output_of, ctx.label = selection, active, output_of, label
         ctx.save_for_backward(*outputs)
-        return tuple(output.view_as(output) for output in outputs)
+        # copies, not views: layers after the gate may work in place (ReLU(inplace=True))
+        return tuple(output.clone() for output in outputs)
 
     @staticmethod
     def backward(ctx, *grad_outputs):  # noqa: D102
@@ -78,10 +80,12 @@ def _inner(grads: tuple, outputs: tuple) -> torch.Tensor:
 
 
 def _tensors(output: Any, label: str) -> tuple[torch.Tensor, ...]:
+    """The tensors of an output: itself, or the tensors of a tuple or list (``None`` entries pass ungated)."""
     if isinstance(output, torch.Tensor):
         return (output,)
-    if isinstance(output, (tuple, list)) and output and all(isinstance(t, torch.Tensor) for t in output):
-        return tuple(output)
+    if isinstance(output, (tuple, list)) and all(isinstance(t, torch.Tensor) or t is None for t in output) \
+            and any(isinstance(t, torch.Tensor) for t in output):
+        return tuple(t for t in output if t is not None)
     raise TypeError(f'Choice {label!r}: candidates must return a tensor (or a tuple of tensors) to be searched '
                     f'with binary gates, got {type(output).__name__}.')
 
@@ -89,13 +93,10 @@ def _tensors(output: Any, label: str) -> tuple[torch.Tensor, ...]:
 def _candidate_outputs(ctx, k: int, outputs: tuple) -> tuple:
     if k == ctx.active:
         return outputs
-    other = ctx.output_of(k)
-    others = (other,) if isinstance(other, torch.Tensor) else tuple(other) if isinstance(other, (tuple, list)) \
-        else None
+    others = ctx.output_of(k)
     shapes = [tuple(o.shape) for o in outputs]
-    if others is None or [tuple(o.shape) if isinstance(o, torch.Tensor) else None for o in others] != shapes:
-        shown = type(other).__name__ if others is None else \
-            ', '.join(str(tuple(o.shape)) if isinstance(o, torch.Tensor) else type(o).__name__ for o in others)
-        raise ValueError(f'Choice {ctx.label!r}: candidate {k} outputs {shown} but candidate {ctx.active} outputs '
-                         f'{", ".join(map(str, shapes))}; binary gates need candidates with equal output shapes.')
+    if [tuple(o.shape) for o in others] != shapes:
+        raise ValueError(f'Choice {ctx.label!r}: candidate {k} outputs {", ".join(str(tuple(o.shape)) for o in others)}'
+                         f' but candidate {ctx.active} outputs {", ".join(map(str, shapes))}; binary gates need '
+                         'candidates with equal output shapes.')
     return others

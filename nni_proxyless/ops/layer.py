@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 from torch import nn
 from nni.mutable import SampleValidationError
-from nni.nas.nn.pytorch import LayerChoice, MutableModule, recursive_freeze
+from nni.nas.nn.pytorch import LayerChoice, MutableModule
 
 from ..arch import Choice, Condition
 from .base import SingleChoiceOp, register_choice
 from .gate import gate
+from .subnet import subnet_of
 
 __all__ = ['MixedLayer']
 
@@ -62,7 +62,7 @@ class MixedLayer(SingleChoiceOp):
     def freeze(self, sample: dict[str, Any]) -> nn.Module:
         """A copy of the chosen candidate (nested choices frozen too), with the supernet's weights."""
         self.validate(sample)
-        return copy.deepcopy(recursive_freeze(self._chosen(sample), sample)[0])
+        return subnet_of(self._chosen(sample), sample)
 
     @classmethod
     def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict) -> 'MixedLayer | None':

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 from itertools import islice
 from typing import Any
 
 import torch
 from torch import nn
 from nni.mutable import Mutable, SampleValidationError
-from nni.nas.nn.pytorch import Repeat, recursive_freeze
+from nni.nas.nn.pytorch import Repeat
 
 from ._expressions import Arguments
 from .base import MixedOp, register_choice
 from .gate import gate
+from .subnet import subnet_of
 
 __all__ = ['MixedRepeat']
 
@@ -55,10 +55,10 @@ class MixedRepeat(MixedOp):
             selection = self.selection(label)
             if selection.is_gated:
                 y = gate(y, selection, selection.active[0],
-                         lambda k, p=position, s=selection: self._output_at(self._depth_with(p, s, k), outputs), label)
+                         lambda k, p=position: self._output_at(self._depth_with(p, k), outputs), label)
         return y
 
-    def _depth_with(self, position: int, selection, k: int) -> int:
+    def _depth_with(self, position: int, k: int) -> int:
         values = [self._routing.value(label) for label in self.labels]
         values[position] = self._routing.values(self.labels[position], (k,))[0]
         return self.depth.at_values(tuple(values))['depth']
@@ -101,10 +101,9 @@ class MixedRepeat(MixedOp):
         """The first ``depth`` blocks (copies, nested choices frozen), as NNI's fixed ``Repeat`` does."""
         self.validate(sample)
         depth = self.depth.at_sample(sample)['depth']
-        blocks = [copy.deepcopy(recursive_freeze(block, sample)[0]) for block in self.blocks[:depth]]
+        blocks = [subnet_of(block, sample) for block in self.blocks[:depth]]
         if depth == 1 and self.first_output_transformation is not None:
-            transformation = copy.deepcopy(recursive_freeze(self.first_output_transformation, sample)[0])
-            return _FirstOutputTransformed(blocks[0], transformation)
+            return _FirstOutputTransformed(blocks[0], subnet_of(self.first_output_transformation, sample))
         return nn.Sequential(*blocks)
 
     @classmethod

@@ -1,0 +1,73 @@
+"""Which width labels an architecture step may widen: a one-time check on the first batch.
+
+Architecture steps run the layers a width label sizes at the widest gated value and let each consumer take the
+prefix of its input (see :mod:`.sliced`). That is exact when the channels of a narrower width are the first
+channels of the wider tensor. A space that concatenates two tensors sized by one label along the channels (NDS
+cells concatenate their nodes; ``FactorizedReduce`` concatenates two halves) breaks that layout: the prefix of the
+wide concatenation is not the narrow concatenation. For such labels the architecture step keeps the exact width
+(consumers see zeros past it), so that it always computes the sampled architecture's own output.
+
+The check runs the supernet twice per suspect label on the first batch, in eval mode without gradients: once at
+the label's first value, once widened to its largest value with the first one active; a label whose widened output
+differs is kept exact. All labels are first tried together, so a space where widening is exact costs two forwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..routing import Routing, Selection
+from .sliced import SlicedOp
+
+__all__ = ['check_widening_on_first_batch']
+
+
+def check_widening_on_first_batch(model: nn.Module, routing: Routing) -> None:
+    """Install the check as a forward pre-hook on ``model``; it removes itself after the first call."""
+    labels = sorted({label for op in model.modules() if isinstance(op, SlicedOp) for label in op.width_labels()})
+    if not labels:
+        return
+
+    def check(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        handle.remove()
+        routing.exact_widths = _layout_breaking(module, routing, labels, args, kwargs)
+
+    handle = model.register_forward_pre_hook(check, with_kwargs=True)
+
+
+def _layout_breaking(model: nn.Module, routing: Routing, labels: list[str], args: tuple, kwargs: dict) -> set[str]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            if _agrees(model, routing, labels, args, kwargs):
+                return set()
+            return {label for label in labels if not _agrees(model, routing, [label], args, kwargs)}
+    finally:
+        model.train(was_training)
+
+
+def _agrees(model: nn.Module, routing: Routing, labels: list[str], args: tuple, kwargs: dict) -> bool:
+    """Whether widening ``labels`` (first value active, all values gated, no logits: so no gate) leaves the
+    output unchanged."""
+    base = {label: Selection(active=(0,)) for label in routing.choices}
+    wide = dict(base)
+    for label in labels:
+        everything = tuple(range(len(routing.choices[label].values)))
+        wide[label] = Selection(active=(0,), gated=everything, support=everything)
+    with routing.use(base):
+        exact = model(*args, **kwargs)
+    with routing.use(wide):
+        widened = model(*args, **kwargs)
+    return _close(exact, widened)
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
+        return all(_close(x, y) for x, y in zip(a, b))
+    return True
