@@ -1,12 +1,13 @@
 """``build_latency_table``: price every candidate of a search space at the input it sees.
 
-1. Probe: run the dummy input through the supernet once per candidate position (every ``LayerChoice`` at its
-   k-th candidate, every ``Repeat`` at its greatest depth) with pre-forward hooks that record the inputs of
-   every mixed op and of every ``Repeat`` block.
-2. Price, in one batch for the predictor: every ``LayerChoice`` candidate, every ``Repeat`` block that is not
-   itself a choice, and the whole network, all on a reference path (first candidates, greatest depths).
+1. Probe: run the dummy input through the supernet once per candidate position (every label at its k-th
+   value, every depth at its greatest) with pre-forward hooks that record the inputs of every mixed op and of
+   every ``Repeat`` block (:func:`._pricing.probe`).
+2. Price, in chunks for the predictor, what every mixed op needs (:mod:`._pricing`: ``LayerChoice`` candidates,
+   layers whose arguments are choices at every combination, cell operations on every input, ``Repeat`` blocks)
+   and the whole network, on a reference routing (first values, greatest depths).
 3. Assemble: a candidate's cost is its price minus the cost of the choices nested in it; a block's own cost is
-   its price minus its nested choices; the fixed part is the whole network minus all choices on that path.
+   its price minus its nested choices; the fixed part is the whole network minus all choices on that routing.
 4. Calibrate (predictors that time real runs, ``calibrate = True``: ``'cpu'``, ``'cuda'``): a module timed alone,
    on warm caches, runs faster than inside the network, and the gap grows with the work done. So the whole
    network is also priced on a second path, the position routing whose choices differ most in cost from the
@@ -26,10 +27,11 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..arch import ArchParameters, Condition, Selection
-from ..ops import MixedInput, MixedLayer, MixedOp, MixedRepeat
+from ..arch import ArchParameters, Selection
+from ..ops import MixedOp, MixedRepeat
 from ..supernet import build_supernet, model_defined_hooks
 from .predictors import available_predictors, create_predictor
+from ._pricing import calls_of, price, probe, terms_of
 from .protocol import LatencyPredictor, ModuleCall
 from .table import LatencyTable, Term
 
@@ -95,12 +97,12 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
         return source
     x = _dummy_tensor(dummy_input, supernet)
     started = time.perf_counter()
+    reference = _reference(ops)
     inputs = _probe(supernet, ops, x)
-    with routing.use(_reference(ops)):
-        calls = _calls(supernet, ops, inputs, x)
-        prices = dict(zip(calls, source.predict(list(calls.values()))))
+    with routing.use(reference), torch.no_grad():
+        prices = price(calls_of(supernet, inputs, x), source)
         terms: list[Term] = []
-        total = _price(supernet, (), prices, terms)
+        total = terms_of(supernet, (), prices, inputs, terms)
     table = LatencyTable(labels=labels, fixed=prices['network'] - total, terms=terms, unit=source.unit,
                          hardware=source.description, dummy_input=list(x.shape))
     if getattr(source, 'calibrate', False):
@@ -129,28 +131,17 @@ def _dummy_tensor(dummy_input: Sequence[int] | torch.Tensor, supernet: nn.Module
         parameter.device if parameter is not None else 'cpu')
 
 
-def _probe(supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor) -> dict[int, tuple[tuple, dict]]:
-    """Inputs of every mixed op and Repeat block, keyed by ``id(module)``, from forwards of ``x``."""
-    inputs: dict[int, tuple[tuple, dict]] = {}
-
-    def record(module, args, kwargs):
-        inputs.setdefault(id(module), (_detached(args), _detached(kwargs)))
-
-    watched = ops + [block for op in ops if isinstance(op, MixedRepeat) for block in op.blocks]
-    handles = [m.register_forward_pre_hook(record, with_kwargs=True) for m in watched]
+def _probe(supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor) -> dict:
+    """Inputs of every mixed op and Repeat block from forwards of ``x`` (see ``_pricing.probe``)."""
     was_training = supernet.training
     supernet.eval()
-    routing = ops[0].routing
     try:
-        for position in _positions(ops):
-            with routing.use(_reference(ops, position)), torch.no_grad():
-                supernet(x)
+        with torch.no_grad():
+            inputs = probe(supernet, x, [_reference(ops, position) for position in _positions(ops)])
     except Exception as error:
         raise ValueError(f'The dummy input of shape {tuple(x.shape)} cannot run through the model space: '
                          f'{type(error).__name__}: {error}. Check dummy_input.') from error
     finally:
-        for handle in handles:
-            handle.remove()
         supernet.train(was_training)
     missing = sorted({label for op in ops if id(op) not in inputs for label in op.labels})
     if missing:
@@ -213,56 +204,3 @@ def _calibrated(table: LatencyTable, supernet: nn.Module, ops: list[MixedOp], x:
     return LatencyTable(labels=table.labels, fixed=n_ref - scale * s_ref,
                         terms=[Term(tuple(c * scale for c in t.costs), t.labels, t.when) for t in table.terms],
                         unit=table.unit, hardware=table.hardware, dummy_input=table.dummy_input)
-
-
-def _calls(supernet: nn.Module, ops: list[MixedOp], inputs: dict, x: torch.Tensor) -> dict[Any, ModuleCall]:
-    calls: dict[Any, ModuleCall] = {'network': ModuleCall(supernet, (x,), {})}
-    for op in ops:
-        args, kwargs = inputs[id(op)]
-        if isinstance(op, MixedLayer):
-            for candidate in op.candidates:
-                calls[id(candidate)] = ModuleCall(candidate, args, kwargs)
-        elif isinstance(op, MixedRepeat):
-            for block in op.blocks:
-                if not isinstance(block, MixedOp):
-                    calls[id(block)] = ModuleCall(block, *inputs[id(block)])
-    return calls
-
-
-def _price(module: nn.Module, when: tuple, prices: dict, terms: list[Term]) -> float:
-    """Emit the terms of the choices under ``module``; return their cost on the reference routing."""
-    if isinstance(module, MixedLayer):
-        costs, reference = [], 0.0
-        for k, (candidate, value) in enumerate(zip(module.candidates, module.choice.values)):
-            selected = Condition((module.label,), frozenset([(value,)]))
-            nested = _price(candidate, when + (selected,), prices, terms)
-            costs.append(prices[id(candidate)] - nested)
-            if k == module.selection(module.label).active[0]:
-                reference = prices[id(candidate)]
-        terms.append(Term(costs=tuple(costs), labels=(module.label,), when=when))
-        return reference
-    if isinstance(module, MixedRepeat):
-        total = 0.0
-        depth = module.depth.at(module.routing)['depth']
-        for i, block in enumerate(module.blocks):
-            selected = module.depth.condition('depth', lambda d, i=i: d > i)
-            nested = _price(block, when + (selected,), prices, terms)
-            own = 0.0 if isinstance(block, MixedOp) else prices[id(block)] - nested
-            if own:
-                terms.append(Term(costs=(own,), when=when + (selected,)))
-            if i < depth:
-                total += own + nested
-        return total
-    if isinstance(module, MixedInput):
-        return 0.0
-    return sum(_price(child, when, prices, terms) for child in module.children())
-
-
-def _detached(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, (list, tuple)):
-        return type(value)(_detached(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _detached(v) for k, v in value.items()}
-    return value

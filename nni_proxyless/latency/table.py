@@ -26,6 +26,7 @@ from typing import Any, Iterable
 import torch
 
 from .._io import write_json_atomically
+from ._expectation import CompiledExpectation
 from ..arch import Condition
 
 __all__ = ['LatencyTable', 'Term', 'TableError']
@@ -99,16 +100,11 @@ class LatencyTable:
 
     def expected(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         """Expected latency under per-label candidate weights (probabilities, or ``two``-mode pair weights)."""
-        total = torch.tensor(self.fixed, dtype=torch.float64)
-        for term in self.terms:
-            used = torch.ones((), dtype=torch.float64)
-            for condition in term.when:
-                used = used * self._probability(condition, weights)
-            costs = torch.tensor(term.costs, dtype=torch.float64)
-            for label in reversed(term.labels):  # contract the last label first (row-major costs)
-                costs = costs.view(-1, len(self.labels[label])) @ weights[label].double()
-            total = total + used * costs.sum()
-        return total
+        compiled = getattr(self, '_compiled', None)
+        if compiled is None or compiled[0] != (id(self.terms), len(self.terms), self.fixed):
+            compiled = ((id(self.terms), len(self.terms), self.fixed), CompiledExpectation(self))
+            object.__setattr__(self, '_compiled', compiled)
+        return compiled[1](weights)
 
     def bounds(self) -> tuple[float, float]:
         """Lower and upper bounds of any architecture's latency (each term at its cheapest / dearest; a term
@@ -120,16 +116,6 @@ class LatencyTable:
             low += min(0.0, min(term.costs)) if optional else min(term.costs)
             high += max(0.0, max(term.costs)) if optional else max(term.costs)
         return low, high
-
-    def _probability(self, condition: Condition, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The weight the condition's labels give to its selecting values (independent labels)."""
-        total = torch.zeros((), dtype=torch.float64)
-        for values in condition.selecting:
-            product = torch.ones((), dtype=torch.float64)
-            for label, value in zip(condition.labels, values):
-                product = product * weights[label][_position(self.labels[label], value)].double()
-            total = total + product
-        return total
 
     def _flat_index(self, labels: tuple[str, ...], arch: dict[str, Any]) -> int:
         index = 0

@@ -94,15 +94,19 @@ class MixedCell(MixedOp):
 
     def candidate_outputs(self, *inputs: Any):
         """Every (input, operation) pair of every slot on its input (states along the routed architecture)."""
-        processed = preprocess_cell_inputs(self.num_predecessors, *inputs)
-        states = list(self.preprocessor(processed))
+        states = self.states(*inputs)
+        for slot, per_input in enumerate(self.candidates):
+            for j, operations in enumerate(per_input):
+                for name, operation in zip(self.choices[slot].values, operations):
+                    yield f'{self.choices[slot].label}={name!r} on input {j}', operation(states[j])
+
+    def states(self, *inputs: Any) -> list:
+        """The predecessors after the preprocessor, then every node, along the routed architecture."""
+        states = list(self.preprocessor(preprocess_cell_inputs(self.num_predecessors, *inputs)))
         for node in range(self.num_nodes):
             slots = range(node * self.num_ops_per_node, (node + 1) * self.num_ops_per_node)
-            for slot in slots:
-                for j, per_input in enumerate(self.candidates[slot]):
-                    for name, operation in zip(self.choices[slot].values, per_input):
-                        yield f'{self.choices[slot].label}={name!r} on input {j}', operation(states[j])
             states.append(sum(self._slot(s, states, self.selection(self.inputs[s].label).active[0]) for s in slots))
+        return states
 
     def selected_children(self):
         for slot, per_input in enumerate(self.candidates):

@@ -88,6 +88,15 @@ class CombinationChoice(MixedOp):
                      lambda k, label=label: _fit(self._adapted(alternatives[label][k], inputs), shape), label)
         return y
 
+    def candidate_index(self, values: tuple) -> int:
+        """The candidate built for these values of :attr:`labels`."""
+        return self._candidate_of[values]
+
+    def inputs_for(self, candidate: int, inputs: tuple) -> tuple:
+        """Inputs cut to the shapes ``candidate`` was last run with (as they are when it never ran)."""
+        known = self._shapes.get(candidate)
+        return inputs if known is None else tuple(_cut(x, shape) for x, shape in zip(inputs, known[0]))
+
     def _alternative(self, values: tuple, label: str, k: int) -> int:
         changed = list(values)
         changed[self.labels.index(label)] = self._routing.values(label, (k,))[0]
@@ -101,10 +110,7 @@ class CombinationChoice(MixedOp):
 
     def _adapted(self, candidate: int, inputs: tuple) -> torch.Tensor:
         """The candidate on inputs cut to the shapes it was last run with (wider ones carry unused channels)."""
-        known = self._shapes.get(candidate)
-        if known is not None:
-            inputs = tuple(_cut(x, shape) for x, shape in zip(inputs, known[0]))
-        return self.candidates[candidate](*inputs)
+        return self.candidates[candidate](*self.inputs_for(candidate, inputs))
 
     def selected_children(self):
         for candidate_index, module in enumerate(self.candidates):

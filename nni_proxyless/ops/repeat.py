@@ -71,7 +71,7 @@ class MixedRepeat(MixedOp):
 
     def _finished(self, y: Any, depth: int) -> Any:
         if depth == 1 and self.first_output_transformation is not None:
-            return (self.first_output_transformation(y[0]), *y[1:])
+            return type(y)([self.first_output_transformation(y[0]), *y[1:]])
         return y
 
     def candidate_outputs(self, x: Any):
@@ -130,4 +130,4 @@ class _FirstOutputTransformed(nn.Module):
 
     def forward(self, x: Any) -> Any:
         y = self.block(x)
-        return (self.transformation(y[0]), *y[1:])
+        return type(y)([self.transformation(y[0]), *y[1:]])

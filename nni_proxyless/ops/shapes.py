@@ -28,8 +28,9 @@ def _install(op: MixedOp) -> None:
         shapes = _shapes(module, args, kwargs)
         if len(set(shapes.values())) > 1:
             shown = ', '.join(f'{value!r}: {shape}' for value, shape in shapes.items())
-            raise ValueError(f'Choice {module.label!r}: candidates give outputs of different shapes ({shown}); '
-                             'binary gates need every candidate of a choice to output the same shape.')
+            raise ValueError(f'Choice {", ".join(map(repr, module.labels))}: candidates give outputs of different '
+                             f'shapes ({shown}); binary gates need every candidate of a choice to output the same '
+                             'shape.')
 
     handle = op.register_forward_pre_hook(check, with_kwargs=True)
 
@@ -45,4 +46,6 @@ def _shapes(op: MixedOp, args: tuple, kwargs: dict) -> dict[Any, tuple]:
 
 
 def _shape(output: Any) -> tuple:
+    if isinstance(output, (tuple, list)):
+        return tuple(_shape(item) for item in output)
     return tuple(output.shape) if isinstance(output, torch.Tensor) else (type(output).__name__,)

@@ -139,6 +139,19 @@ class SlicedOp(MixedOp):
 
     output_dim: ClassVar[int] = 1
     """The dimension of the output's channels (1 for convolutions and batch norm, -1 for features)."""
+    input_width_argument: ClassVar[str | None] = None
+    """The argument that is the width of the inputs (along :attr:`output_dim`), if any."""
+
+    def layer_at(self, args: dict[str, Any]) -> nn.Module:
+        """A plain ``layer_type`` built with ``args`` (fresh weights: for pricing, not for export)."""
+        return self.layer_type(**args).to(next(self.layer.parameters(), torch.empty(0)).device)
+
+    def inputs_at(self, args: dict[str, Any], inputs: tuple) -> tuple:
+        """Recorded inputs with their width changed to what ``args`` take (zeros past a recorded one)."""
+        if self.input_width_argument is None:
+            return inputs
+        width = args[self.input_width_argument]
+        return tuple(fit(x, width, self.output_dim) if isinstance(x, torch.Tensor) else x for x in inputs)
 
     def _args_with(self, label: str, k: int) -> dict[str, Any]:
         values = [self._routing.value(name) for name in self.labels]

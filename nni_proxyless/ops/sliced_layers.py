@@ -27,6 +27,7 @@ class _SlicedConv(SlicedOp):
 
     largest_arguments = ('in_channels', 'out_channels', 'kernel_size', 'groups')
     fixed_arguments = ('stride', 'bias', 'padding_mode', *_FACTORY)
+    input_width_argument = 'in_channels'
     convolution: Any = None
 
     @classmethod
@@ -83,6 +84,7 @@ class SlicedLinear(SlicedOp):
     bound_type = nn.Linear
     largest_arguments = ('in_features', 'out_features')
     fixed_arguments = ('bias', *_FACTORY)
+    input_width_argument = 'in_features'
     output_dim = -1
 
     @classmethod
@@ -108,6 +110,7 @@ class _SlicedBatchNorm(SlicedOp):
 
     largest_arguments = ('num_features',)
     fixed_arguments = ('eps', 'momentum', 'affine', 'track_running_stats', *_FACTORY)
+    input_width_argument = 'num_features'
 
     @classmethod
     def width_roles(cls, arguments: Arguments):
@@ -153,6 +156,7 @@ class SlicedLayerNorm(SlicedOp):
     bound_type = nn.LayerNorm
     largest_arguments = ('normalized_shape',)
     fixed_arguments = ('eps', 'elementwise_affine', 'bias', *_FACTORY)
+    input_width_argument = 'normalized_shape'
     output_dim = -1
 
     @classmethod

@@ -26,6 +26,8 @@ class SlicedMultiheadAttention(SlicedOp):
     bound_type = nn.MultiheadAttention
     largest_arguments = ('embed_dim', 'kdim', 'vdim')
     fixed_arguments = ('bias', 'add_bias_kv', 'add_zero_attn', 'batch_first', 'kdim', 'vdim', 'device', 'dtype')
+    input_width_argument = 'embed_dim'
+    output_dim = -1
 
     @classmethod
     def width_roles(cls, arguments: Arguments):
@@ -84,6 +86,7 @@ class _SlicedFeatureParameter(SlicedOp):
     """A hub module with one parameter whose last dimension is ``embed_dim`` (the prefix is used)."""
 
     largest_arguments = ('embed_dim',)
+    input_width_argument = 'embed_dim'
     output_dim = -1
     hub_class = ''
     parameter = ''

@@ -1,0 +1,87 @@
+"""The expected latency of a table, vectorised: the one place DESIGN's ``E`` is computed.
+
+    E = fixed + sum over terms of P(term used) * sum over combinations c of prod_l w_l(c_l) * cost(c)
+
+A table of a cell or value-choice space has thousands of terms; a loop over them would cost as much as an
+architecture step. So the table is compiled once into tensors: the terms grouped by the labels they depend on
+(one stacked cost tensor per group, contracted with the labels' weights), and every distinct enclosing condition
+as index tuples (its probability ``sum over selecting tuples of prod_l w_l(t_l)``, gathered per group of
+conditions on the same labels). ``P(term used)`` is the product of its conditions' probabilities.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..arch import Condition
+
+if TYPE_CHECKING:
+    from .table import LatencyTable
+
+__all__ = ['CompiledExpectation']
+
+
+class CompiledExpectation:
+    """``E`` of one table for any per-label weights (differentiable in every weight).
+
+    Args:
+        table: the latency table (its labels, fixed part and terms are read once).
+    """
+
+    def __init__(self, table: 'LatencyTable'):
+        self.fixed = float(table.fixed)
+        positions = {label: {_key(v): i for i, v in enumerate(values)} for label, values in table.labels.items()}
+        conditions: dict[Condition, int] = {}
+        for term in table.terms:
+            for condition in term.when:
+                conditions.setdefault(condition, len(conditions))
+        self.n_conditions = len(conditions)
+        # conditions grouped by their labels: (labels, index tuples (N, k), which condition each tuple belongs to)
+        grouped: dict[tuple, list] = defaultdict(lambda: [[], []])
+        for condition, index in conditions.items():
+            for values in condition.selecting:
+                grouped[condition.labels][0].append([positions[l][_key(v)] for l, v in zip(condition.labels, values)])
+                grouped[condition.labels][1].append(index)
+        self.condition_groups = [(labels, torch.tensor(rows, dtype=torch.long).view(-1, len(labels)),
+                                  torch.tensor(owners, dtype=torch.long)) for labels, (rows, owners) in grouped.items()]
+        # terms grouped by their labels: stacked costs and, per term, its conditions (padded with the always-true -1)
+        by_labels: dict[tuple, list] = defaultdict(list)
+        for term in table.terms:
+            by_labels[term.labels].append(term)
+        width = max((len(term.when) for term in table.terms), default=0)
+        self.term_groups = []
+        for labels, terms in by_labels.items():
+            shape = (len(terms), *(len(table.labels[label]) for label in labels))
+            costs = torch.tensor([term.costs for term in terms], dtype=torch.float64).view(shape)
+            used = torch.full((len(terms), max(width, 1)), -1, dtype=torch.long)
+            for row, term in enumerate(terms):
+                used[row, :len(term.when)] = torch.tensor([conditions[c] for c in term.when], dtype=torch.long)
+            self.term_groups.append((labels, costs, used))
+
+    def __call__(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``E`` under per-label weights (probabilities, or ``two``-mode pair weights zero outside the pair)."""
+        device = next(iter(weights.values())).device if weights else torch.device('cpu')
+        probabilities = torch.zeros(self.n_conditions + 1, dtype=torch.float64, device=device)
+        probabilities[-1] = 1.0  # index -1: no condition
+        for labels, rows, owners in self.condition_groups:
+            product = torch.ones(len(rows), dtype=torch.float64, device=device)
+            for i, label in enumerate(labels):
+                product = product * weights[label].double()[rows[:, i].to(device)]
+            probabilities = probabilities.index_add(0, owners.to(device), product)
+        total = torch.tensor(self.fixed, dtype=torch.float64, device=device)
+        for labels, costs, used in self.term_groups:
+            costs = costs.to(device)
+            for label in reversed(labels):  # contract the last label first
+                costs = costs @ weights[label].double()
+            total = total + (probabilities[used.to(device)].prod(dim=1) * costs).sum()
+        return total
+
+
+def _key(value):
+    """A candidate value as it appears in conditions (an InputChoice's one-input sample ``[j]`` is ``j``)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return value[0]
+    return tuple(value) if isinstance(value, list) else value
