@@ -116,6 +116,7 @@ class ArchParameters(nn.Module):
         # Labels nested in a Repeat block, a LayerChoice candidate or a cell take part only when their enclosing
         # choices select them: label -> occurrences, each a tuple of conditions that must all hold.
         self.conditions: dict[str, list[Occurrence]] = {}
+        self._known_occurrences: dict[str, set[Occurrence]] = {}
         self.routing = Routing(self.choices)
 
     # ----------------------------------------------------------------------------------------- registry
@@ -137,9 +138,10 @@ class ArchParameters(nn.Module):
 
     def add_occurrence(self, label: str, occurrence: Occurrence) -> None:
         """Record one place where ``label`` occurs: active when every condition holds."""
-        occurrences = self.conditions.setdefault(label, [])
-        if occurrence not in occurrences:
-            occurrences.append(occurrence)
+        known = self._known_occurrences.setdefault(label, set())
+        if occurrence not in known:
+            known.add(occurrence)
+            self.conditions.setdefault(label, []).append(occurrence)
 
     def labels(self) -> list[str]:
         """All labels, in registration order."""

@@ -22,6 +22,7 @@ copy one out (:meth:`sliced_state`); see :mod:`.sliced_layers` and :mod:`.sliced
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, ClassVar, Iterator
 
@@ -219,15 +220,20 @@ class SlicedOp(MixedOp):
 
 def bound_arguments(module: ParametrizedModule) -> dict[str, Any]:
     """A parametrized module's constructor arguments by name, defaults included (choices left as they are)."""
-    init = getattr(type(module), '_init_wrapped', type(module).__init__)
-    bound = inspect.signature(init).bind(None, *module.trace_args, **module.trace_kwargs)
+    signature = _signature(type(module))
+    bound = signature.bind(None, *module.trace_args, **module.trace_kwargs)
     bound.apply_defaults()
     arguments = dict(bound.arguments)
-    arguments.pop(next(iter(inspect.signature(init).parameters)))  # self
-    for name, parameter in inspect.signature(init).parameters.items():
+    arguments.pop(next(iter(signature.parameters)))  # self
+    for name, parameter in signature.parameters.items():
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
             arguments.update(arguments.pop(name, {}))
     return arguments
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(cls: type) -> inspect.Signature:
+    return inspect.signature(getattr(cls, '_init_wrapped', cls.__init__))
 
 
 def pad_to(output: torch.Tensor, width: int, dim: int) -> torch.Tensor:

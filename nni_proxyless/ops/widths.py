@@ -14,6 +14,7 @@ differs is kept exact. All labels are first tried together, so a space where wid
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -23,6 +24,8 @@ from ..routing import Routing, Selection
 from .sliced import SlicedOp
 
 __all__ = ['check_widening_on_first_batch']
+
+_logger = logging.getLogger('nni.proxyless')
 
 
 def check_widening_on_first_batch(model: nn.Module, routing: Routing) -> None:
@@ -34,6 +37,9 @@ def check_widening_on_first_batch(model: nn.Module, routing: Routing) -> None:
     def check(module: nn.Module, args: tuple, kwargs: dict) -> None:
         handle.remove()
         routing.exact_widths = _layout_breaking(module, routing, labels, args, kwargs)
+        if routing.exact_widths:
+            _logger.info('Width labels %s size tensors that the space concatenates along the channels: '
+                         'architecture steps keep them at their exact width.', sorted(routing.exact_widths))
 
     handle = model.register_forward_pre_hook(check, with_kwargs=True)
 

@@ -1,0 +1,197 @@
+"""Every space of NNI's one-shot hub test (built with the same arguments), plus NNI's own one-shot unit-test
+spaces and its "Hello, NAS!" tutorial space: a short search runs, and the exports are a dict the original space's
+``freeze`` accepts and an instance that runs. FakeData, batches of 2, one epoch."""
+
+from __future__ import annotations
+
+import nni
+import nni.nas.hub.pytorch as hub
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import transforms
+from torchvision.datasets import FakeData
+
+from nni.nas.evaluator.pytorch import Classification, DataLoader
+from nni.nas.nn.pytorch import (Cell, InputChoice, LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2d,
+                                MutableDropout, MutableLinear, ParametrizedModule, Repeat)
+from nni_proxyless import Proxyless
+
+from conftest import run_search
+
+NDS = {'nasnet': hub.NASNet, 'enas': hub.ENAS, 'amoeba': hub.AmoebaNet, 'pnas': hub.PNAS, 'darts': hub.DARTS}
+HUB_TEST = ['nasbench201', 'mobilenetv3', 'mobilenetv3_small', 'proxylessnas', 'shufflenet', 'autoformer',
+            'nasnet', 'enas', 'amoeba', 'pnas', 'darts',
+            'darts_smalldepth', 'darts_depth', 'darts_width', 'darts_width_smalldepth', 'darts_width_depth',
+            'darts_imagenet', 'darts_width_smalldepth_imagenet',
+            'enas_smalldepth', 'enas_depth', 'enas_width', 'enas_width_smalldepth', 'enas_width_depth',
+            'enas_imagenet', 'enas_width_smalldepth_imagenet', 'pnas_width_smalldepth', 'amoeba_width_smalldepth']
+"""NNI's ``test/algo/nas/oneshot/test_hub.py`` list (nasbench101 is commented out there too)."""
+
+
+def hub_space(alias: str) -> tuple[ModelSpace, tuple[int, ...], int]:
+    """The space as NNI's hub test builds it, with an input size it runs on and its number of classes."""
+    if alias == 'nasbench201':
+        return hub.NasBench201(), (3, 32, 32), 10
+    if alias == 'mobilenetv3':
+        return hub.MobileNetV3Space(), (3, 32, 32), 1000
+    if alias == 'mobilenetv3_small':
+        return hub.MobileNetV3Space(width_multipliers=(0.75, 1, 1.5), expand_ratios=(4, 6)), (3, 32, 32), 1000
+    if alias == 'proxylessnas':
+        return hub.ProxylessNAS(), (3, 32, 32), 1000
+    if alias == 'shufflenet':
+        return hub.ShuffleNetSpace(), (3, 32, 32), 1000
+    if alias == 'autoformer':
+        return hub.AutoformerSpace(), (3, 224, 224), 1000
+    num_cells = (4, 8) if '_smalldepth' in alias else (8, 12) if '_depth' in alias else 8
+    width = (8, 16) if '_width' in alias else 16
+    dataset = 'imagenet' if '_imagenet' in alias else 'cifar'
+    space = NDS[alias.split('_')[0]](width=width, num_cells=num_cells, dataset=dataset)
+    return space, (3, 64, 64) if dataset == 'imagenet' else (3, 32, 32), 10 if dataset == 'cifar' else 1000
+
+
+def _evaluator(size: tuple[int, ...], classes: int, labels: int | None = None) -> Classification:
+    data = FakeData(4, size, num_classes=labels or classes, transform=transforms.ToTensor(),
+                    random_offset=1)
+    return Classification(train_dataloaders=DataLoader(data, batch_size=2), val_dataloaders=DataLoader(data, batch_size=2),
+                          num_classes=classes, max_epochs=1, accelerator='cpu', enable_progress_bar=False,
+                          logger=False, enable_checkpointing=False, enable_model_summary=False,
+                          num_sanity_val_steps=0)
+
+
+def _search_and_export(make, size, classes, tmp_path, inputs=None):
+    """A short search (architecture step every batch), then both exports; returns the exported dict."""
+    torch.manual_seed(0)
+    exp = run_search(make(), Proxyless(arch_update_every=1, seed=0), _evaluator(size, classes), tmp_path)
+    exported = exp.export_top_models(top_k=1, formatter='dict')[0]
+    x = inputs if inputs is not None else torch.randn(2, *size)
+    make().freeze(dict(exported))  # NNI validates the sample against the original space
+    subnet = exp.export_top_models(top_k=1, formatter='instance')[0].eval()
+    with torch.no_grad():
+        output = subnet(x)
+    assert output.shape == (2, classes) and torch.isfinite(output).all()
+    return exported
+
+
+@pytest.mark.parametrize('alias', HUB_TEST)
+def test_hub_space_searches_and_exports(alias, tmp_path):
+    """The search runs on the space as NNI's hub test builds it; the export is a valid, runnable subnet."""
+    space, size, classes = hub_space(alias)
+    exported = _search_and_export(lambda: hub_space(alias)[0], size, classes, tmp_path)
+    assert set(exported) <= set(space.simplify())
+
+
+class HelloNas(ModelSpace):
+    """NNI's "Hello, NAS!" tutorial space (``examples/tutorials/hello_nas.py``), as written there."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = LayerChoice([nn.Conv2d(32, 64, 3, 1), _DepthwiseSeparable(32, 64)], label='conv2')
+        self.dropout1 = MutableDropout(nni.choice('dropout', [0.25, 0.5, 0.75]))
+        self.dropout2 = nn.Dropout(0.5)
+        feature = nni.choice('feature', [64, 128, 256])
+        self.fc1 = MutableLinear(9216, feature)
+        self.fc2 = MutableLinear(feature, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.max_pool2d(self.conv2(x), 2)
+        x = torch.flatten(self.dropout1(x), 1)
+        x = self.fc2(self.dropout2(F.relu(self.fc1(x))))
+        return F.log_softmax(x, dim=1)
+
+
+class _DepthwiseSeparable(nn.Module):
+    def __init__(self, in_ch, out_ch):
+        super().__init__()
+        self.depthwise = nn.Conv2d(in_ch, in_ch, kernel_size=3, groups=in_ch)
+        self.pointwise = nn.Conv2d(in_ch, out_ch, kernel_size=1)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+def test_hello_nas_space(tmp_path):
+    """The tutorial's space: a dropout rate and a width shared by two linear layers are searched."""
+    exported = _search_and_export(HelloNas, (1, 28, 28), 10, tmp_path)
+    assert set(exported) == {'conv2', 'dropout', 'feature'}
+
+
+# NNI's one-shot unit-test spaces (test/ut/nas/nn/models.py in microsoft/nni), written again here.
+
+class _SimpleNet(ModelSpace):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = LayerChoice([nn.Conv2d(32, 64, 3, 1), _DepthwiseSeparable(32, 64)], label='conv')
+        self.dropout1 = LayerChoice([nn.Dropout(.25), nn.Dropout(.5), nn.Dropout(.75)], label='dropout')
+        hidden = nni.choice('hidden', [32, 64, 128])
+        self.fc1 = MutableLinear(9216, hidden)
+        self.fc2 = MutableLinear(hidden, 10)
+        self.rpfc = nn.Linear(10, 10)
+        self.input_ch = InputChoice(2, 1, label='input')
+
+    def forward(self, x):
+        x = F.max_pool2d(self.conv2(F.relu(self.conv1(x))), 2)
+        x = self.fc2(F.relu(self.fc1(torch.flatten(self.dropout1(x), 1))))
+        return F.log_softmax(self.input_ch([x, self.rpfc(x)]), dim=1)
+
+
+class _ValueChoiceConvNet(ModelSpace):
+    def __init__(self, repeat: bool = False, custom: bool = False):
+        super().__init__()
+        ch1, kernel = nni.choice('ch1', [16, 32]), nni.choice('kernel', [3, 5])
+        self.conv1 = MutableConv2d(1, ch1, kernel, padding=kernel // 2)
+        self.batch_norm = _MyOp(ch1) if custom else MutableBatchNorm2d(ch1)
+        self.conv2 = MutableConv2d(ch1, 64, 3, padding=1 if repeat or custom else 0)
+        self.fc = nn.Linear(64, 10)
+        self.rpfc = Repeat(nn.Linear(10, 10), (1, 4), label='rep') if repeat else nn.Identity()
+        self.dropout1 = LayerChoice([nn.Dropout(.25), nn.Dropout(.5), nn.Dropout(.75)], label='dropout') \
+            if custom else nn.Identity()
+
+    def forward(self, x):
+        x = F.relu(self.batch_norm(self.conv1(x)))
+        x = torch.mean(F.max_pool2d(self.conv2(x), 2), (2, 3))
+        return F.log_softmax(self.rpfc(self.fc(x)), dim=1)
+
+
+class _MyOp(ParametrizedModule):
+    def __init__(self, some_ch):
+        super().__init__()
+        self.some_ch = some_ch
+        self.batch_norm = nn.BatchNorm2d(some_ch)
+
+    def forward(self, x):
+        return self.batch_norm(x)
+
+
+class _CellNet(ModelSpace):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 5, 7, stride=4)
+        self.cells = Repeat(
+            lambda index: Cell({
+                'conv1': lambda _, __, inp: nn.Conv2d(
+                    (5 if index == 0 else 3 * 4) if inp is not None and inp < 1 else 4, 4, 1),
+                'conv2': lambda _, __, inp: nn.Conv2d(
+                    (5 if index == 0 else 3 * 4) if inp is not None and inp < 1 else 4, 4, 3, padding=1),
+            }, 3, merge_op='loose_end', label=f'cell{index}'), (1, 3), label='rep')
+        self.fc = nn.Linear(3 * 4, 10)
+
+    def forward(self, x):
+        x = torch.mean(self.cells(self.stem(x)), (2, 3))
+        return F.log_softmax(self.fc(x), dim=1)
+
+
+UNIT_TEST_SPACES = {'simple_value_choice': _SimpleNet, 'value_choice': _ValueChoiceConvNet,
+                    'repeat': lambda: _ValueChoiceConvNet(repeat=True),
+                    'custom_op': lambda: _ValueChoiceConvNet(custom=True), 'cell': _CellNet}
+
+
+@pytest.mark.parametrize('name', list(UNIT_TEST_SPACES))
+def test_nni_unit_test_space(name, tmp_path):
+    """NNI's one-shot unit-test spaces on MNIST-sized inputs."""
+    exported = _search_and_export(UNIT_TEST_SPACES[name], (1, 28, 28), 10, tmp_path)
+    assert exported
