@@ -140,7 +140,8 @@ def _headline_latency(r: dict) -> str:
 
 def reproduce(r: dict) -> str:
     scripts = [k for k in ('cost', 'memory', 'scaling', 'modes', 'planted_optimum', 'latency_target',
-                           'latency_accuracy') if r.get(k.replace('_optimum', ''))]
+                           'latency_accuracy', 'short_budget', 'batchnorm_recalibration')
+               if r.get(k.replace('_optimum', ''))]
     run = r['run'] or {}
     times = run.get('scripts', {})
     rows = [[f'`python benchmarks/{name}.py`', f'{times.get(name, {}).get("seconds", "-")} s'] for name in scripts]

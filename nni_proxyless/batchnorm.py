@@ -114,9 +114,11 @@ def recalibrate(model: nn.Module, batches: Iterable[Any], forward: Callable[[Any
 
 @torch.no_grad()
 def _average(layers: list[_BatchNorm], reduce: Reduce) -> None:
-    for layer in layers:
-        layer.running_mean.copy_(reduce(layer.running_mean.clone()))
-        layer.running_var.copy_(reduce(layer.running_var.clone()))
+    """Average every layer's running mean and variance over processes, in one call."""
+    buffers = [buffer for layer in layers for buffer in (layer.running_mean, layer.running_var)]
+    averaged = reduce(torch.cat([buffer.reshape(-1).float() for buffer in buffers]))
+    for buffer, chunk in zip(buffers, averaged.split([buffer.numel() for buffer in buffers])):
+        buffer.copy_(chunk.view_as(buffer))
 
 
 @contextlib.contextmanager
