@@ -63,9 +63,9 @@ def intro(r: dict) -> str:
             f'Timing method (every timing table): {TIMING_METHOD}.')
 
 
-def headline(r: dict) -> str:
+def headline(r: dict, extra: tuple[str, ...] = ()) -> str:
     bullets = [_headline_cost(r), _headline_memory(r), _headline_scaling(r), _headline_planted(r),
-               _headline_target(r), _headline_latency(r)]
+               _headline_target(r), _headline_latency(r), *extra]
     return '## Headline\n\n' + '\n'.join(f'- {b}' for b in bullets if b)
 
 

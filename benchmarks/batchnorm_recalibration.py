@@ -6,7 +6,9 @@ batch 64, each searched ``--epochs`` epochs at the default settings for ``--seed
 top-3 architectures, the subnet with the supernet's weights is scored on the validation images with: the
 supernet's own running statistics; statistics recomputed on the first ``N`` batches of a seeded, shuffled pass
 over the training data (``--pass-seeds`` passes per ``N``); and on every training batch (the reference). We
-report the mean and largest distance in accuracy to the reference.
+report the mean and largest distance in accuracy to the reference. The same searches at the official
+``arc_learning_rate=1e-3`` (whose distribution stays near uniform, so the statistics mix every path) give the
+supernet's own statistics a second row.
 
 Cost. NNI's hub ProxylessNAS space (width 0.35, 32x32 random data, one torch thread): one recalibration of
 ``--batches`` batches of the most probable architecture (``BatchNormRecalibration.applied``: statistics saved,
@@ -35,8 +37,9 @@ from nni_proxyless.batchnorm import BatchNormRecalibration, recalibrate, seeded_
 sys.path.insert(0, str(s.ROOT / 'examples'))
 
 
-def _digits_search(space_name: str, seed: int, epochs: int, workdir: Path):
-    """A default search; the supernet, the experiment, and the training and validation datasets."""
+def _digits_search(space_name: str, seed: int, epochs: int, workdir: Path, **options):
+    """A search (default settings but ``options``); the supernet, the experiment, and the training and
+    validation datasets."""
     from conftest import digits_datasets, digits_evaluator, run_search
     from nni.nas.evaluator.pytorch import Classification, DataLoader
     from quickstart_digits import DigitsSpace, digits_loaders
@@ -50,7 +53,7 @@ def _digits_search(space_name: str, seed: int, epochs: int, workdir: Path):
                                    val_dataloaders=DataLoader(val, batch_size=64), num_classes=10,
                                    learning_rate=3e-3, max_epochs=epochs, accelerator='cpu', logger=False,
                                    enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    exp = run_search(space, Proxyless(seed=seed), evaluator, workdir)
+    exp = run_search(space, Proxyless(seed=seed, **options), evaluator, workdir)
     return space, exp, train, val
 
 
@@ -70,21 +73,27 @@ def _recalibrated_accuracy(subnet: nn.Module, train, val, batches: int, seed: in
 
 
 def batches_needed(space_name: str, seeds: int, epochs: int, counts: list[int], pass_seeds: int) -> dict:
-    """Distance in accuracy to the full-data statistics, by number of batches, over searches and top-3."""
-    distances: dict[str, list[float]] = {str(n): [] for n in ['supernet'] + counts}
+    """Distance in accuracy to the full-data statistics, by number of batches, over searches and top-3; and
+    that of the supernet's own statistics after searches at the official learning rate."""
+    distances: dict[str, list[float]] = {str(n): [] for n in ['supernet', 'supernet, official rate'] + counts}
     references = []
     for seed in range(seeds):
-        with tempfile.TemporaryDirectory() as workdir:
-            space, exp, train, val = _digits_search(space_name, seed, epochs, Path(workdir))
-        every = -(-len(train) // 64)
-        for architecture in exp.export_top_models(top_k=3, formatter='dict'):
-            subnet = space.freeze(dict(architecture))       # the supernet's weights and running statistics
-            reference = _recalibrated_accuracy(subnet, train, val, every, 0)
-            references.append(reference)
-            distances['supernet'].append(abs(_accuracy(copy.deepcopy(subnet), val) - reference))
-            for n in counts:
-                distances[str(n)] += [abs(_recalibrated_accuracy(subnet, train, val, n, 1 + k) - reference)
-                                      for k in range(pass_seeds)]
+        for official in (False, True):
+            options = {'arc_learning_rate': 1e-3} if official else {}
+            with tempfile.TemporaryDirectory() as workdir:
+                space, exp, train, val = _digits_search(space_name, seed, epochs, Path(workdir), **options)
+            every = -(-len(train) // 64)
+            for architecture in exp.export_top_models(top_k=3, formatter='dict'):
+                subnet = space.freeze(dict(architecture))       # the supernet's weights and running statistics
+                reference = _recalibrated_accuracy(subnet, train, val, every, 0)
+                own = abs(_accuracy(copy.deepcopy(subnet), val) - reference)
+                distances['supernet, official rate' if official else 'supernet'].append(own)
+                if official:
+                    continue
+                references.append(reference)
+                for n in counts:
+                    distances[str(n)] += [abs(_recalibrated_accuracy(subnet, train, val, n, 1 + k) - reference)
+                                          for k in range(pass_seeds)]
     return {'training_batches': every, 'reference_accuracy_mean': round(statistics.mean(references), 4),
             'distance_mean': {n: round(statistics.mean(d), 4) for n, d in distances.items()},
             'distance_max': {n: round(max(d), 4) for n, d in distances.items()}}

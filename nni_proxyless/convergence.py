@@ -36,12 +36,15 @@ def architecture_steps(trainer: Trainer, *, warmup_epochs: int, arch_update_ever
     """How many architecture steps the trainer's plan holds (``inf`` when it has no end).
 
     Weight steps are ``trainer.estimated_stepping_batches`` (``max_epochs`` or ``max_steps``, with
-    ``limit_train_batches``, per process); those of the ``warmup_epochs`` are left out.
+    ``limit_train_batches``, per process); those of the ``warmup_epochs`` are left out. 0 when the warm-up's
+    length is unknown (an iterable data set without ``len``).
     """
     weight_steps = float(trainer.estimated_stepping_batches)
     if math.isinf(weight_steps):
         return weight_steps
-    warmup_steps = warmup_epochs * float(trainer.num_training_batches)
+    warmup_steps = warmup_epochs * float(trainer.num_training_batches) if warmup_epochs else 0.0
+    if math.isinf(warmup_steps):  # batches per epoch unknown (an iterable data set)
+        return 0.0
     return max(0.0, weight_steps - warmup_steps) // arch_update_every
 
 
