@@ -57,8 +57,8 @@ def render(results: Path, markdown: Path, plots_folder: Path) -> str:
     r = _load(Path(results))
     figures = _figures(r, Path(plots_folder))
     links = {name: os.path.relpath(path, Path(markdown).parent) for name, path in figures.items()}
-    parts = [sections.intro(r), sections.headline(r, defaults.headlines(r)), speed.cost(r, links), speed.memory(r, links),
-             speed.scaling(r, links), quality.planted(r, links), quality.latency_target(r, links),
+    parts = [sections.intro(r), sections.headline(r, defaults.headlines(r)), speed.cost(r, links),
+             speed.memory(r, links), speed.scaling(r, links), quality.planted(r, links), quality.latency_target(r, links),
              quality.modes(r, links), quality.latency_tables(r, links), defaults.short_budget(r, links),
              defaults.batchnorm(r, links), sections.reproduce(r)]
     text = '\n\n'.join(part for part in parts if part).rstrip() + '\n'

@@ -245,14 +245,16 @@ class Proxyless(OneShotStrategy):
         """
         if limit is None or not isinstance(limit, int) or limit <= 0:
             raise ValueError(f'top_k must be a positive integer, got {limit!r}.')
-        module = self.oneshot_module if self.arch is not None else None
         for architecture in self.top_architectures(limit):
-            frozen = self.model_space.freeze(architecture)
-            if module is None or module.batchnorm is None:
-                yield frozen
-            else:
-                yield RecalibratedModelSpace(frozen, lambda sample: module.batchnorm.applied(
-                    module, module.arch.selections_for(sample)))
+            yield self._with_own_statistics(self.model_space.freeze(architecture))
+
+    def _with_own_statistics(self, frozen: RawFormatModelSpace) -> RawFormatModelSpace:
+        """``frozen``, whose model gets BatchNorm statistics recomputed for its architecture (unless that is off)."""
+        module = self.oneshot_module
+        if module.batchnorm is None:
+            return frozen
+        return RecalibratedModelSpace(frozen, lambda sample: module.batchnorm.applied(
+            module, module.arch.selections_for(sample)))
 
 
 def _check_target_reachable(table: LatencyTable, target: float) -> None:

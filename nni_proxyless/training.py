@@ -8,7 +8,8 @@ and drives it by hand:
 * architecture step, every ``arch_update_every`` weight steps from ``warmup_epochs`` on, on a batch of the
   validation data: binary gates on the sampled paths, gradients for the architecture logits only (no weight
   gradient is computed), Adam with the official settings, then the ``two``-mode rescale;
-* validation, every epoch, on the most probable architecture, reported to NNI with the search's figures.
+* validation, every epoch, on the most probable architecture (with BatchNorm statistics of its own, see
+  :mod:`nni_proxyless.batchnorm`), reported to NNI with the search's figures.
 """
 
 from __future__ import annotations
