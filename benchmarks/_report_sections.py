@@ -63,9 +63,9 @@ def intro(r: dict) -> str:
             f'Timing method (every timing table): {TIMING_METHOD}.')
 
 
-def headline(r: dict) -> str:
+def headline(r: dict, extra: tuple[str, ...] = ()) -> str:
     bullets = [_headline_cost(r), _headline_memory(r), _headline_scaling(r), _headline_planted(r),
-               _headline_target(r), _headline_latency(r)]
+               _headline_target(r), _headline_latency(r), *extra]
     return '## Headline\n\n' + '\n'.join(f'- {b}' for b in bullets if b)
 
 
@@ -140,7 +140,8 @@ def _headline_latency(r: dict) -> str:
 
 def reproduce(r: dict) -> str:
     scripts = [k for k in ('cost', 'memory', 'scaling', 'modes', 'planted_optimum', 'latency_target',
-                           'latency_accuracy') if r.get(k.replace('_optimum', ''))]
+                           'latency_accuracy', 'short_budget', 'batchnorm_recalibration')
+               if r.get(k.replace('_optimum', ''))]
     run = r['run'] or {}
     times = run.get('scripts', {})
     rows = [[f'`python benchmarks/{name}.py`', f'{times.get(name, {}).get("seconds", "-")} s'] for name in scripts]

@@ -7,7 +7,7 @@ The target T is the ``--target-quantile`` of the FLOPs of all 1000 architectures
 search-train / 400 search-val / 497 test.
 
 * ours, hard target: ``Proxyless(applied_hardware=<the FLOPs table>, latency_target=T, grad_reg_loss_type=None,
-  arch_update_every=1)``, top-1 export (the most probable architecture predicted within T);
+  arch_update_every=1, arc_learning_rate=1e-3)``, top-1 export (the most probable architecture predicted within T);
 * ours, soft: ``grad_reg_loss_type='add#linear'`` (lambda 0.1) with ``ref_latency=T`` and no hard target;
 * NNI 3.0's ``Proxyless`` with its FLOPs penalty (``FlopsProfiler``, hinge at T converted to NNI's FLOPs unit;
   run without it if the penalty fails), its export (a sample from its softmax);
@@ -65,10 +65,11 @@ RANDOM_EQUAL, RANDOM_WITHIN = 'random, equal FLOPs', 'random within target'
 def _strategy(method: str, seed: int, target: float, context: dict):
     if method == OURS_HARD:
         return Proxyless(applied_hardware=context['table'], latency_target=target, grad_reg_loss_type=None,
-                         dummy_input=INPUT, arch_update_every=1, seed=seed)
+                         dummy_input=INPUT, arch_update_every=1, arc_learning_rate=1e-3, seed=seed)
     if method == OURS_SOFT:
         return Proxyless(applied_hardware=context['table'], grad_reg_loss_type='add#linear', ref_latency=target,
-                         grad_reg_loss_params={'lambda': 0.1}, dummy_input=INPUT, arch_update_every=1, seed=seed)
+                         grad_reg_loss_params={'lambda': 0.1}, dummy_input=INPUT, arch_update_every=1,
+                         arc_learning_rate=1e-3, seed=seed)
     if context.get('nni_penalty_error') is None:
         return _nni_with_penalty(target, context['archs'], context['table'])
     return h.nni_strategy('Proxyless')()

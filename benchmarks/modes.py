@@ -23,9 +23,9 @@ from nni_proxyless import Proxyless
 _REINFORCE = dict(arch_update='reinforce', arc_learning_rate=3e-3, seed=0)
 
 MODES = {
-    'ours gradient, every 1': lambda: Proxyless(arch_update_every=1, seed=0),
+    'ours gradient, every 1': lambda: Proxyless(arch_update_every=1, seed=0, **h.OFFICIAL),
     'ours REINFORCE, every 1': lambda: Proxyless(arch_update_every=1, **_REINFORCE),
-    'ours gradient, every 5': lambda: Proxyless(arch_update_every=5, seed=0),
+    'ours gradient, every 5': lambda: Proxyless(arch_update_every=5, seed=0, **h.OFFICIAL),
     'ours REINFORCE, every 5': lambda: Proxyless(arch_update_every=5, **_REINFORCE),
     'NNI Proxyless': lambda: h.STRATEGIES['NNI Proxyless: search'](),
 }

@@ -29,11 +29,14 @@ from nni_proxyless import Proxyless
 
 _REINFORCE = dict(arch_update='reinforce', arch_update_every=1, arc_learning_rate=3e-3)
 
+# The gradient mode at the official architecture learning rate (the default 'auto' is in short_budget.py).
+_GRADIENT = dict(arch_update_every=1, arc_learning_rate=1e-3)
+
 # name -> (destructive planted space?, strategy factory of the seed)
 METHODS = {
-    'ours gradient': (False, lambda seed: Proxyless(arch_update_every=1, seed=seed)),
-    'ours gradient, full_v2': (False, lambda seed: Proxyless(arch_update_every=1, binary_mode='full_v2', seed=seed)),
-    'ours gradient, destructive': (True, lambda seed: Proxyless(arch_update_every=1, seed=seed)),
+    'ours gradient': (False, lambda seed: Proxyless(**_GRADIENT, seed=seed)),
+    'ours gradient, full_v2': (False, lambda seed: Proxyless(**_GRADIENT, binary_mode='full_v2', seed=seed)),
+    'ours gradient, destructive': (True, lambda seed: Proxyless(**_GRADIENT, seed=seed)),
     'ours REINFORCE, destructive': (True, lambda seed: Proxyless(**_REINFORCE, seed=seed)),
     'ours REINFORCE': (False, lambda seed: Proxyless(**_REINFORCE, seed=seed)),
     'NNI Proxyless': (False, lambda seed: h.STRATEGIES['NNI Proxyless: search']()),

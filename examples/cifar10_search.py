@@ -41,7 +41,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--width', type=float, default=0.35, help="the space's width multiplier")
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--learning-rate', type=float, default=1e-3, help='Adam for the weights')
-    parser.add_argument('--arc-learning-rate', type=float, default=3e-3, help='Adam for the architecture')
+    parser.add_argument('--arc-learning-rate', type=_rate, default='auto',
+                        help="Adam for the architecture; 'auto' fits it to the number of epochs (1e-3: official)")
     parser.add_argument('--arch-update-every', type=int, default=5, help='weight steps per architecture step')
     parser.add_argument('--hardware', default='cpu', choices=available_predictors(),
                         help='where latency comes from: measured here, FLOPs, or an nn-Meter device')
@@ -54,6 +55,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--workers', type=int, default=2, help='data-loading processes')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
+
+
+def _rate(text: str) -> float | str:
+    return text if text == 'auto' else float(text)
 
 
 def cifar10_halves(args: argparse.Namespace) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:

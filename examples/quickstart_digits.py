@@ -72,8 +72,8 @@ def main() -> None:
                                max_epochs=args.epochs, accelerator='cpu', default_root_dir='runs/demo',
                                enable_checkpointing=False)
     hardware = None if args.hardware == 'none' else args.hardware
-    strategy = Proxyless(arch_update_every=1, arc_learning_rate=3e-3, seed=args.seed, applied_hardware=hardware,
-                         dummy_input=(1, 1, 8, 8), ref_latency=args.ref_latency)
+    strategy = Proxyless(seed=args.seed, applied_hardware=hardware, dummy_input=(1, 1, 8, 8),
+                         ref_latency=args.ref_latency)
     experiment = NasExperiment(DigitsSpace(), evaluator, strategy)
     experiment.run()
 

@@ -56,18 +56,24 @@ class ExportedModelSpace(RawFormatModelSpace):
 
     ``formatter='dict'`` gives :attr:`sample` (an :class:`Architecture`); ``formatter='instance'`` gives the subnet
     cut out of the supernet with its trained weights (:func:`~nni_proxyless.ops.subnet.subnet_of`), built when asked
-    for. The user's own ``model_space.freeze(architecture)`` rebuilds the subnet with fresh weights.
+    for, inside ``statistics(sample)`` when given (BatchNorm statistics recomputed for that architecture). The
+    user's own ``model_space.freeze(architecture)`` rebuilds the subnet with fresh weights.
     """
 
-    def __init__(self, searched: RawFormatModelSpace, supernet: nn.Module, architecture: Architecture):
+    def __init__(self, searched: RawFormatModelSpace, supernet: nn.Module, architecture: Architecture,
+                 statistics: Callable[[dict[str, Any]], Any] | None = None):
         super().__init__(searched.model_space, searched.evaluator)
         self.sample = architecture
         self.status = ModelStatus.Frozen
-        self._supernet = supernet
+        self._supernet, self._statistics = supernet, statistics
 
     def executable_model(self) -> nn.Module:
         """The subnet with the supernet's trained weights (a new copy at each call)."""
-        return subnet_of(self._supernet, dict(self.sample))
+        sample = dict(self.sample)
+        if self._statistics is None:
+            return subnet_of(self._supernet, sample)
+        with self._statistics(sample):
+            return subnet_of(self._supernet, sample)
 
 
 def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool] | None = None,

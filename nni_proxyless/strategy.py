@@ -44,7 +44,10 @@ class Proxyless(OneShotStrategy):
 
     Args:
         arc_learning_rate: learning rate of the architecture optimiser, Adam with betas (0, 0.999), eps 1e-8,
-            no weight decay (the official settings). Default 1e-3.
+            no weight decay (the official settings). Default ``'auto'``: ``max(1e-3, 10 / S)`` for a search of
+            ``S`` architecture steps (counted from the trainer's epochs or steps, ``warmup_epochs`` and
+            ``arch_update_every``), so that short searches converge too; long ones get the official 1e-3, which
+            ``arc_learning_rate=1e-3`` always gives (see :mod:`nni_proxyless.convergence`).
         warmup_epochs: epochs of weight training before the architecture starts to move. Default 0.
         arch_update_every: weight steps per architecture step (the official code: 5). Default 5.
         binary_mode: ``'two'`` (default; two sampled candidates per label and the logit rescale, the paper's
@@ -80,6 +83,9 @@ class Proxyless(OneShotStrategy):
             ``WebUI(port, retrain_top_k=k)`` the top ``k`` architectures are then retrained from scratch as
             further trials; their records are in :attr:`retrained`.
         gradient_clip_val: clip the weight gradients to this norm (``None``: no clipping).
+        bn_recalibration_batches: training batches that recompute the BatchNorm statistics of the most probable
+            architecture before each validation (the search's own statistics are put back afterwards), and of
+            every exported instance; 0 turns it off. Default 20.
         mutation_hooks: extra NNI mutation hooks, run before ours.
 
     Raises:
@@ -96,19 +102,22 @@ class Proxyless(OneShotStrategy):
             print(arch, arch.probability)
     """
 
-    def __init__(self, *, arc_learning_rate: float = 1e-3, warmup_epochs: int = 0, arch_update_every: int = 5,
-                 binary_mode: BinaryMode = 'two', arch_update: Literal['gradient', 'reinforce'] = 'gradient',
+    def __init__(self, *, arc_learning_rate: float | Literal['auto'] = 'auto', warmup_epochs: int = 0,
+                 arch_update_every: int = 5, binary_mode: BinaryMode = 'two',
+                 arch_update: Literal['gradient', 'reinforce'] = 'gradient',
                  reinforce_options: dict[str, Any] | None = None,
                  grad_reg_loss_type: str | None = 'add#linear', grad_reg_loss_params: dict | None = None,
                  applied_hardware: Any = None, dummy_input: Sequence[int] = (1, 3, 224, 224),
                  ref_latency: float = 65.0, latency_target: float | None = None,
                  predictor_options: dict[str, Any] | None = None, seed: int | None = None,
                  web_ui: 'int | WebUI | None' = None,
-                 gradient_clip_val: float | None = None, mutation_hooks: list[Callable] | None = None):
+                 gradient_clip_val: float | None = None, bn_recalibration_batches: int = 20,
+                 mutation_hooks: list[Callable] | None = None):
         super().__init__(mutation_hooks=mutation_hooks)
         self.settings = SearchSettings(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
                                        arch_update_every=arch_update_every, binary_mode=binary_mode,
-                                       gradient_clip_val=gradient_clip_val)
+                                       gradient_clip_val=gradient_clip_val,
+                                       bn_recalibration_batches=bn_recalibration_batches)
         if arch_update not in ('gradient', 'reinforce'):
             raise ValueError(f"arch_update must be 'gradient' or 'reinforce', got {arch_update!r}.")
         self.arch_update = arch_update
@@ -124,6 +133,7 @@ class Proxyless(OneShotStrategy):
         self._latency: LatencyObjective | None = None
         self._supernet: nn.Module | None = None  # the model space mutated in place (set by mutate_model)
         self._arch_loader: Callable[[], Any] | None = None
+        self._train_loader: Callable[[], Any] | None = None
         self.retrained: list[dict[str, Any]] = []  # with WebUI(retrain_top_k=k): one record per retrain trial
 
     # --------------------------------------------------------------------------------------- mutation
@@ -146,8 +156,10 @@ class Proxyless(OneShotStrategy):
         if isinstance(evaluator, Lightning):
             if evaluator.datamodule is not None:
                 self._arch_loader = evaluator.datamodule.val_dataloader
+                self._train_loader = evaluator.datamodule.train_dataloader
             else:
                 self._arch_loader = lambda: _first(evaluator.val_dataloaders)
+                self._train_loader = lambda: _first(evaluator.train_dataloaders)
         return super().mutate_evaluator(evaluator)
 
     def configure_oneshot_module(self, training_module: LightningModule) -> ProxylessModule:
@@ -156,7 +168,7 @@ class Proxyless(OneShotStrategy):
                      ', '.join(f'{label} ({len(c.values)})' for label, c in self.arch.choices.items()))
         return ProxylessModule(training_module, arch=self.arch, settings=self.settings,
                                arch_loader=self._arch_loader, latency=self._latency,
-                               reinforce=self._reinforce_update())
+                               reinforce=self._reinforce_update(), train_loader=self._train_loader)
 
     def _reinforce_update(self) -> ReinforceUpdate | None:
         if self.arch_update != 'reinforce':
@@ -225,12 +237,24 @@ class Proxyless(OneShotStrategy):
         return found
 
     def list_models(self, sort: bool = True, limit: int | None = 1) -> Iterator[RawFormatModelSpace]:
-        """The top ``limit`` architectures as frozen model spaces (NNI's ``export_top_models`` calls this)."""
+        """The top ``limit`` architectures as frozen model spaces (NNI's ``export_top_models`` calls this).
+
+        Their models (``executable_model()``, ``formatter='instance'``) carry the supernet's weights and, unless
+        ``bn_recalibration_batches=0``, BatchNorm statistics recomputed for each architecture on training data.
+        """
         if limit is None or not isinstance(limit, int) or limit <= 0:
             raise ValueError(f'top_k must be a positive integer, got {limit!r}.')
         assert self._supernet is not None
         for architecture in self.top_architectures(limit):
-            yield ExportedModelSpace(self.model_space, self._supernet, architecture)
+            yield ExportedModelSpace(self.model_space, self._supernet, architecture, self._own_statistics())
+
+    def _own_statistics(self) -> Callable[[dict[str, Any]], Any] | None:
+        """``statistics(sample)``: a context in which the supernet runs ``sample`` with BatchNorm statistics
+        recomputed for it (``None`` with ``bn_recalibration_batches=0``)."""
+        module = self.oneshot_module
+        if module.batchnorm is None:
+            return None
+        return lambda sample: module.batchnorm.applied(module, module.arch.selections_for(sample))
 
 
 def _check_target_reachable(table: LatencyTable, target: float) -> None:

@@ -79,6 +79,9 @@ class ProxylessTrainer:
             :class:`~nni_proxyless.Proxyless`.
         dummy_input: input shape the latency is measured at. Default ``(1, 3, 224, 224)``.
         ref_latency: reference latency in milliseconds (MFLOPs with ``'flops'``). Default 65.0.
+        bn_recalibration_batches: batches of the first half that recompute the BatchNorm statistics of the most
+            probable architecture before each validation, and of exported instances (not in NNI 2.x; 0 turns it
+            off). Default 20.
 
     Attributes:
         strategy: the :class:`~nni_proxyless.Proxyless` strategy that runs the search.
@@ -127,7 +130,8 @@ class ProxylessTrainer:
                  device: str | torch.device = 'cpu', log_frequency: int | None = None,
                  arc_learning_rate: float = 1e-3, grad_reg_loss_type: str | None = 'add#linear',
                  grad_reg_loss_params: dict[str, float] | None = None, applied_hardware: Any = None,
-                 dummy_input: Sequence[int] = (1, 3, 224, 224), ref_latency: float = 65.0):
+                 dummy_input: Sequence[int] = (1, 3, 224, 224), ref_latency: float = 65.0,
+                 bn_recalibration_batches: int = 20):
         _check_model(model)
         _check_callables(loss=loss, metrics=metrics)
         _check_optimizer(optimizer, model)
@@ -140,7 +144,8 @@ class ProxylessTrainer:
         self.strategy = Proxyless(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
                                   arch_update_every=1, grad_reg_loss_type=grad_reg_loss_type,
                                   grad_reg_loss_params=grad_reg_loss_params, applied_hardware=applied_hardware,
-                                  dummy_input=dummy_input, ref_latency=ref_latency)
+                                  dummy_input=dummy_input, ref_latency=ref_latency,
+                                  bn_recalibration_batches=bn_recalibration_batches)
         train_loader, arch_loader = _half_loaders(dataset, batch_size, workers)
         trainer = Trainer(max_epochs=num_epochs, accelerator=accelerator, devices=devices,
                           log_every_n_steps=log_frequency or 50, logger=False, enable_checkpointing=False,

@@ -8,14 +8,15 @@ and drives it by hand:
 * architecture step, every ``arch_update_every`` weight steps from ``warmup_epochs`` on, on a batch of the
   validation data: binary gates on the sampled paths, gradients for the architecture logits only (no weight
   gradient is computed), Adam with the official settings, then the ``two``-mode rescale;
-* validation, every epoch, on the most probable architecture, reported to NNI with the search's figures.
+* validation, every epoch, on the most probable architecture (with BatchNorm statistics of its own, see
+  :mod:`nni_proxyless.batchnorm`), reported to NNI with the search's figures.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 import nni
 import torch
@@ -24,8 +25,10 @@ from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 
 from ._arch_batches import ArchBatches
 from .arch import ArchParameters, BinaryMode, Selection
+from .batchnorm import BatchNormRecalibration
 from ._distributed import allow_unused_parameters, average_gradients, from_rank_zero
 from .callbacks import ArchitectureLogger, RandomStateKeeper
+from .convergence import ConvergenceCheck, arc_learning_rate
 from .plots import SearchPlots
 from .reinforce import ReinforceUpdate
 from .latency.loss import LatencyObjective
@@ -39,15 +42,17 @@ __all__ = ['SearchSettings', 'ProxylessModule']
 class SearchSettings:
     """The validated hyper-parameters of a search (see :class:`~nni_proxyless.Proxyless` for their meaning)."""
 
-    arc_learning_rate: float = 1e-3
+    arc_learning_rate: float | Literal['auto'] = 'auto'
     warmup_epochs: int = 0
     arch_update_every: int = 5
     binary_mode: BinaryMode = 'two'
     gradient_clip_val: float | None = None
+    bn_recalibration_batches: int = 20
 
     def __post_init__(self) -> None:
-        _require(_is_number(self.arc_learning_rate) and self.arc_learning_rate > 0,
-                 f'arc_learning_rate must be a positive number, got {self.arc_learning_rate!r}.')
+        rate = self.arc_learning_rate
+        _require(rate == 'auto' or (_is_number(rate) and rate > 0),
+                 f"arc_learning_rate must be a positive number or 'auto', got {self.arc_learning_rate!r}.")
         _require(isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0,
                  f'warmup_epochs must be an integer >= 0, got {self.warmup_epochs!r}.')
         _require(isinstance(self.arch_update_every, int) and self.arch_update_every >= 1,
@@ -56,6 +61,9 @@ class SearchSettings:
                  f"binary_mode must be 'two' or 'full_v2', got {self.binary_mode!r}.")
         _require(self.gradient_clip_val is None or (_is_number(self.gradient_clip_val) and self.gradient_clip_val > 0),
                  f'gradient_clip_val must be a positive number or None, got {self.gradient_clip_val!r}.')
+        batches = self.bn_recalibration_batches
+        _require(isinstance(batches, int) and not isinstance(batches, bool) and batches >= 0,
+                 f'bn_recalibration_batches must be an integer >= 0 (0: off), got {self.bn_recalibration_batches!r}.')
 
 
 class ProxylessModule(BaseOneShotLightningModule):
@@ -66,12 +74,15 @@ class ProxylessModule(BaseOneShotLightningModule):
         arch: the architecture logits of the supernet's mixed ops.
         settings: search hyper-parameters.
         arch_loader: returns the data loader whose batches train the architecture.
+        train_loader: returns the training data loader, whose first batches recalibrate the batch-norm statistics
+            of the architecture validated (``None``: no recalibration).
         latency: optional latency objective: adds the latency loss to the architecture step and the latency
             figures to the logs and reports.
         reinforce: train the architecture with REINFORCE instead of binary gates (the latency, if any, is then
             part of the reward, not a loss).
 
     Attributes:
+        batchnorm: the batch-norm recalibration of validations and exports (``None`` when it is off).
         reports: the per-epoch reports so far (validation metric as ``'default'``, entropy, latencies).
         report_sinks: objects with ``report_intermediate(dict)`` and ``report_final(dict)`` that receive every
             report too (the web UI's relay).
@@ -80,7 +91,7 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     def __init__(self, training_module, *, arch: ArchParameters, settings: SearchSettings,
                  arch_loader: Callable[[], Any], latency: LatencyObjective | None = None,
-                 reinforce: ReinforceUpdate | None = None):
+                 reinforce: ReinforceUpdate | None = None, train_loader: Callable[[], Any] | None = None):
         super().__init__(training_module)
         self.arch = arch
         self.settings = settings
@@ -92,6 +103,10 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.plots_folder: str | None = None
         self._arch_batches = ArchBatches(arch_loader, lambda: self.arch.seed)
         self._ops: list[MixedOp] = []
+        self.batchnorm = None
+        if settings.bn_recalibration_batches and train_loader is not None:
+            self.batchnorm = BatchNormRecalibration(batches=settings.bn_recalibration_batches,
+                                                    train_loader=train_loader, seed=lambda: self.arch.seed)
 
     # ------------------------------------------------------------------------------------------- set-up
 
@@ -113,15 +128,22 @@ class ProxylessModule(BaseOneShotLightningModule):
         return super().on_fit_start()
 
     def configure_architecture_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.arch.parameters(), lr=self.settings.arc_learning_rate,
+        return torch.optim.Adam(self.arch.parameters(), lr=arc_learning_rate(self.settings, self.trainer),
                                 betas=(0.0, 0.999), eps=1e-8, weight_decay=0.0)
 
     def configure_callbacks(self) -> list[Callback]:
-        return [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder)]
+        callbacks = [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder), ConvergenceCheck()]
+        return callbacks if self.batchnorm is None else [self.batchnorm, *callbacks]
 
     def route(self, selections: dict[str, Selection]) -> None:
         """Make every mixed op run what its labels' selections say (the supernet's one routing)."""
         self.arch.routing.set(selections)
+
+    def training_forward(self, batch: Any) -> None:
+        """The evaluator's ``training_step`` on a training batch as a forward pass only: no gradient, no logs."""
+        batch = self.trainer.strategy.batch_to_device(batch, self.device)
+        with torch.no_grad(), self._muted_logging():
+            self.training_module.training_step(batch, -1)
 
     # -------------------------------------------------------------------------------------------- steps
 

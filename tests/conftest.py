@@ -77,3 +77,38 @@ def _quiet_lightning():
     logging.getLogger('pytorch_lightning').setLevel(logging.ERROR)
     logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
     yield
+
+
+
+class Shift(nn.Module):
+    """Adds a constant to its input."""
+
+    def __init__(self, offset: float):
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, x):
+        return x + self.offset
+
+
+class BatchNormSpace(ModelSpace):
+    """A BatchNorm shared by the candidates of a choice whose outputs are shifted apart (+3 and -3).
+
+    The supernet's running statistics average over the paths sampled so far and fit neither candidate (their
+    mean lies between the two, their variance counts the gap), so the most probable architecture needs
+    statistics of its own. Each candidate also has a BatchNorm of its own, and so has the stem.
+    """
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.conv = LayerChoice({
+            'up': nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), Shift(3.0)),
+            'down': nn.Sequential(nn.Conv2d(width, width, 5, padding=2), nn.BatchNorm2d(width), Shift(-3.0))},
+            label='conv')
+        self.bn = nn.BatchNorm2d(width)
+        self.head = nn.Linear(width * 64, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv(self.stem(x))))
+        return self.head(x.flatten(1))

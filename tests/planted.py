@@ -57,3 +57,59 @@ class PlantedSpace(ModelSpace):
     def planted_architecture(self) -> dict[str, int]:
         """The one architecture in which every choice takes its signal-carrying candidate."""
         return {f'c{i}': position for i, position in enumerate(self.planted)}
+
+
+class Degrade(nn.Module):
+    """Passes on an attenuated copy of its input plus noise: the signal survives, weakened."""
+
+    def __init__(self, gain: float, noise: float):
+        super().__init__()
+        self.gain, self.noise = gain, noise
+
+    def forward(self, x):
+        return self.gain * x + self.noise * x.detach().std() * torch.randn_like(x)
+
+
+class Residual(nn.Module):
+    """``x + relu(W x)``: keeps the signal and can learn more."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+
+    def forward(self, x):
+        return x + torch.relu(self.linear(x))
+
+
+class DegradingSpace(ModelSpace):
+    """Blocks ``x -> choice(x)`` of four candidates: one learnable residual block at a position drawn from
+    ``plant_seed``, and three that degrade the stream, each a (gain, noise relative to the stream's spread):
+    (0.9, 0.1), (0.7, 0.2), (0.5, 0.3). No wrong candidate erases the signal, so every architecture learns
+    something and the search must tell degrees apart.
+    """
+
+    DEGRADERS = ((0.9, 0.1), (0.7, 0.2), (0.5, 0.3))
+
+    def __init__(self, plant_seed: int, n_choices: int = 3, width: int = 32,
+                 degraders: tuple[tuple[float, float], ...] = DEGRADERS):
+        super().__init__()
+        gen = torch.Generator().manual_seed(plant_seed)
+        self.planted = [int(torch.randint(len(degraders) + 1, (1,), generator=gen)) for _ in range(n_choices)]
+        self.stem = nn.Linear(64, width)
+        self.choices = nn.ModuleList()
+        for i, position in enumerate(self.planted):
+            candidates: list[nn.Module] = [Degrade(gain, noise) for gain, noise in degraders]
+            candidates.insert(position, Residual(width))
+            self.choices.append(LayerChoice(candidates, label=f'c{i}'))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x.flatten(1)))
+        for choice in self.choices:
+            x = choice(x)
+        return self.head(x)
+
+    def planted_architecture(self) -> dict[str, int]:
+        """The one architecture in which every choice takes its learnable candidate."""
+        return {f'c{i}': position for i, position in enumerate(self.planted)}
+

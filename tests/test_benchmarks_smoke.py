@@ -10,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ['## Headline', '## Cost per epoch', '## Peak memory', '## Scaling with the number of candidates',
             '## Search quality: planted optimum', '## Search quality: accuracy under a latency target',
-            '## REINFORCE against binary-gate gradients', '## Latency tables', '## Reproducing']
+            '## REINFORCE against binary-gate gradients', '## Latency tables', '## Search quality: short budgets',
+            '## BatchNorm recalibration', '## Reproducing']
 PLOTS = ['cost', 'memory', 'scaling', 'convergence', 'latency_target', 'latency_accuracy', 'modes']
 
 

@@ -68,8 +68,11 @@ def test_latency_loss_steers_to_the_fast_twin(twin_table, tmp_path):
 
 
 def test_without_latency_the_twins_stay_even(tmp_path):
-    """With no latency term the twins are equally accurate: neither is forced (mean probability near 1/2)."""
-    probabilities = [_fast_probability(None, seed, tmp_path) for seed in range(6)]
+    """With no latency term the twins are equally accurate: neither is forced (mean probability near 1/2).
+
+    At the official rate: the default 'auto' gives these 48 steps room to break the tie, and then one twin wins
+    (whichever the search happened to train more), which says nothing about the latency term."""
+    probabilities = [_fast_probability(None, seed, tmp_path, arc_learning_rate=1e-3) for seed in range(6)]
     assert sum(p > 0.5 for p in probabilities) <= 5
     assert 0.40 < sum(probabilities) / len(probabilities) < 0.55, probabilities
 

@@ -32,12 +32,18 @@ def _run(out: Path, *options: str, expect_kill: bool = False) -> None:
 
 
 def test_two_process_ddp_search_agrees_on_every_rank(tmp_path):
-    """Under DDP (gloo, 2 processes) both ranks end with identical logits and exports; rank 0 draws the plots."""
-    _run(tmp_path, '--ddp', '--epochs', '2', '--logger')
+    """Under DDP (gloo, 2 processes) both ranks end with identical logits and exports; rank 0 draws the plots.
+
+    The space has BatchNorm: every validation, and the exported instance, run with the same recomputed
+    statistics on both ranks."""
+    _run(tmp_path, '--ddp', '--epochs', '2', '--logger', '--batchnorm')
     assert len(list((tmp_path / 'logs').glob('lightning_logs/version_*/probabilities.png'))) == 1
     rank0, rank1 = (json.loads((tmp_path / f'rank{r}.json').read_text()) for r in (0, 1))
     assert rank0['logits'] == rank1['logits']
     assert rank0['export'] == rank1['export']
+    assert len(rank0['validation_statistics']) == 2
+    assert rank0['validation_statistics'] == rank1['validation_statistics']
+    assert rank0['instance_statistics'] == rank1['instance_statistics']
     assert any(abs(v) > 0 for logits in rank0['logits'].values() for v in logits)
 
 

@@ -9,7 +9,7 @@ from nni.nas.nn.pytorch import ModelSpace, Repeat
 from nni_proxyless import Proxyless
 
 from conftest import digits_evaluator, run_search
-from planted import PlantedSpace, Zero
+from planted import DegradingSpace, PlantedSpace, Zero
 
 
 def test_planted_optimum_found_in_nine_of_ten_seeds(tmp_path):
@@ -22,6 +22,22 @@ def test_planted_optimum_found_in_nine_of_ten_seeds(tmp_path):
         exp = run_search(space, strategy, digits_evaluator(epochs=10), tmp_path / str(seed))
         solved += exp.export_top_models(top_k=1, formatter='dict')[0] == space.planted_architecture()
     assert solved >= 9, f'planted optimum exported in {solved}/10 seeds'
+
+
+def test_degraded_planted_optimum_converges_at_the_default_settings(tmp_path):
+    """Wrong candidates that weaken the signal and add noise, 3 labels x 4 candidates, default settings, 10 epochs
+    on digits: in at least 9 of 10 seeds the export is the planted architecture and every planted candidate has
+    a probability of at least 0.5 (the distribution settled, not just leaning)."""
+    solved = 0
+    for seed in range(10):
+        torch.manual_seed(seed)
+        space = DegradingSpace(plant_seed=100 + seed)
+        strategy = Proxyless(seed=seed)
+        exp = run_search(space, strategy, digits_evaluator(epochs=10, limit_val_batches=0), tmp_path / str(seed))
+        planted = space.planted_architecture()
+        settled = all(strategy.arch.probs(label)[index] >= 0.5 for label, index in planted.items())
+        solved += exp.export_top_models(top_k=1, formatter='dict')[0] == planted and settled
+    assert solved >= 9, f'planted optimum exported and settled in {solved}/10 seeds'
 
 
 class DepthSpace(ModelSpace):

@@ -1,7 +1,9 @@
 """A digits search run as its own process, for the distributed and resume tests.
 
-Usage: python search_digits.py OUT_DIR [--ddp] [--epochs N] [--kill-at-step S] [--resume CKPT]
-Writes OUT_DIR/rank<R>.json with the architecture logits and the top-3 export of each process.
+Usage: python search_digits.py OUT_DIR [--ddp] [--epochs N] [--kill-at-step S] [--resume CKPT] [--batchnorm]
+Writes OUT_DIR/rank<R>.json with the architecture logits and the top-3 export of each process (with
+``--batchnorm``, on a space with BatchNorm, also the BatchNorm statistics each validation and the exported
+instance ran with).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import ConvSpace, digits_evaluator, run_search  # noqa: E402
+from conftest import BatchNormSpace, ConvSpace, digits_evaluator, run_search  # noqa: E402
 from nni_proxyless import Proxyless  # noqa: E402
 
 
@@ -33,6 +35,22 @@ class KillAt(Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class ValidationStatistics(Callback):
+    """Records the BatchNorm running statistics at the first batch of every validation."""
+
+    def __init__(self):
+        self.seen: list[list[float]] = []
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == 0:
+            self.seen.append(statistics(pl_module.model))
+
+
+def statistics(model: torch.nn.Module) -> list[float]:
+    return [float(v) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+            for v in torch.cat([m.running_mean, m.running_var])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument('out', type=Path)
@@ -41,12 +59,16 @@ def main() -> None:
     parser.add_argument('--kill-at-step', type=int)
     parser.add_argument('--resume')
     parser.add_argument('--logger', action='store_true', help='TensorBoard logs and plots under OUT_DIR/logs')
+    parser.add_argument('--batchnorm', action='store_true', help='search a space with BatchNorm layers')
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
     callbacks = [ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True)]
     if args.kill_at_step is not None:
         callbacks.append(KillAt(args.kill_at_step))
+    validation_statistics = ValidationStatistics()
+    if args.batchnorm:
+        callbacks.append(validation_statistics)
     trainer_options = dict(strategy='ddp', devices=2) if args.ddp else {}
     if args.logger:
         trainer_options.update(logger=True, default_root_dir=str(args.out / 'logs'))
@@ -55,11 +77,14 @@ def main() -> None:
     if args.resume:
         evaluator.fit_kwargs['ckpt_path'] = args.resume
     strategy = Proxyless(arch_update_every=2, seed=7)
-    exp = run_search(ConvSpace(), strategy, evaluator, args.out / 'nni')
+    exp = run_search(BatchNormSpace() if args.batchnorm else ConvSpace(), strategy, evaluator, args.out / 'nni')
     rank = strategy.oneshot_module.global_rank
     result = {'logits': {label: strategy.arch.logit(label).tolist() for label in strategy.arch.labels()},
               'export': [dict(a) for a in exp.export_top_models(top_k=3, formatter='dict')],
               'step_count': strategy.oneshot_module.step_count}
+    if args.batchnorm:
+        result['validation_statistics'] = validation_statistics.seen
+        result['instance_statistics'] = statistics(exp.export_top_models(formatter='instance')[0])
     (args.out / f'rank{rank}.json').write_text(json.dumps(result))
 
 
