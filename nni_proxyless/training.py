@@ -25,7 +25,10 @@ from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 from ._arch_batches import ArchBatches
 from .arch import ArchParameters, BinaryMode, Selection
 from ._distributed import allow_unused_parameters, average_gradients, from_rank_zero
+from ._loss_check import FiniteLossCheck
+from ._precision import check_precision, gradient_scaler, scaled_gradients, scaled_step
 from .callbacks import ArchitectureLogger, RandomStateKeeper
+from .memory_format import ChannelsLast
 from .plots import SearchPlots
 from .reinforce import ReinforceUpdate
 from .latency.loss import LatencyObjective
@@ -44,6 +47,7 @@ class SearchSettings:
     arch_update_every: int = 5
     binary_mode: BinaryMode = 'two'
     gradient_clip_val: float | None = None
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         _require(_is_number(self.arc_learning_rate) and self.arc_learning_rate > 0,
@@ -56,6 +60,8 @@ class SearchSettings:
                  f"binary_mode must be 'two' or 'full_v2', got {self.binary_mode!r}.")
         _require(self.gradient_clip_val is None or (_is_number(self.gradient_clip_val) and self.gradient_clip_val > 0),
                  f'gradient_clip_val must be a positive number or None, got {self.gradient_clip_val!r}.')
+        _require(isinstance(self.channels_last, bool),
+                 f'channels_last must be True or False, got {self.channels_last!r}.')
 
 
 class ProxylessModule(BaseOneShotLightningModule):
@@ -92,6 +98,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.plots_folder: str | None = None
         self._arch_batches = ArchBatches(arch_loader, lambda: self.arch.seed)
         self._ops: list[MixedOp] = []
+        self._check_finite = FiniteLossCheck()
 
     # ------------------------------------------------------------------------------------------- set-up
 
@@ -101,6 +108,7 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     def setup(self, stage: str) -> None:
         """Before DDP wraps the model: allow unused parameters; take rank 0's seed and latency table."""
+        check_precision(self.trainer)
         allow_unused_parameters(self.trainer.strategy)
         self.arch.seed = from_rank_zero(self.arch.seed)
         if self.latency is not None:
@@ -116,7 +124,8 @@ class ProxylessModule(BaseOneShotLightningModule):
                                 betas=(0.0, 0.999), eps=1e-8, weight_decay=0.0)
 
     def configure_callbacks(self) -> list[Callback]:
-        return [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder)]
+        callbacks = [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder)]
+        return callbacks + ([ChannelsLast()] if self.settings.channels_last else [])
 
     def route(self, selections: dict[str, Selection]) -> None:
         """Make every mixed op run what its labels' selections say (the supernet's one routing)."""
@@ -129,12 +138,18 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.route(self.arch.sample(step))
         output = self.training_module.training_step(batch, batch_idx)
         loss = _loss_of(output, 'weight step')
-        self.advance_optimization(loss, batch_idx, self.settings.gradient_clip_val)
+        self._check_finite(loss, 'weight step')
+        self.advance_optimization(loss, batch_idx)  # clipping: on_before_optimizer_step
         self.advance_lr_schedulers(batch_idx)
         self.step_count += 1
         if self._architecture_due():
             self.architecture_step(step)
         return output
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the weight gradients; Lightning calls this after taking a mixed-precision loss scale out of them."""
+        if self.settings.gradient_clip_val is not None:
+            self.training_module.configure_gradient_clipping(optimizer, self.settings.gradient_clip_val, None)
 
     def _architecture_due(self) -> bool:
         return (self.trainer.current_epoch >= self.settings.warmup_epochs
@@ -148,13 +163,14 @@ class ProxylessModule(BaseOneShotLightningModule):
         else:
             loss, pairs = self._binary_gate_loss(batch, step)
         logits = list(self.arch.parameters())
-        grads = torch.autograd.grad(loss, logits, allow_unused=True)
+        scaler = gradient_scaler(self.trainer)  # '16-mixed': the weight step's loss scale (see _precision.py)
+        grads = scaled_gradients(loss, logits, scaler)
         before = self.arch.snapshot(pairs)
         for logit, grad in zip(logits, grads):
             logit.grad = grad
         average_gradients(logits)
         optimizer = self._arch_optimizer()
-        optimizer.step()
+        scaled_step(optimizer, scaler)
         optimizer.zero_grad(set_to_none=True)
         self.arch.rescale(pairs, before)
         self.log('arch_loss', loss.detach(), on_step=False, on_epoch=True)
@@ -165,6 +181,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.route(selections)
         with self._muted_logging():
             loss = _loss_of(self.training_module.training_step(batch, -1), 'architecture step')
+        self._check_finite(loss, 'architecture step')
         if self.latency is not None:
             loss = self.latency(loss, selections, self.arch)
         return loss, ArchParameters.pairs_of(selections)
@@ -231,6 +248,7 @@ class ProxylessModule(BaseOneShotLightningModule):
                 sink.report_final(report)
 
     def on_train_end(self) -> None:
+        self._check_finite.flush()
         self.route(self.arch.argmax_selections())  # leave the supernet on its most probable path
         return self.training_module.on_train_end()
 
@@ -282,9 +300,6 @@ def _loss_of(output: Any, where: str) -> torch.Tensor:
     if not isinstance(loss, torch.Tensor):
         raise TypeError(f'The evaluator\'s training_step must return a loss tensor (or a dict with "loss"), '
                         f'got {type(loss).__name__} in the {where}.')
-    if not torch.isfinite(loss.detach()).all():
-        raise FloatingPointError(f'The loss became {loss.item()} in the {where}; stopping the search. '
-                                 'Lower the learning rate or check the data; the last checkpoint is kept.')
     return loss
 
 

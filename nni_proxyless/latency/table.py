@@ -17,6 +17,7 @@ with ``P(term used)`` the product over its enclosing conditions of the weight th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -86,6 +87,7 @@ class LatencyTable:
     unit: str = 'ms'
     hardware: str = ''
     dummy_input: list[int] = field(default_factory=list)
+    _device_costs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ----------------------------------------------------------------------------------------- predict
 
@@ -98,16 +100,23 @@ class LatencyTable:
         return total
 
     def expected(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Expected latency under per-label candidate weights (probabilities, or ``two``-mode pair weights)."""
-        total = torch.tensor(self.fixed, dtype=torch.float64)
-        for term in self.terms:
-            used = torch.ones((), dtype=torch.float64)
-            for condition in term.when:
-                used = used * self._probability(condition, weights)
-            costs = torch.tensor(term.costs, dtype=torch.float64)
-            for label in reversed(term.labels):  # contract the last label first (row-major costs)
-                costs = costs.view(-1, len(self.labels[label])) @ weights[label].double()
-            total = total + used * costs.sum()
+        """Expected latency under per-label candidate weights (probabilities, or ``two``-mode pair weights).
+
+        A float64 scalar on the weights' device (the costs are copied there once per device), differentiable in
+        every weight; computed without autocast, so mixed precision does not round it.
+        """
+        device = next(iter(weights.values())).device if weights else torch.device('cpu')
+        with _no_autocast(device.type):
+            total = torch.zeros((), dtype=torch.float64, device=device) + self.fixed
+            for term, costs in zip(self.terms, self._costs_on(device)):
+                used = None
+                for condition in term.when:
+                    p = self._probability(condition, weights, device)
+                    used = p if used is None else used * p
+                for label in reversed(term.labels):  # contract the last label first (row-major costs)
+                    costs = costs.view(-1, len(self.labels[label])) @ weights[label].double()
+                term_cost = costs.sum()
+                total = total + (term_cost if used is None else used * term_cost)
         return total
 
     def bounds(self) -> tuple[float, float]:
@@ -121,15 +130,24 @@ class LatencyTable:
             high += max(0.0, max(term.costs)) if optional else max(term.costs)
         return low, high
 
-    def _probability(self, condition: Condition, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _probability(self, condition: Condition, weights: dict[str, torch.Tensor], device: torch.device
+                     ) -> torch.Tensor:
         """The weight the condition's labels give to its selecting values (independent labels)."""
-        total = torch.zeros((), dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device=device)
         for values in condition.selecting:
-            product = torch.ones((), dtype=torch.float64)
+            product = None
             for label, value in zip(condition.labels, values):
-                product = product * weights[label][_position(self.labels[label], value)].double()
+                weight = weights[label][_position(self.labels[label], value)].double()
+                product = weight if product is None else product * weight
             total = total + product
         return total
+
+    def _costs_on(self, device: torch.device) -> list[torch.Tensor]:
+        """Every term's costs as float64 tensors on ``device`` (copied there in one transfer, then kept)."""
+        if device not in self._device_costs:
+            flat = torch.tensor([c for term in self.terms for c in term.costs], dtype=torch.float64)
+            self._device_costs[device] = list(flat.to(device).split([len(t.costs) for t in self.terms]))
+        return self._device_costs[device]
 
     def _flat_index(self, labels: tuple[str, ...], arch: dict[str, Any]) -> int:
         index = 0
@@ -197,6 +215,12 @@ class LatencyTable:
         except (KeyError, TypeError, AttributeError) as error:
             raise TableError(f'{source} is malformed: missing or wrong field {error}.') from error
         return table
+
+
+def _no_autocast(device_type: str) -> Any:
+    if not torch.amp.is_autocast_available(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, enabled=False)
 
 
 def _position(values: list, value: Any) -> int:
