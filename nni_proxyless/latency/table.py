@@ -142,6 +142,11 @@ class LatencyTable:
             total = total + product
         return total
 
+    def __getstate__(self) -> dict:
+        # tables travel between processes (DDP takes rank 0's): without the device copies of the costs, which
+        # belong to the process and device that made them
+        return {**self.__dict__, '_device_costs': {}}
+
     def _costs_on(self, device: torch.device) -> list[torch.Tensor]:
         """Every term's costs as float64 tensors on ``device`` (copied there in one transfer, then kept)."""
         if device not in self._device_costs:
