@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import _plots as plots
+import _report_gpu as gpu_section
 import _report_quality as quality
 import _report_sections as sections
 import _report_speed as speed
@@ -22,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 def _load(results: Path) -> dict[str, dict | None]:
     loaded = {}
     for name in ('run', 'cost', 'memory', 'scaling', 'modes', 'planted_optimum', 'latency_target',
-                 'latency_accuracy'):
+                 'latency_accuracy', 'gpu'):
         path = results / f'{name}.json'
         loaded[name] = json.loads(path.read_text()) if path.exists() else None
     loaded['planted'] = loaded.pop('planted_optimum')
@@ -58,7 +59,8 @@ def render(results: Path, markdown: Path, plots_folder: Path) -> str:
     links = {name: os.path.relpath(path, Path(markdown).parent) for name, path in figures.items()}
     parts = [sections.intro(r), sections.headline(r), speed.cost(r, links), speed.memory(r, links),
              speed.scaling(r, links), quality.planted(r, links), quality.latency_target(r, links),
-             quality.modes(r, links), quality.latency_tables(r, links), sections.reproduce(r)]
+             quality.modes(r, links), quality.latency_tables(r, links), gpu_section.gpu(r, links),
+             sections.reproduce(r)]
     text = '\n\n'.join(part for part in parts if part).rstrip() + '\n'
     Path(markdown).parent.mkdir(parents=True, exist_ok=True)
     Path(markdown).write_text(text)
