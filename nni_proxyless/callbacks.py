@@ -39,9 +39,10 @@ class RandomStateKeeper(Callback):
 
     Data shuffling and random candidates (dropout, noise) draw from these states; restoring them makes a
     resumed search continue exactly as the uninterrupted one would have (path sampling has its own seeds).
-    On a GPU, dropout draws from the CUDA generators: their states are kept too (when CUDA is in use), and
-    restored when the resumed run sees as many CUDA devices. Stored as tensors and plain lists, so checkpoints
-    load with ``weights_only=True``.
+    On a GPU, dropout draws from the CUDA generator of the process's device: its state is kept too (when CUDA
+    is in use) and restored into the device of the resumed process (all GPUs' states would make every DDP
+    process initialise every GPU). Stored as tensors and plain lists, so checkpoints load with
+    ``weights_only=True``.
     """
 
     def state_dict(self) -> dict[str, Any]:
@@ -51,14 +52,13 @@ class RandomStateKeeper(Callback):
                  'numpy': [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(position),
                            int(has_gauss), float(cached)]}
         if torch.cuda.is_initialized():
-            state['cuda'] = torch.cuda.get_rng_state_all()
+            state['cuda'] = torch.cuda.get_rng_state()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         torch.set_rng_state(state_dict['torch'])
-        cuda = state_dict.get('cuda')
-        if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
+        if state_dict.get('cuda') is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state_dict['cuda'])
         random.setstate((state_dict['python_version'], tuple(state_dict['python']), state_dict['python_gauss']))
         name, keys, position, has_gauss, cached = state_dict['numpy']
         np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))

@@ -187,3 +187,30 @@ def test_host_copy_of_device_logits_is_made_once_per_change():
     assert second is not first and all(torch.equal(c, l.detach()) for c, l in zip(second, logits))
     arch.load_state_dict({name: torch.zeros_like(p) for name, p in arch.state_dict().items()})
     assert all(float(c.abs().sum()) == 0 for c in arch._host_copy(logits))
+
+
+def test_checkpoints_keep_the_cuda_random_state(monkeypatch):
+    """With CUDA in use, the random-state callback saves the device's generator state and restores it on load
+    (here a CUDA runtime without a GPU is simulated: the state is a plain tensor)."""
+    from nni_proxyless.callbacks import RandomStateKeeper
+    saved, restored = torch.arange(16, dtype=torch.uint8), []
+    monkeypatch.setattr(torch.cuda, 'is_initialized', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'get_rng_state', lambda device='cuda': saved.clone())
+    monkeypatch.setattr(torch.cuda, 'set_rng_state', lambda state, device='cuda': restored.append(state))
+    state = RandomStateKeeper().state_dict()
+    assert torch.equal(state['cuda'], saved)
+    RandomStateKeeper().load_state_dict(state)
+    assert len(restored) == 1 and torch.equal(restored[0], saved)
+
+
+def test_architecture_batches_leave_the_cuda_generators_alone(monkeypatch):
+    """Drawing architecture batches seeds only the CPU generator its loader uses: reseeding the CUDA generators
+    (which torch.manual_seed does) would repeat a GPU run's dropout masks after every pass."""
+    from nni_proxyless._arch_batches import ArchBatches
+    seeded = []
+    monkeypatch.setattr(torch.cuda, 'manual_seed_all', seeded.append)
+    data = torch.utils.data.TensorDataset(torch.arange(8.0))
+    batches = ArchBatches(lambda: torch.utils.data.DataLoader(data, batch_size=4, shuffle=True), lambda: 0)
+    first = [batches.next()[0] for _ in range(3)]  # two passes
+    assert seeded == [] and sorted(torch.cat(first[:2]).tolist()) == list(range(8))
