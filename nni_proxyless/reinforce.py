@@ -108,7 +108,7 @@ class ReinforceUpdate(nn.Module):
             return accuracy
         return accuracy * (self.latency(sample) / self.ref_latency) ** self.latency_weight
 
-    def loss(self, arch: ArchParameters, rewarded: list[tuple[dict[str, Selection], dict[str, Any], float]]
+    def loss(self, arch: ArchParameters, rewarded: list[tuple[dict[str, Selection], dict[str, Any], Any]]
              ) -> torch.Tensor:
         """The policy-gradient loss of sampled ``(paths, sample, reward)`` triples; updates the baseline.
 
