@@ -13,6 +13,7 @@ from pathlib import Path
 
 import _plots as plots
 import _report_defaults as defaults
+import _report_gpu as gpu_section
 import _report_quality as quality
 import _report_sections as sections
 import _report_speed as speed
@@ -23,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 def _load(results: Path) -> dict[str, dict | None]:
     loaded = {}
     for name in ('run', 'cost', 'memory', 'scaling', 'modes', 'planted_optimum', 'latency_target',
-                 'latency_accuracy', 'short_budget', 'batchnorm_recalibration'):
+                 'latency_accuracy', 'short_budget', 'batchnorm_recalibration', 'gpu'):
         path = results / f'{name}.json'
         loaded[name] = json.loads(path.read_text()) if path.exists() else None
     loaded['planted'] = loaded.pop('planted_optimum')
@@ -60,7 +61,7 @@ def render(results: Path, markdown: Path, plots_folder: Path) -> str:
     parts = [sections.intro(r), sections.headline(r, defaults.headlines(r)), speed.cost(r, links),
              speed.memory(r, links), speed.scaling(r, links), quality.planted(r, links), quality.latency_target(r, links),
              quality.modes(r, links), quality.latency_tables(r, links), defaults.short_budget(r, links),
-             defaults.batchnorm(r, links), sections.reproduce(r)]
+             defaults.batchnorm(r, links), gpu_section.gpu(r, links), sections.reproduce(r)]
     text = '\n\n'.join(part for part in parts if part).rstrip() + '\n'
     Path(markdown).parent.mkdir(parents=True, exist_ok=True)
     Path(markdown).write_text(text)

@@ -49,7 +49,9 @@ class ArchBatches:
     def _draw(self) -> Any:
         for _ in range(2):
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed((self._seed() * 1_000_003 + self._passes) % (2 ** 63))
+                # the CPU generator only (the loader draws from it): torch.manual_seed would also reseed the
+                # CUDA generators, which fork_rng(devices=[]) does not restore (dropout masks would repeat)
+                torch.default_generator.manual_seed((self._seed() * 1_000_003 + self._passes) % (2 ** 63))
                 if self._iterator is not None:
                     with contextlib.suppress(StopIteration):
                         return next(self._iterator)

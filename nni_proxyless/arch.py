@@ -4,7 +4,10 @@ Every mixed op reads, through the shared :class:`~nni_proxyless.routing.Routing`
 candidates run at each step. Labels shared by several choices (or used by several layers, directly or through
 expressions) share one logit tensor and one draw per step. Draws come from a ``torch.Generator`` seeded by
 ``(seed, step, phase)``, so every process of a distributed search draws the same selections without talking,
-and a resumed search draws what the uninterrupted one would have drawn.
+and a resumed search draws what the uninterrupted one would have drawn. Sampling always happens on the CPU:
+logits that live on an accelerator are copied to the host once after each change (one copy for all labels),
+so a GPU search draws exactly what a CPU search with the same logits draws, and weight steps never wait for
+the device.
 """
 
 from __future__ import annotations
@@ -118,6 +121,8 @@ class ArchParameters(nn.Module):
         self.conditions: dict[str, list[Occurrence]] = {}
         self._known_occurrences: dict[str, set[Occurrence]] = {}
         self.routing = Routing(self.choices)
+        self._host_key: tuple = ()
+        self._host_logits: list[torch.Tensor] = []
 
     # ----------------------------------------------------------------------------------------- registry
 
@@ -153,9 +158,34 @@ class ArchParameters(nn.Module):
 
     # ------------------------------------------------------------------------------------ distributions
 
+    def host_logit(self, label: str) -> torch.Tensor:
+        """The logits of ``label`` on the CPU, detached (do not modify them: they may be a cached copy)."""
+        return self._on_host()[self._index[label]]
+
     def probs(self, label: str) -> torch.Tensor:
-        """Candidate probabilities of ``label`` (a detached copy)."""
-        return torch.softmax(self.logit(label).detach(), dim=-1)
+        """Candidate probabilities of ``label``, on the CPU (a detached copy)."""
+        return torch.softmax(self.host_logit(label), dim=-1)
+
+    def _on_host(self) -> list[torch.Tensor]:
+        """Every label's logits on the CPU: the live tensors when they are there, else :meth:`_host_copy`."""
+        logits = list(self.logits)
+        if all(logit.device.type == 'cpu' for logit in logits):
+            return [logit.detach() for logit in logits]
+        return self._host_copy(logits)
+
+    def _host_copy(self, logits: list[torch.Tensor]) -> list[torch.Tensor]:
+        """A CPU copy of ``logits``, made again (in one transfer) only when one of them has changed.
+
+        A change is a new tensor (moved to a device, replaced) or an in-place update (optimiser step, rescale,
+        loading a checkpoint), which torch counts in the tensor's version; writes through ``.data`` are not
+        counted and not seen.
+        """
+        key = tuple((logit.device, logit.data_ptr(), logit._version) for logit in logits)
+        if key != self._host_key:
+            flat = torch.cat([logit.detach().reshape(-1) for logit in logits]).cpu()
+            self._host_logits = list(flat.split([logit.numel() for logit in logits]))
+            self._host_key = key
+        return self._host_logits
 
     def entropy(self) -> float:
         """Sum over labels of the entropy (nats) of each label's distribution."""
@@ -176,7 +206,7 @@ class ArchParameters(nn.Module):
         ranking is the only one: validation's most probable architecture and every export come from it.
         """
         choice = self.choices[label]
-        log_p = torch.log_softmax(self.logit(label).detach().double(), dim=-1)
+        log_p = torch.log_softmax(self.host_logit(label).double(), dim=-1)
         if choice.n_chosen == 1:
             pairs = [(choice.sample_value([i]), float(log_p[i])) for i in range(len(log_p))]
         else:
@@ -220,14 +250,14 @@ class ArchParameters(nn.Module):
         rng = self.generator(step, 1)
         selections = {}
         for label, choice in self.choices.items():
-            logits, probs = self.logit(label), self.probs(label)
+            logits, host, probs = self.logit(label), self.host_logit(label), self.probs(label)
             everything = tuple(range(len(probs)))
             if choice.n_chosen > 1:
                 drawn = tuple(torch.multinomial(probs, choice.n_chosen, generator=rng).tolist())
                 selections[label] = Selection(active=drawn, gated=drawn, support=everything, logits=logits)
             elif mode == 'two' and len(probs) > 1:
                 pair = tuple(torch.multinomial(probs, 2, generator=rng).tolist())
-                q = torch.softmax(logits.detach()[list(pair)], dim=-1)
+                q = torch.softmax(host[list(pair)], dim=-1)
                 active = pair[int(torch.multinomial(q, 1, generator=rng))]
                 selections[label] = Selection(active=(active,), gated=pair, support=pair, logits=logits)
             else:
@@ -265,8 +295,8 @@ class ArchParameters(nn.Module):
                 if s.logits is not None and len(s.support) < len(s.logits)}
 
     def snapshot(self, pairs: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
-        """The pair logits before an optimiser step."""
-        return {label: self.logit(label).detach()[list(pair)].clone() for label, pair in pairs.items()}
+        """The pair logits before an optimiser step (where the logits are)."""
+        return {label: _gathered(self.logit(label).detach(), pair).clone() for label, pair in pairs.items()}
 
     @torch.no_grad()
     def rescale(self, pairs: dict[str, tuple[int, ...]], before: dict[str, torch.Tensor]) -> None:
@@ -277,9 +307,14 @@ class ArchParameters(nn.Module):
         """
         for label, pair in pairs.items():
             logits = self.logit(label)
-            index = list(pair)
-            offset = torch.logsumexp(logits[index], dim=0) - torch.logsumexp(before[label], dim=0)
-            logits[index] -= offset
+            offset = torch.logsumexp(_gathered(logits, pair), dim=0) - torch.logsumexp(before[label], dim=0)
+            for k in pair:  # integer indexing: no index tensor to copy to the device
+                logits[k] -= offset
+
+
+def _gathered(values: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
+    """``values[list(indices)]`` without an index tensor (which would be copied to the device, a sync)."""
+    return torch.stack([values[k] for k in indices])
 
 
 def _subsets(n: int, m: int, label: str) -> list[tuple[int, ...]]:

@@ -27,9 +27,12 @@ __all__ = ['ReinforceUpdate', 'MeasuredSubnetLatency', 'classification_accuracy'
 _OPTIONS = {'samples', 'latency_weight', 'baseline_decay', 'metric', 'latency'}
 
 
-def classification_accuracy(output: torch.Tensor, batch: Any) -> float:
-    """Top-1 accuracy of ``output`` on an ``(input, target)`` batch: the default reward metric."""
-    return (output.argmax(dim=-1) == batch[1]).float().mean().item()
+def classification_accuracy(output: torch.Tensor, batch: Any) -> torch.Tensor:
+    """Top-1 accuracy of ``output`` on an ``(input, target)`` batch: the default reward metric.
+
+    A scalar tensor on the output's device (reading it as a float would wait for the device).
+    """
+    return (output.argmax(dim=-1) == batch[1]).float().mean()
 
 
 def check_reinforce_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -52,19 +55,28 @@ def check_reinforce_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 class MeasuredSubnetLatency:
-    """``LAT(m)`` measured on this machine: the frozen subnet timed at ``dummy_input``, cached per architecture."""
+    """``LAT(m)`` measured on this machine: the frozen subnet timed at ``dummy_input``, cached per architecture.
 
-    def __init__(self, supernet: nn.Module, dummy_input: Any, **predictor_options: Any):
+    Args:
+        supernet: the search's supernet (each architecture is frozen from it).
+        dummy_input: the input shape (or tensor) to time at.
+        device: ``'cpu'`` or ``'cuda'``: where to time (the search uses ``'cuda'`` when
+            ``applied_hardware='cuda'``).
+        **predictor_options: passed to :class:`~nni_proxyless.latency.measure.MeasuredPredictor`.
+    """
+
+    def __init__(self, supernet: nn.Module, dummy_input: Any, device: str = 'cpu', **predictor_options: Any):
         from .latency.measure import MeasuredPredictor
         self.supernet, self.cache = supernet, {}
         self.input = dummy_input if isinstance(dummy_input, torch.Tensor) else torch.randn(tuple(dummy_input))
-        self.predictor = MeasuredPredictor('cpu', cache_dir=False, **predictor_options)
+        self.input = self.input.cpu()  # the predictor takes CPU modules and inputs (and copies them to 'cuda')
+        self.predictor = MeasuredPredictor(device, cache_dir=False, **predictor_options)
 
     def __call__(self, sample: dict[str, Any]) -> float:
         from .latency.protocol import ModuleCall
         key = repr(sorted(sample.items()))
         if key not in self.cache:
-            subnet = self.supernet.freeze(sample)
+            subnet = self.supernet.freeze(sample).cpu()  # a copy: the supernet may be on a GPU while it trains
             self.cache[key] = self.predictor.predict([ModuleCall(subnet, (self.input,), {})])[0]
         return self.cache[key]
 
@@ -77,7 +89,8 @@ class ReinforceUpdate(nn.Module):
         latency_weight: ``w`` in ``(LAT / T) ** w`` (official: -0.1; negative rewards speed).
         ref_latency: ``T``, in the latency unit.
         baseline_decay: how far the baseline moves towards the batch's mean reward (official: 0.99).
-        metric: ``(output, batch) -> float``, the accuracy-like reward (default: top-1 accuracy).
+        metric: ``(output, batch) -> float``, the accuracy-like reward (default: top-1 accuracy); it may return a
+            scalar tensor instead, which spares a wait for the GPU per sampled architecture.
         latency: ``sample -> latency`` of an architecture, or ``None`` for an accuracy-only reward.
     """
 
@@ -89,20 +102,24 @@ class ReinforceUpdate(nn.Module):
         self.baseline_decay, self.metric, self.latency = baseline_decay, metric, latency
         self.register_buffer('baseline', torch.tensor(float('nan'), dtype=torch.float64))
 
-    def reward(self, accuracy: float, sample: dict[str, Any]) -> float:
-        """``ACC * (LAT / T) ** w``, or ``ACC`` without a latency source."""
+    def reward(self, accuracy: float | torch.Tensor, sample: dict[str, Any]) -> float | torch.Tensor:
+        """``ACC * (LAT / T) ** w``, or ``ACC`` without a latency source (a float or a scalar tensor)."""
         if self.latency is None:
             return accuracy
         return accuracy * (self.latency(sample) / self.ref_latency) ** self.latency_weight
 
-    def loss(self, arch: ArchParameters, rewarded: list[tuple[dict[str, Selection], dict[str, Any], float]]
+    def loss(self, arch: ArchParameters, rewarded: list[tuple[dict[str, Selection], dict[str, Any], Any]]
              ) -> torch.Tensor:
-        """The policy-gradient loss of sampled ``(paths, sample, reward)`` triples; updates the baseline."""
-        rewards = torch.tensor([reward for _, _, reward in rewarded], dtype=torch.float64)
+        """The policy-gradient loss of sampled ``(paths, sample, reward)`` triples; updates the baseline.
+
+        Rewards may be floats or scalar tensors; everything stays on the baseline's device (no wait for it).
+        """
+        device = self.baseline.device
+        rewards = torch.stack([torch.as_tensor(reward, device=device).to(torch.float64) for _, _, reward in rewarded])
         with torch.no_grad():
             mean = rewards.mean()
-            first = torch.isnan(self.baseline)
-            self.baseline.copy_(mean if first else self.baseline + self.baseline_decay * (mean - self.baseline))
+            moved = self.baseline + self.baseline_decay * (mean - self.baseline)
+            self.baseline.copy_(torch.where(torch.isnan(self.baseline), mean, moved))
         terms = []
         for (selections, sample, _), advantage in zip(rewarded, rewards - self.baseline):
             log_p = sum(arch.log_prob(label, selection) for label, selection in selections.items()

@@ -45,9 +45,14 @@ class Selection:
     def weights(self) -> torch.Tensor:
         """Gate weights over all candidates: the softmax over ``support``, zero elsewhere (differentiable)."""
         assert self.logits is not None, 'weights exist only during an architecture step'
-        support = list(self.support)
-        weights = torch.zeros_like(self.logits)
-        return weights.index_put((torch.tensor(support),), torch.softmax(self.logits[support], dim=-1))
+        n = len(self.logits)
+        if tuple(self.support) == tuple(range(n)):
+            return torch.softmax(self.logits, dim=-1)
+        # integer indexing and stacking only: an index tensor would be copied to the device (a sync)
+        part = torch.softmax(torch.stack([self.logits[k] for k in self.support]), dim=-1)
+        position = {k: i for i, k in enumerate(self.support)}
+        zero = self.logits.new_zeros(())
+        return torch.stack([part[position[k]] if k in position else zero for k in range(n)])
 
     def gated_only(self, gated: tuple[int, ...]) -> 'Selection':
         """The same selection with other gated candidates (an ``InputChoice`` gates each chosen input alone)."""

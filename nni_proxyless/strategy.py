@@ -57,8 +57,9 @@ class Proxyless(OneShotStrategy):
         reinforce_options: for ``'reinforce'``: ``samples`` (architectures per update, default 10),
             ``latency_weight`` (``w``, default -0.1), ``baseline_decay`` (default 0.99), ``metric``
             (``(output, batch) -> float``, default top-1 accuracy on ``(input, target)`` batches), ``latency``
-            (``'table'``, the default, or ``'measured'``: each sampled subnet timed on this CPU at
-            ``dummy_input``, cached per architecture). The reward's ``T`` is ``ref_latency``.
+            (``'table'``, the default, or ``'measured'``: each sampled subnet timed on this machine at
+            ``dummy_input``, on the GPU with ``applied_hardware='cuda'``, else on the CPU; cached per
+            architecture). The reward's ``T`` is ``ref_latency``.
         grad_reg_loss_type: hardware term of the architecture loss: ``'add#linear'`` (default),
             ``'mul#log'`` or ``None``. Used only with ``applied_hardware``.
         grad_reg_loss_params: ``{'lambda': float}`` for ``'add#linear'``, ``{'alpha': float, 'beta': float}`` for
@@ -82,10 +83,15 @@ class Proxyless(OneShotStrategy):
             ``nnictl view`` reopens it, and the plots are saved in its folder. With
             ``WebUI(port, retrain_top_k=k)`` the top ``k`` architectures are then retrained from scratch as
             further trials; their records are in :attr:`retrained`.
-        gradient_clip_val: clip the weight gradients to this norm (``None``: no clipping).
+        gradient_clip_val: clip the weight gradients to this norm (``None``: no clipping). Under
+            ``precision='16-mixed'`` the gradients are clipped after the loss scale is taken out of them.
         bn_recalibration_batches: training batches that recompute the BatchNorm statistics of the most probable
             architecture before each validation (the search's own statistics are put back afterwards), and of
             every exported instance; 0 turns it off. Default 20.
+        channels_last: train the supernet in the channels-last (NHWC) memory format: its convolution weights and
+            image inputs are converted while the search runs (see :class:`~nni_proxyless.memory_format.ChannelsLast`).
+            Faster for convolution-heavy spaces on GPUs with tensor cores, mostly under mixed precision.
+            Default ``False``.
         mutation_hooks: extra NNI mutation hooks, run before ours.
 
     Raises:
@@ -112,12 +118,14 @@ class Proxyless(OneShotStrategy):
                  predictor_options: dict[str, Any] | None = None, seed: int | None = None,
                  web_ui: 'int | WebUI | None' = None,
                  gradient_clip_val: float | None = None, bn_recalibration_batches: int = 20,
+                 channels_last: bool = False,
                  mutation_hooks: list[Callable] | None = None):
         super().__init__(mutation_hooks=mutation_hooks)
         self.settings = SearchSettings(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
                                        arch_update_every=arch_update_every, binary_mode=binary_mode,
                                        gradient_clip_val=gradient_clip_val,
-                                       bn_recalibration_batches=bn_recalibration_batches)
+                                       bn_recalibration_batches=bn_recalibration_batches,
+                                       channels_last=channels_last)
         if arch_update not in ('gradient', 'reinforce'):
             raise ValueError(f"arch_update must be 'gradient' or 'reinforce', got {arch_update!r}.")
         self.arch_update = arch_update
@@ -178,7 +186,8 @@ class Proxyless(OneShotStrategy):
         latency, ref = None, 65.0
         if self._latency is not None:
             ref = self.latency_config.loss.ref_latency
-            latency = (MeasuredSubnetLatency(self._supernet, self.latency_config.dummy_input)
+            device = 'cuda' if getattr(self.latency_config.hardware, 'device', None) == 'cuda' else 'cpu'
+            latency = (MeasuredSubnetLatency(self._supernet, self.latency_config.dummy_input, device)
                        if source == 'measured' else self._latency.table.predict)
         return ReinforceUpdate(ref_latency=ref, latency=latency, **options)
 

@@ -27,8 +27,11 @@ from ._arch_batches import ArchBatches
 from .arch import ArchParameters, BinaryMode, Selection
 from .batchnorm import BatchNormRecalibration
 from ._distributed import allow_unused_parameters, average_gradients, from_rank_zero
+from ._loss_check import FiniteLossCheck
+from ._precision import check_precision, gradient_scaler, scaled_gradients, scaled_step
 from .callbacks import ArchitectureLogger, RandomStateKeeper
 from .convergence import ConvergenceCheck, arc_learning_rate
+from .memory_format import ChannelsLast
 from .plots import SearchPlots
 from .reinforce import ReinforceUpdate
 from .latency.loss import LatencyObjective
@@ -48,6 +51,7 @@ class SearchSettings:
     binary_mode: BinaryMode = 'two'
     gradient_clip_val: float | None = None
     bn_recalibration_batches: int = 20
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         rate = self.arc_learning_rate
@@ -64,6 +68,8 @@ class SearchSettings:
         batches = self.bn_recalibration_batches
         _require(isinstance(batches, int) and not isinstance(batches, bool) and batches >= 0,
                  f'bn_recalibration_batches must be an integer >= 0 (0: off), got {self.bn_recalibration_batches!r}.')
+        _require(isinstance(self.channels_last, bool),
+                 f'channels_last must be True or False, got {self.channels_last!r}.')
 
 
 class ProxylessModule(BaseOneShotLightningModule):
@@ -107,6 +113,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         if settings.bn_recalibration_batches and train_loader is not None:
             self.batchnorm = BatchNormRecalibration(batches=settings.bn_recalibration_batches,
                                                     train_loader=train_loader, seed=lambda: self.arch.seed)
+        self._check_finite = FiniteLossCheck()
 
     # ------------------------------------------------------------------------------------------- set-up
 
@@ -116,6 +123,7 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     def setup(self, stage: str) -> None:
         """Before DDP wraps the model: allow unused parameters; take rank 0's seed and latency table."""
+        check_precision(self.trainer)
         allow_unused_parameters(self.trainer.strategy)
         self.arch.seed = from_rank_zero(self.arch.seed)
         if self.latency is not None:
@@ -128,11 +136,14 @@ class ProxylessModule(BaseOneShotLightningModule):
         return super().on_fit_start()
 
     def configure_architecture_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.arch.parameters(), lr=arc_learning_rate(self.settings, self.trainer),
-                                betas=(0.0, 0.999), eps=1e-8, weight_decay=0.0)
+        rate = self.settings.arc_learning_rate
+        if rate == 'auto':  # fitted to the trainer's plan (a given rate needs no trainer)
+            rate = arc_learning_rate(self.settings, self.trainer)
+        return torch.optim.Adam(self.arch.parameters(), lr=rate, betas=(0.0, 0.999), eps=1e-8, weight_decay=0.0)
 
     def configure_callbacks(self) -> list[Callback]:
         callbacks = [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder), ConvergenceCheck()]
+        callbacks += [ChannelsLast()] if self.settings.channels_last else []
         return callbacks if self.batchnorm is None else [self.batchnorm, *callbacks]
 
     def route(self, selections: dict[str, Selection]) -> None:
@@ -152,12 +163,18 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.route(self.arch.sample(step))
         output = self.training_module.training_step(batch, batch_idx)
         loss = _loss_of(output, 'weight step')
-        self.advance_optimization(loss, batch_idx, self.settings.gradient_clip_val)
+        self._check_finite(loss, 'weight step')
+        self.advance_optimization(loss, batch_idx)  # clipping: on_before_optimizer_step
         self.advance_lr_schedulers(batch_idx)
         self.step_count += 1
         if self._architecture_due():
             self.architecture_step(step)
         return output
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the weight gradients; Lightning calls this after taking a mixed-precision loss scale out of them."""
+        if self.settings.gradient_clip_val is not None:
+            self.training_module.configure_gradient_clipping(optimizer, self.settings.gradient_clip_val, None)
 
     def _architecture_due(self) -> bool:
         return (self.trainer.current_epoch >= self.settings.warmup_epochs
@@ -171,13 +188,14 @@ class ProxylessModule(BaseOneShotLightningModule):
         else:
             loss, pairs = self._binary_gate_loss(batch, step)
         logits = list(self.arch.parameters())
-        grads = torch.autograd.grad(loss, logits, allow_unused=True)
+        scaler = gradient_scaler(self.trainer)  # '16-mixed': the weight step's loss scale (see _precision.py)
+        grads = scaled_gradients(loss, logits, scaler)
         before = self.arch.snapshot(pairs)
         for logit, grad in zip(logits, grads):
             logit.grad = grad
         average_gradients(logits)
         optimizer = self._arch_optimizer()
-        optimizer.step()
+        scaled_step(optimizer, scaler)
         optimizer.zero_grad(set_to_none=True)
         self.arch.rescale(pairs, before)
         self.log('arch_loss', loss.detach(), on_step=False, on_epoch=True)
@@ -188,6 +206,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.route(selections)
         with self._muted_logging():
             loss = _loss_of(self.training_module.training_step(batch, -1), 'architecture step')
+        self._check_finite(loss, 'architecture step')
         if self.latency is not None:
             loss = self.latency(loss, selections, self.arch)
         return loss, ArchParameters.pairs_of(selections)
@@ -254,6 +273,7 @@ class ProxylessModule(BaseOneShotLightningModule):
                 sink.report_final(report)
 
     def on_train_end(self) -> None:
+        self._check_finite.flush()
         self.route(self.arch.argmax_selections())  # leave the supernet on its most probable path
         return self.training_module.on_train_end()
 
@@ -305,9 +325,6 @@ def _loss_of(output: Any, where: str) -> torch.Tensor:
     if not isinstance(loss, torch.Tensor):
         raise TypeError(f'The evaluator\'s training_step must return a loss tensor (or a dict with "loss"), '
                         f'got {type(loss).__name__} in the {where}.')
-    if not torch.isfinite(loss.detach()).all():
-        raise FloatingPointError(f'The loss became {loss.item()} in the {where}; stopping the search. '
-                                 'Lower the learning rate or check the data; the last checkpoint is kept.')
     return loss
 
 

@@ -28,3 +28,21 @@ def test_quick_benchmarks_write_markdown_and_plots(tmp_path):
     assert [name for name in PLOTS if not (plots / f'{name}.png').stat().st_size > 10_000] == []
     run = json.loads((results / 'run.json').read_text())
     assert run['quick'] and all(script['error'] is None for script in run['scripts'].values())
+
+
+def test_gpu_benchmark_quick_runs_on_the_cpu(tmp_path):
+    """`gpu.py --quick` runs on the CPU (fp32, bf16, and fp16 with a gradient scaler), writes its JSON, and the
+    page it redraws has the GPU section with a table."""
+    out, markdown = tmp_path / 'gpu.json', tmp_path / 'benchmarks.md'
+    done = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'gpu.py'), '--quick', '--out', str(out),
+                           '--markdown', str(markdown), '--plots', str(tmp_path / 'plots')],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(out.read_text())
+    runs = result['groups'][0]['runs']
+    assert result['quick'] and result['skipped'] == []
+    assert [r for r in runs if r['error'] is not None or not r['step_ms'] > 0] == []
+    assert {r['precision'] for r in runs} == {'32-true', 'bf16-mixed', '16-mixed'}
+    assert result['latency'][0]['archs'] == 3 and len(result['latency'][0]['measured_ms']) == 3
+    text = markdown.read_text()
+    assert '## GPU and mixed precision' in text and '| ours: search, arch every 1 |' in text

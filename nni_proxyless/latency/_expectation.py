@@ -29,9 +29,10 @@ class CompiledExpectation:
 
     Args:
         table: the latency table (its labels, fixed part and terms are read once).
+        device: where the compiled tensors live (the weights' device).
     """
 
-    def __init__(self, table: 'LatencyTable'):
+    def __init__(self, table: 'LatencyTable', device: torch.device = torch.device('cpu')):
         self.fixed = float(table.fixed)
         positions = {label: {_key(v): i for i, v in enumerate(values)} for label, values in table.labels.items()}
         conditions: dict[Condition, int] = {}
@@ -45,8 +46,9 @@ class CompiledExpectation:
             for values in condition.selecting:
                 grouped[condition.labels][0].append([positions[l][_key(v)] for l, v in zip(condition.labels, values)])
                 grouped[condition.labels][1].append(index)
-        self.condition_groups = [(labels, torch.tensor(rows, dtype=torch.long).view(-1, len(labels)),
-                                  torch.tensor(owners, dtype=torch.long)) for labels, (rows, owners) in grouped.items()]
+        self.condition_groups = [(labels, torch.tensor(rows, dtype=torch.long).view(-1, len(labels)).to(device),
+                                  torch.tensor(owners, dtype=torch.long).to(device))
+                                 for labels, (rows, owners) in grouped.items()]
         # terms grouped by their labels: stacked costs and, per term, its conditions (padded with the always-true -1)
         by_labels: dict[tuple, list] = defaultdict(list)
         for term in table.terms:
@@ -59,24 +61,24 @@ class CompiledExpectation:
             used = torch.full((len(terms), max(width, 1)), -1, dtype=torch.long)
             for row, term in enumerate(terms):
                 used[row, :len(term.when)] = torch.tensor([conditions[c] for c in term.when], dtype=torch.long)
-            self.term_groups.append((labels, costs, used))
+            self.term_groups.append((labels, costs.to(device), used.to(device)))
+        self.device = device
 
     def __call__(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         """``E`` under per-label weights (probabilities, or ``two``-mode pair weights zero outside the pair)."""
-        device = next(iter(weights.values())).device if weights else torch.device('cpu')
-        probabilities = torch.zeros(self.n_conditions + 1, dtype=torch.float64, device=device)
-        probabilities[-1] = 1.0  # index -1: no condition
+        device = self.device
+        probabilities = torch.cat([torch.zeros(self.n_conditions, dtype=torch.float64, device=device),
+                                   torch.ones(1, dtype=torch.float64, device=device)])  # index -1: no condition
         for labels, rows, owners in self.condition_groups:
             product = torch.ones(len(rows), dtype=torch.float64, device=device)
             for i, label in enumerate(labels):
-                product = product * weights[label].double()[rows[:, i].to(device)]
-            probabilities = probabilities.index_add(0, owners.to(device), product)
-        total = torch.tensor(self.fixed, dtype=torch.float64, device=device)
+                product = product * weights[label].double()[rows[:, i]]
+            probabilities = probabilities.index_add(0, owners, product)
+        total = torch.zeros((), dtype=torch.float64, device=device) + self.fixed
         for labels, costs, used in self.term_groups:
-            costs = costs.to(device)
             for label in reversed(labels):  # contract the last label first
                 costs = costs @ weights[label].double()
-            total = total + (probabilities[used.to(device)].prod(dim=1) * costs).sum()
+            total = total + (probabilities[used].prod(dim=1) * costs).sum()
         return total
 
 

@@ -70,8 +70,10 @@ class LatencyLoss:
                              "'add#linear', or express latency in a unit where it exceeds 1.")
 
     def __call__(self, task_loss: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
-        """The architecture loss from the task loss and the expected latency."""
-        expected = expected.to(task_loss.dtype)
+        """The architecture loss from the task loss and the expected latency, in float32 at least (a task loss
+        computed in half precision is promoted, so that the latency term is not rounded to it)."""
+        dtype = torch.promote_types(task_loss.dtype, torch.float32)
+        task_loss, expected = task_loss.to(dtype), expected.to(device=task_loss.device, dtype=dtype)
         if self.kind == 'mul#log':
             ratio = torch.log(expected) / math.log(self.ref_latency)
             return self.params['alpha'] * task_loss * ratio ** self.params['beta']

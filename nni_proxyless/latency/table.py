@@ -17,6 +17,7 @@ with ``P(term used)`` the product over its enclosing conditions of the weight th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -87,6 +88,7 @@ class LatencyTable:
     unit: str = 'ms'
     hardware: str = ''
     dummy_input: list[int] = field(default_factory=list)
+    _compiled: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ----------------------------------------------------------------------------------------- predict
 
@@ -99,12 +101,17 @@ class LatencyTable:
         return total
 
     def expected(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Expected latency under per-label candidate weights (probabilities, or ``two``-mode pair weights)."""
-        compiled = getattr(self, '_compiled', None)
-        if compiled is None or compiled[0] != (id(self.terms), len(self.terms), self.fixed):
-            compiled = ((id(self.terms), len(self.terms), self.fixed), CompiledExpectation(self))
-            object.__setattr__(self, '_compiled', compiled)
-        return compiled[1](weights)
+        """Expected latency under per-label candidate weights (probabilities, or ``two``-mode pair weights).
+
+        A float64 scalar on the weights' device, differentiable in every weight; computed without autocast, so
+        mixed precision does not round it (see :mod:`._expectation`, compiled once per table and device).
+        """
+        device = next(iter(weights.values())).device if weights else torch.device('cpu')
+        compiled = self._compiled.get(device)
+        if compiled is None:
+            compiled = self._compiled[device] = CompiledExpectation(self, device)
+        with _no_autocast(device.type):
+            return compiled(weights)
 
     def bounds(self) -> tuple[float, float]:
         """Lower and upper bounds of any architecture's latency (each term at its cheapest / dearest; a term
@@ -116,6 +123,11 @@ class LatencyTable:
             low += min(0.0, min(term.costs)) if optional else min(term.costs)
             high += max(0.0, max(term.costs)) if optional else max(term.costs)
         return low, high
+
+    def __getstate__(self) -> dict:
+        # tables travel between processes (DDP takes rank 0's): without the compiled copies of the costs, which
+        # belong to the process and device that made them
+        return {**self.__dict__, '_compiled': {}}
 
     def _flat_index(self, labels: tuple[str, ...], arch: dict[str, Any]) -> int:
         index = 0
@@ -183,6 +195,12 @@ class LatencyTable:
         except (KeyError, TypeError, AttributeError) as error:
             raise TableError(f'{source} is malformed: missing or wrong field {error}.') from error
         return table
+
+
+def _no_autocast(device_type: str) -> Any:
+    if not torch.amp.is_autocast_available(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, enabled=False)
 
 
 def _position(values: list, value: Any) -> int:

@@ -11,10 +11,16 @@ candidates in ``full_v2`` mode). Outputs of the gated candidates that did not ru
 without building a graph, so they cost one forward each and no weight gradient. Every mixed op, whatever it
 chooses (layers, inputs, depths, values of layer arguments, cell inputs and operations), gates through
 :func:`gate`; a label used in several places gets the sum of its gates' gradients.
+
+Mixed precision: the other candidates run under the autocast state of the forward (rounded as the active
+output was), the inner products are taken in float32, and so is everything from the gate gradients on (the
+logits are float32 parameters). Under ``'16-mixed'`` the architecture loss is scaled by the trainer's gradient
+scaler before this backward, so that small ``dL/dy`` do not underflow in float16 (see ``_precision.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable
 
 import torch
@@ -60,6 +66,7 @@ class _BinaryGate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, selection, active, output_of, label, *outputs):  # noqa: D102
         ctx.selection, ctx.active, ctx.output_of, ctx.label = selection, active, output_of, label
+        ctx.autocast = _autocast_of(outputs[0].device.type)
         ctx.save_for_backward(*outputs)
         # copies, not views: layers after the gate may work in place (ReLU(inplace=True))
         return tuple(output.clone() for output in outputs)
@@ -79,6 +86,15 @@ def _inner(grads: tuple, outputs: tuple) -> torch.Tensor:
     return sum(torch.sum(g.float() * o.float()) for g, o in zip(grads, outputs) if g is not None)
 
 
+def _autocast_of(device_type: str) -> Callable[[], Any]:
+    """A context that restores the autocast state now in force for ``device_type`` (as ``torch.amp.custom_bwd``
+    does for a whole backward)."""
+    if not torch.amp.is_autocast_available(device_type):
+        return contextlib.nullcontext
+    enabled, dtype = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    return lambda: torch.autocast(device_type, dtype=dtype, enabled=enabled)
+
+
 def _tensors(output: Any, label: str) -> tuple[torch.Tensor, ...]:
     """The tensors of an output: itself, or the tensors of a tuple or list (``None`` entries pass ungated)."""
     if isinstance(output, torch.Tensor):
@@ -93,7 +109,8 @@ def _tensors(output: Any, label: str) -> tuple[torch.Tensor, ...]:
 def _candidate_outputs(ctx, k: int, outputs: tuple) -> tuple:
     if k == ctx.active:
         return outputs
-    others = ctx.output_of(k)
+    with ctx.autocast():
+        others = ctx.output_of(k)
     shapes = [tuple(o.shape) for o in outputs]
     if [tuple(o.shape) for o in others] != shapes:
         raise ValueError(f'Choice {ctx.label!r}: candidate {k} outputs {", ".join(str(tuple(o.shape)) for o in others)}'
