@@ -194,3 +194,58 @@ def modes(modes_result: dict, planted_result: dict, path: Path) -> Path:
     right.set_xlabel(f'planted optimum exported (of {planted_result["seeds"]} seeds)', fontsize=8)
     figure.suptitle('REINFORCE against binary-gate gradients on the planted digits space', fontsize=10)
     return _save(figure, path)
+
+
+_TRUTH_STYLES = {'ours two': (OURS, 'o'), 'ours full_v2': ('#17becf', 'D'), 'ours REINFORCE': (REINFORCE, '^'),
+                 'NNI Proxyless': (NNI, 's'), 'NNI DARTS': (DARTS, 'v')}
+
+
+def truth_search(result: dict, path: Path) -> Path:
+    """True accuracy and true rank of each searcher's export against its cost, random search as a median line."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
+    for protocol, curve in result['random_curve'].items():
+        if not curve:
+            continue
+        xs, style = [c['budget'] for c in curve], '-' if int(protocol) < result['truth']['epochs'] else '--'
+        label = f'random search, {protocol}-epoch training (median, quartiles)'
+        left.plot(xs, [c['true_accuracy_median'] for c in curve], color=OTHER, linestyle=style, label=label)
+        left.fill_between(xs, *zip(*[c['true_accuracy_quartiles'] for c in curve]), color=OTHER, alpha=0.12)
+        right.plot(xs, [c['rank_median'] for c in curve], color=OTHER, linestyle=style, label=label)
+    budgets = result['budgets']
+    for name in budgets['short']:
+        color, marker = _TRUTH_STYLES.get(name, (colour(name), 'o'))
+        summaries = [budgets[b][name] for b in ('short', 'long')]
+        xs = [m['cost_subnet_epochs'] for m in summaries]
+        for ax, key, run_key in ((left, 'true_accuracy_median', 'true_accuracy'), (right, 'rank_median', 'rank')):
+            ax.plot(xs, [m[key] for m in summaries], color=color, marker=marker, markersize=8, label=name)
+            runs = [run for m in summaries for run in m['runs']]
+            ax.scatter([r['cost_subnet_epochs'] for r in runs], [r[run_key] for r in runs], color=color,
+                       marker=marker, s=14, alpha=0.35)
+    left.axhline(result['truth']['best'], color='green', linestyle=':', linewidth=0.8, label='best true accuracy')
+    count = result['truth']['architectures']
+    for share in (0.05, 0.10):
+        right.axhline(share * count, color='green', linestyle=':', linewidth=0.8)
+        right.text(0.01, share * count, f'top {share:.0%}', color='green', fontsize=7, va='bottom',
+                   transform=right.get_yaxis_transform())
+    right.set_yscale('log')
+    right.set_ylim(count * 1.1, 0.9)
+    right.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    right.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
+    right.yaxis.set_minor_formatter(NullFormatter())
+    left.set_ylabel('true test accuracy of the export')
+    right.set_ylabel(f'true rank of the export (of {count}; 1 = best)')
+    for ax in (left, right):
+        ax.set_xscale('log')
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel('search cost (subnet-epochs, log)')
+    handles, labels = left.get_legend_handles_labels()
+    figure.legend(handles, labels, loc='lower center', ncol=4, fontsize=7, frameon=False)
+    figure.suptitle(f'Exports against the ground truth ({count} architectures on digits, each trained alone)\n'
+                    f'markers: median of {result["seeds"]} seeds at the short and the long budget; dots: each seed',
+                    fontsize=9)
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -63,9 +63,10 @@ def intro(r: dict) -> str:
             f'Timing method (every timing table): {TIMING_METHOD}.')
 
 
-def headline(r: dict) -> str:
+def headline(r: dict, extra: tuple[str, ...] = ()) -> str:
+    """The headline bullets, then ``extra`` ones (sections rendered elsewhere)."""
     bullets = [_headline_cost(r), _headline_memory(r), _headline_scaling(r), _headline_planted(r),
-               _headline_target(r), _headline_latency(r)]
+               _headline_target(r), _headline_latency(r), *extra]
     return '## Headline\n\n' + '\n'.join(f'- {b}' for b in bullets if b)
 
 
@@ -140,7 +141,7 @@ def _headline_latency(r: dict) -> str:
 
 def reproduce(r: dict) -> str:
     scripts = [k for k in ('cost', 'memory', 'scaling', 'modes', 'planted_optimum', 'latency_target',
-                           'latency_accuracy') if r.get(k.replace('_optimum', ''))]
+                           'latency_accuracy', 'truth_search') if r.get(k.replace('_optimum', ''))]
     run = r['run'] or {}
     times = run.get('scripts', {})
     rows = [[f'`python benchmarks/{name}.py`', f'{times.get(name, {}).get("seconds", "-")} s'] for name in scripts]
@@ -148,4 +149,14 @@ def reproduce(r: dict) -> str:
             '`benchmarks/report.py`, which writes this page and `docs/benchmarks/*.png`). '
             '`python benchmarks/run_all.py --quick` is a smoke run of every script (about a minute; it writes '
             'into a temporary folder unless given `--results/--markdown/--plots`). Each script also runs alone, '
-            'with `--quick` and `--json FILE`:\n\n' + md_table(['script', 'time in this run'], rows))
+            'with `--quick` and `--json FILE`:\n\n' + md_table(['script', 'time in this run'], rows)
+            + _truth_note(r))
+
+
+def _truth_note(r: dict) -> str:
+    truth = (r.get('truth_search') or {}).get('truth')
+    if not truth:
+        return ''
+    return ('\n\nThe ground truth that `truth_search.py` reads is not made by `make bench`: '
+            f'`{truth.get("command")}` regenerates `benchmarks/results/ground_truth.json` '
+            f'({(truth.get("wall_seconds") or 0) / 60:.0f} minutes in its last run).')

@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # Timing-sensitive scripts first; the quality scripts time nothing.
-SCRIPTS = ['latency_accuracy', 'cost', 'scaling', 'modes', 'memory', 'planted_optimum', 'latency_target']
+SCRIPTS = ['latency_accuracy', 'cost', 'scaling', 'modes', 'memory', 'planted_optimum', 'latency_target',
+           'truth_search']
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
