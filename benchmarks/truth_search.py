@@ -123,6 +123,14 @@ def targets(budgets: dict, truth: t.Truth) -> dict:
     return checked
 
 
+def largest_architecture(truth: t.Truth) -> dict:
+    """The architecture with the most parameters, scored: what a bare preference for capacity would export."""
+    space = s.DigitsCellSpace()
+    sizes = [(sum(p.numel() for p in space.freeze(row['arch']).parameters()), row['arch']) for row in truth.rows]
+    parameters, arch = max(sizes, key=lambda pair: pair[0])
+    return {'arch': arch, 'parameters': parameters, **truth.score(arch)}
+
+
 def run(args, truth: t.Truth) -> dict:
     """Every searcher, seed and budget, round-robin; a subnet epoch timed before every search."""
     data, units = s.digits_tensors(), []
@@ -140,6 +148,7 @@ def run(args, truth: t.Truth) -> dict:
                for budget, by_name in runs.items()}
     largest = max(summary['cost_subnet_epochs'] for by_name in budgets.values() for summary in by_name.values())
     return {'subnet_epoch_seconds': round(unit, 4), 'subnet_epochs_timed': len(units), 'budgets': budgets,
+            'largest_architecture': largest_architecture(truth),
             'random_curve': random_curve(truth, 1.5 * largest, args.repeats),
             'targets': targets(budgets, truth) if OURS in args.searchers and 'NNI Proxyless' in args.searchers
             else None}

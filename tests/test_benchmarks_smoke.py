@@ -20,7 +20,7 @@ def test_quick_benchmarks_write_markdown_and_plots(tmp_path):
     markdown, plots, results = tmp_path / 'benchmarks.md', tmp_path / 'plots', tmp_path / 'results'
     done = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'run_all.py'), '--quick', '--results',
                            str(results), '--markdown', str(markdown), '--plots', str(plots)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     text = markdown.read_text()
     assert [section for section in SECTIONS if section not in text] == []
