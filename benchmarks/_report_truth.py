@@ -90,8 +90,9 @@ def _notes(g: dict) -> str:
 def _settling_note(ours: dict, epochs: int) -> str:
     """When our argmax stops changing at the long budget, and how far the distribution is from uniform then."""
     entropies = [run['entropy_fraction'] for run in ours['runs']]
-    text = (f'The seed\'s complaint: at the long budget our most probable architecture stops changing at median '
-            f'epoch {ours["settled_at_median"]:g} of {epochs}; the final entropy is {min(entropies):.4f}-'
+    text = (f'When the choice settles (NNI 2.x\'s ProxylessNAS page reports that it converges in the first '
+            f'epochs): at the long budget our most probable architecture stops changing at median epoch '
+            f'{ours["settled_at_median"]:g} of {epochs}; the final entropy is {min(entropies):.4f}-'
             f'{max(entropies):.4f} of its maximum (1 = uniform).')
     if min(entropies) > 0.9:
         text += (' The distribution is still close to uniform, so the export is decided by small logit '
