@@ -128,3 +128,62 @@ def digits_loader(part: tuple[torch.Tensor, torch.Tensor], batch_size: int = 64,
     """A traced NNI DataLoader over one part of :func:`digits_tensors` (shuffled by its own generator)."""
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(torch.utils.data.TensorDataset(*part), batch_size=batch_size, shuffle=shuffle, generator=gen)
+
+
+class Zero(nn.Module):
+    """NAS-Bench-201's ``none``: the edge carries nothing (an all-zero output of the input's shape)."""
+
+    def forward(self, x):
+        return x.mul(0.0)
+
+
+def _relu_conv_bn(channels: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(channels))
+
+
+CELL_OPS = ('none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3')
+CELL_EDGES = ('edge_0_1', 'edge_0_2', 'edge_1_2')
+
+
+def _cell_op(name: str, channels: int) -> nn.Module:
+    if name == 'none':
+        return Zero()
+    if name == 'skip_connect':
+        return nn.Identity()
+    if name == 'avg_pool_3x3':
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    return _relu_conv_bn(channels, 1 if name == 'nor_conv_1x1' else 3)
+
+
+class _Cell(nn.Module):
+    """NAS-Bench-201's cell cut to three nodes: ``n1 = e01(n0)``, ``n2 = e02(n0) + e12(n1)``; returns ``n2``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.edges = nn.ModuleDict({edge: LayerChoice({op: _cell_op(op, channels) for op in CELL_OPS}, label=edge)
+                                    for edge in CELL_EDGES})
+
+    def forward(self, x):
+        n1 = self.edges['edge_0_1'](x)
+        return self.edges['edge_0_2'](x) + self.edges['edge_1_2'](n1)
+
+
+class DigitsCellSpace(ModelSpace):
+    """A NAS-Bench-201-style cell space for 8x8 digits: 5 ** 3 = 125 architectures, each cheap to train alone.
+
+    Stem (3x3 conv to ``channels``, BatchNorm), one three-node cell whose three edges are ``LayerChoice``s of
+    NAS-Bench-201's operations (``none``, ``skip_connect``, ``nor_conv_1x1``, ``nor_conv_3x3`` (ReLU-conv-BN),
+    ``avg_pool_3x3``), BatchNorm-ReLU, global average pooling, a linear head. With ``none`` on both edges into
+    the last node the output is constant (chance accuracy).
+    """
+
+    def __init__(self, channels: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        self.cell = _Cell(channels)
+        self.tail = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU())
+        self.head = nn.Linear(channels, 10)
+
+    def forward(self, x):
+        return self.head(self.tail(self.cell(self.stem(x))).mean((2, 3)))

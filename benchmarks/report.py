@@ -17,6 +17,7 @@ import _report_gpu as gpu_section
 import _report_quality as quality
 import _report_sections as sections
 import _report_speed as speed
+import _report_truth as truth
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 def _load(results: Path) -> dict[str, dict | None]:
     loaded = {}
     for name in ('run', 'cost', 'memory', 'scaling', 'modes', 'planted_optimum', 'latency_target',
-                 'latency_accuracy', 'short_budget', 'batchnorm_recalibration', 'gpu'):
+                 'latency_accuracy', 'short_budget', 'batchnorm_recalibration', 'gpu', 'truth_search'):
         path = results / f'{name}.json'
         loaded[name] = json.loads(path.read_text()) if path.exists() else None
     loaded['planted'] = loaded.pop('planted_optimum')
@@ -50,6 +51,8 @@ def _figures(r: dict, folder: Path) -> dict[str, Path]:
         drawn['latency_accuracy'] = plots.latency_scatter(r['latency_accuracy'], folder / 'latency_accuracy.png')
     if r['modes'] and r['planted']:
         drawn['modes'] = plots.modes(r['modes'], r['planted'], folder / 'modes.png')
+    if r['truth_search']:
+        drawn['truth_search'] = plots.truth_search(r['truth_search'], folder / 'truth_search.png')
     return drawn
 
 
@@ -58,10 +61,11 @@ def render(results: Path, markdown: Path, plots_folder: Path) -> str:
     r = _load(Path(results))
     figures = _figures(r, Path(plots_folder))
     links = {name: os.path.relpath(path, Path(markdown).parent) for name, path in figures.items()}
-    parts = [sections.intro(r), sections.headline(r, defaults.headlines(r)), speed.cost(r, links),
-             speed.memory(r, links), speed.scaling(r, links), quality.planted(r, links), quality.latency_target(r, links),
-             quality.modes(r, links), quality.latency_tables(r, links), defaults.short_budget(r, links),
-             defaults.batchnorm(r, links), gpu_section.gpu(r, links), sections.reproduce(r)]
+    parts = [sections.intro(r), sections.headline(r, (*defaults.headlines(r), truth.headline(r))),
+             speed.cost(r, links), speed.memory(r, links), speed.scaling(r, links), quality.planted(r, links),
+             truth.truth(r, links), quality.latency_target(r, links), quality.modes(r, links),
+             quality.latency_tables(r, links), defaults.short_budget(r, links), defaults.batchnorm(r, links),
+             gpu_section.gpu(r, links), sections.reproduce(r)]
     text = '\n\n'.join(part for part in parts if part).rstrip() + '\n'
     Path(markdown).parent.mkdir(parents=True, exist_ok=True)
     Path(markdown).write_text(text)

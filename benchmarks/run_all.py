@@ -6,7 +6,7 @@ JSON into ``--results`` (default ``benchmarks/results/``); ``report.py`` then re
 plots from those files. ``--quick`` runs every script's smoke mode (about a minute) and, unless told
 otherwise, writes everything under a temporary folder instead of the docs.
 
-Run: ``python benchmarks/run_all.py`` (full, about 20 minutes on 2 cores) or
+Run: ``python benchmarks/run_all.py`` (full, about 40 minutes on 2 cores) or
 ``python benchmarks/run_all.py --quick --results DIR --markdown DIR/benchmarks.md --plots DIR``.
 """
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 
 # Timing-sensitive scripts first; the quality scripts time nothing.
 SCRIPTS = ['latency_accuracy', 'cost', 'scaling', 'modes', 'batchnorm_recalibration', 'memory', 'planted_optimum',
-           'latency_target', 'short_budget']
+           'latency_target', 'short_budget', 'truth_search']
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
