@@ -1,6 +1,8 @@
 """Mixed ops: the supernet modules that replace NNI's choices (``LayerChoice``, ``InputChoice``, ``Repeat``,
 ``Cell``, and layers whose arguments are choices)."""
 
+from nni.nas.nn.pytorch import ParametrizedModule
+
 from .base import MixedOp, record_occurrences
 from .cell import FrozenCell, MixedCell
 from .fallback import FALLBACK_LIMIT, CombinationChoice
@@ -18,8 +20,21 @@ __all__ = ['MixedOp', 'record_occurrences', 'MixedLayer', 'MixedInput', 'MixedRe
            'CombinationChoice', 'FALLBACK_LIMIT', 'MUTATION_HOOKS', 'check_shapes_on_first_batch',
            'check_widening_on_first_batch']
 
-MUTATION_HOOKS = [MixedCell.mutate, MixedLayer.mutate, MixedInput.mutate, MixedRepeat.mutate,
-                  *(rule.mutate for rule in SLICED_LAYERS),
-                  SlicedMultiheadAttention.mutate, SlicedClassToken.mutate, SlicedPositionEmbedding.mutate,
+SLICING_RULES = [*SLICED_LAYERS, SlicedMultiheadAttention, SlicedClassToken, SlicedPositionEmbedding]
+"""Every layer with a slicing rule, in the order they are tried."""
+
+
+def _sliced(module, name: str, memo: dict, mutate_kwargs: dict):
+    """Mutation hook: the first slicing rule that covers a parametrized layer whose arguments hold choices."""
+    if not isinstance(module, ParametrizedModule) or not module.mutables:
+        return None
+    for rule in SLICING_RULES:
+        op = rule.mutate(module, name, memo, mutate_kwargs)
+        if op is not None:
+            return op
+    return None
+
+
+MUTATION_HOOKS = [MixedCell.mutate, MixedLayer.mutate, MixedInput.mutate, MixedRepeat.mutate, _sliced,
                   CombinationChoice.mutate]
 """The hooks :class:`~nni_proxyless.Proxyless` runs on every module of a model space, in this order."""

@@ -30,8 +30,9 @@ class MixedOp(BaseSuperNetModule):
     def __init__(self, routing: Routing, mutables: list[Mutable]):
         super().__init__()
         self._routing = routing
-        for mutable in mutables:
-            self.add_mutable(mutable)
+        # NNI's add_mutable also dry-runs each mutable in the frozen context; these were dry-run when the space
+        # was built, and are kept only to describe the space (simplify, check_contains)
+        self._mutables = list(mutables)
 
     @property
     def routing(self) -> Routing:

@@ -73,9 +73,11 @@ class CombinationChoice(MixedOp):
         routing = self._routing
         values = tuple(routing.value(label) for label in self.labels)
         active = self._candidate_of[values]
-        gated = [label for label in self.labels if routing[label].is_gated]
-        if not gated:
+        if not any(routing[label].gated for label in self.labels):  # a weight step: exact inputs
             return self._run(active, inputs)
+        gated = [label for label in self.labels if routing[label].is_gated]
+        if not gated:  # widened without gates (the first batch's width check)
+            return self._adapted(active, inputs)
         alternatives = {label: {k: self._alternative(values, label, k) for k in routing[label].gated}
                         for label in gated}
         y = self._adapted(active, inputs)

@@ -2,7 +2,8 @@
 
 Binary gates compare candidates' outputs (``<dL/dy, o_k>``), so candidates of a choice must agree on their
 output shape. The check runs each candidate once on the op's first input, in eval mode without gradients,
-and names the label and the shapes when they differ, before any training happens.
+and names the label and the shapes when they differ, before any training happens. Cells that share their
+labels (an NDS space's normal cells) are copies of one cell: the first of them is checked.
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ from typing import Any
 import torch
 
 from .base import MixedOp
+from .cell import MixedCell
 
 __all__ = ['check_shapes_on_first_batch']
 
 
 def check_shapes_on_first_batch(ops: list[MixedOp]) -> None:
     """Install the check as a forward pre-hook on each op; each hook removes itself after one call."""
+    checked_cells = set()
     for op in ops:
+        if isinstance(op, MixedCell):
+            if op.labels in checked_cells:
+                continue
+            checked_cells.add(op.labels)
         _install(op)
 
 
