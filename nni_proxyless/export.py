@@ -19,6 +19,7 @@ import math
 from itertools import count
 from typing import Any, Callable
 
+from . import _checks
 from .arch import ArchParameters
 
 __all__ = ['Architecture', 'top_k']
@@ -57,8 +58,7 @@ def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool]
         accept: keep only architectures it accepts (e.g. a latency limit); others are skipped in order.
         max_visited: with ``accept``, stop after this many complete architectures were considered.
     """
-    if not isinstance(k, int) or k <= 0:
-        raise ValueError(f'top_k must be a positive integer, got {k!r}.')
+    k = _checks.integer('top_k', k, low=1)
     order = _enclosing_first(arch)
     dists = {label: arch.ranked(label) for label in order}
     best = {label: dist[0][1] for label, dist in dists.items()}
