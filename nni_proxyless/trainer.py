@@ -27,6 +27,7 @@ from . import _checks
 from ._io import write_json_atomically
 from ._trainer_parts import LossModule, Metrics, StepLogger, half_loaders
 from .export import Architecture
+from .latency import LatencyLoss
 from .ops import MixedOp
 from .strategy import Proxyless
 
@@ -129,8 +130,8 @@ class ProxylessTrainer:
         _check_counts(num_epochs=num_epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, workers=workers,
                       log_frequency=log_frequency)
         accelerator, devices = _lightning_device(device)
-        if applied_hardware is not None and grad_reg_loss_params is None:
-            grad_reg_loss_params = {}  # the seed requires them: Proxyless then names the missing ones (no defaults)
+        if applied_hardware is not None:  # the seed requires the loss's parameters: no official values filled in
+            LatencyLoss(grad_reg_loss_type, grad_reg_loss_params, ref_latency)
         self.strategy = Proxyless(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
                                   arch_update_every=1, grad_reg_loss_type=grad_reg_loss_type,
                                   grad_reg_loss_params=grad_reg_loss_params, applied_hardware=applied_hardware,
