@@ -85,7 +85,8 @@ def test_public_constructors_take_numpy_scalars():
     assert strategy.seed == 0 and type(strategy.seed) is int
     assert type(strategy.settings.arch_update_every) is int and type(strategy.settings.arc_learning_rate) is float
     assert strategy.latency_config.target == 5.0 and type(strategy.latency_config.target) is float
-    assert LatencyLoss('add#linear', {'lambda': np.float32(0.1)}, np.float64(3.0)).ref_latency == 3.0
+    loss = LatencyLoss('add#linear', {'lambda': np.float32(0.5)}, np.float64(3.0))
+    assert (loss.ref_latency, loss.params['lambda']) == (3.0, 0.5) and type(loss.params['lambda']) is float
     assert check_reinforce_options({'samples': np.int64(4)})['samples'] == 4
     assert WebUI(np.int64(8080)).url == 'http://localhost:8080'
 

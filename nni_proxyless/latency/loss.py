@@ -59,9 +59,11 @@ class LatencyLoss:
             raise ValueError(f'grad_reg_loss_type={self.kind!r} needs grad_reg_loss_params with '
                              f'{_listed(_REQUIRED[self.kind])}; missing {_listed(missing)} (got {self.params!r}). '
                              f'The official values are {OFFICIAL_PARAMS[self.kind]}.')
-        for name in _REQUIRED[self.kind]:
-            _checks.number(f'grad_reg_loss_params[{name!r}]', params[name])
+        numbers = {name: _checks.number(f'grad_reg_loss_params[{name!r}]', params[name])
+                   for name in _REQUIRED[self.kind]}
         ref = _checks.number('ref_latency', self.ref_latency, positive=True, unit='milliseconds')
+        object.__setattr__(self, 'params', {**params, **numbers})  # plain floats, whatever numeric type was given
+        object.__setattr__(self, 'ref_latency', ref)
         if self.kind == 'mul#log' and ref <= 1:
             raise ValueError(f"grad_reg_loss_type='mul#log' compares log(latency) with log(ref_latency); with "
                              f'ref_latency={ref} ms (<= 1 ms) the ratio divides by zero or inverts. Use '
