@@ -19,7 +19,8 @@ from torch import nn
 import nni_proxyless  # noqa: F401  (quiets NNI's warnings about this torch release)
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 from nni_proxyless.trainer import ProxylessTrainer
-from sklearn.datasets import load_digits
+
+from _common import LabelSmoothingLoss, accuracy, digits
 
 
 def _conv(width: int, kernel: int, groups: int = 1) -> nn.Module:
@@ -41,34 +42,6 @@ class DigitsSpace(ModelSpace):
 
     def forward(self, x):
         return self.head(self.cells(self.stem(x)))
-
-
-class LabelSmoothingLoss(nn.Module):
-    """Cross-entropy against labels smoothed by ``smoothing`` (the loss of NNI 2.x's ProxylessNAS example)."""
-
-    def __init__(self, smoothing: float = 0.1):
-        super().__init__()
-        self.smoothing = smoothing
-
-    def forward(self, logits, target):
-        log_p = torch.log_softmax(logits, dim=-1)
-        soft = torch.full_like(log_p, self.smoothing / (logits.shape[-1] - 1))
-        soft.scatter_(-1, target[:, None], 1 - self.smoothing)
-        return -(soft * log_p).sum(-1).mean()
-
-
-def accuracy(output, target, topk=(1,)):
-    """Top-k accuracies as a dict: ``{'acc1': ..., 'acc5': ...}``."""
-    top = output.topk(max(topk), dim=1).indices
-    return {f'acc{k}': (top[:, :k] == target[:, None]).any(1).float().mean().item() for k in topk}
-
-
-def digits_dataset(limit: int | None = None) -> torch.utils.data.Dataset:
-    """Digits as (1x8x8 image in [0, 1], label) pairs, shuffled once (the trainer splits it in halves)."""
-    x, y = load_digits(return_X_y=True)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:limit]
-    x = torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8)[order] / 16
-    return torch.utils.data.TensorDataset(x, torch.tensor(y)[order])
 
 
 def parse_args() -> argparse.Namespace:
@@ -104,7 +77,7 @@ def main() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=args.learning_rate, momentum=0.9, weight_decay=4e-5)
     trainer = ProxylessTrainer(model,
                                loss=LabelSmoothingLoss(),
-                               dataset=digits_dataset(400 if args.smoke else None),
+                               dataset=digits(400 if args.smoke else None),
                                optimizer=optimizer,
                                metrics=lambda output, target: accuracy(output, target, topk=(1, 5,)),
                                num_epochs=1 if args.smoke else args.epochs,

@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 import nni_proxyless  # noqa: F401  (quiets NNI's warnings about this torch release)
-from nni.nas.evaluator.pytorch import Classification, DataLoader
+from nni.nas.evaluator.pytorch import Classification
 from nni.nas.experiment import NasExperiment
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, Repeat
 from nni_proxyless import Proxyless
-from sklearn.datasets import load_digits
+
+from _common import digits_loaders
 
 
 def conv_block(width: int, kernel: int) -> nn.Module:
@@ -46,15 +47,6 @@ class DigitsSpace(ModelSpace):
         cells = self.cells(stem)
         x = self.skip([cells, cells + stem])
         return self.head(self.pool(x).flatten(1))
-
-
-def digits_loaders(batch_size: int):
-    x, y = load_digits(return_X_y=True)
-    x = torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
-    data = torch.utils.data.TensorDataset(x, torch.tensor(y))
-    train, val = torch.utils.data.random_split(data, [1200, len(data) - 1200],
-                                               generator=torch.Generator().manual_seed(0))
-    return DataLoader(train, batch_size=batch_size, shuffle=True), DataLoader(val, batch_size=batch_size)
 
 
 def main() -> None:

@@ -15,13 +15,14 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 
 import nni_proxyless.retiarii.evaluator.pytorch.lightning as pl      # was: nni.retiarii.evaluator.pytorch.lightning
 import nni_proxyless.retiarii.nn.pytorch as nn                       # was: nni.retiarii.nn.pytorch
 import nni_proxyless.retiarii.strategy as strategy                   # was: nni.retiarii.strategy
 from nni_proxyless.retiarii import model_wrapper                     # was: nni.retiarii
 from nni_proxyless.retiarii.experiment.pytorch import RetiariiExeConfig, RetiariiExperiment
+
+from _common import digits_loaders
 
 
 @model_wrapper
@@ -46,15 +47,6 @@ class DigitsNet(nn.Module):
         x = self.cells(F.relu(self.conv(stem)))
         x = self.skip([x, stem])
         return self.fc(self.pool(x).flatten(1))
-
-
-def digits_loaders(batch_size: int):
-    x, y = load_digits(return_X_y=True)
-    x = torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
-    data = torch.utils.data.TensorDataset(x, torch.tensor(y))
-    train, val = torch.utils.data.random_split(data, [1200, len(data) - 1200],
-                                               generator=torch.Generator().manual_seed(0))
-    return pl.DataLoader(train, batch_size=batch_size, shuffle=True), pl.DataLoader(val, batch_size=batch_size)
 
 
 def parse_args() -> argparse.Namespace:

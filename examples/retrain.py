@@ -26,7 +26,8 @@ import nni_proxyless  # noqa: F401  (quiets NNI's warnings about this torch rele
 from nni_proxyless._io import write_json_atomically
 from nni_proxyless.latency import ModuleCall
 from nni_proxyless.latency.measure import MeasuredPredictor
-from sklearn.datasets import load_digits
+
+from _common import digits_split
 
 
 def parse_args() -> argparse.Namespace:
@@ -87,11 +88,7 @@ def datasets(args: argparse.Namespace) -> tuple[torch.utils.data.Dataset, torch.
         except RuntimeError:
             sys.exit(f'error: CIFAR-10 is not in {args.data_dir} (expected cifar-10-batches-py there; never '
                      'downloaded): get it from https://www.cs.toronto.edu/~kriz/cifar.html, or use --fake-data.')
-    x, y = load_digits(return_X_y=True)
-    data = torch.utils.data.TensorDataset(torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 16,
-                                          torch.tensor(y))
-    train, test = torch.utils.data.random_split(data, [1400, len(data) - 1400],
-                                                generator=torch.Generator().manual_seed(0))
+    train, test = digits_split(1400)
     return train, test, (1, 8, 8)
 
 

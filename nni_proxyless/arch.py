@@ -257,7 +257,7 @@ class ArchParameters(nn.Module):
                 selections[label] = Selection(active=drawn, gated=drawn, support=everything, logits=logits)
             elif mode == 'two' and len(probs) > 1:
                 pair = tuple(torch.multinomial(probs, 2, generator=rng).tolist())
-                q = torch.softmax(host[list(pair)], dim=-1)
+                q = Selection(active=(), support=pair, logits=host).weights()[list(pair)]  # the pair's softmax
                 active = pair[int(torch.multinomial(q, 1, generator=rng))]
                 selections[label] = Selection(active=(active,), gated=pair, support=pair, logits=logits)
             else:

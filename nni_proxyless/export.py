@@ -22,6 +22,7 @@ from typing import Any, Callable
 from torch import nn
 from nni.nas.space import ModelStatus, RawFormatModelSpace
 
+from . import _checks
 from .arch import ArchParameters
 from .ops.subnet import subnet_of
 
@@ -86,8 +87,7 @@ def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool]
         accept: keep only architectures it accepts (e.g. a latency limit); others are skipped in order.
         max_visited: with ``accept``, stop after this many complete architectures were considered.
     """
-    if not isinstance(k, int) or k <= 0:
-        raise ValueError(f'top_k must be a positive integer, got {k!r}.')
+    k = _checks.integer('top_k', k, low=1)
     order = _enclosing_first(arch)
     dists = {label: arch.ranked(label) for label in order}
     best = {label: dist[0][1] for label, dist in dists.items()}

@@ -3,6 +3,9 @@
 * ``probabilities.png``: every label's candidate probabilities over the epochs (one heatmap per label);
 * ``curves.png``: the validation metric and, with a latency table, the expected latency per epoch;
 * ``top_k.png``: the top-k architectures' predicted latency against their probability (with a table).
+
+Figures are drawn on :class:`matplotlib.figure.Figure` objects, not through ``pyplot``: no backend is selected or
+changed, so importing the package leaves the user's matplotlib set-up alone.
 """
 
 from __future__ import annotations
@@ -12,14 +15,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from pytorch_lightning import Callback, LightningModule, Trainer
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from pytorch_lightning import Callback, LightningModule, Trainer  # noqa: E402
-
-from .export import top_k  # noqa: E402
+from .export import top_k
 
 __all__ = ['SearchPlots']
 
@@ -71,7 +71,8 @@ def _probabilities(history: list[dict], arch: Any, path: Path) -> Path:
     labels = arch.labels()
     columns = min(4, len(labels))
     rows = math.ceil(len(labels) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 1.2 + 0.5 * rows * 4), squeeze=False)
+    figure = Figure(figsize=(4 * columns, 1.2 + 0.5 * rows * 4))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for ax, label in zip(axes.flat, labels):
         values = np.array([epoch['probs'][label] for epoch in history]).T
         image = ax.imshow(values, aspect='auto', cmap='viridis', vmin=values.min(),
@@ -89,7 +90,8 @@ def _probabilities(history: list[dict], arch: Any, path: Path) -> Path:
 
 def _curves(history: list[dict], path: Path) -> Path:
     epochs = range(len(history))
-    figure, ax = plt.subplots(figsize=(7, 4))
+    figure = Figure(figsize=(7, 4))
+    ax = figure.subplots()
     ax.plot(epochs, [h['report'].get('default', np.nan) for h in history], 'o-', color='tab:blue')
     ax.set_xlabel('epoch')
     ax.set_ylabel('validation metric (most probable architecture)', color='tab:blue')
@@ -105,7 +107,8 @@ def _curves(history: list[dict], path: Path) -> Path:
 def _top_k(pl_module: Any, k: int, path: Path) -> Path:
     table = pl_module.latency.table
     best = top_k(pl_module.arch, k)
-    figure, ax = plt.subplots(figsize=(7, 4))
+    figure = Figure(figsize=(7, 4))
+    ax = figure.subplots()
     ax.scatter([table.predict(a) for a in best], [a.probability for a in best], c=range(len(best)), cmap='plasma')
     ax.set_xlabel(f'predicted latency ({table.unit})')
     ax.set_ylabel('probability')
@@ -113,8 +116,7 @@ def _top_k(pl_module: Any, k: int, path: Path) -> Path:
     return _save(figure, path)
 
 
-def _save(figure: Any, path: Path) -> Path:
+def _save(figure: Figure, path: Path) -> Path:
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    figure.savefig(path, dpi=100)  # a Figure without pyplot draws with the Agg canvas and is freed with it
     return path

@@ -14,15 +14,15 @@ gradient mode. ``LAT(m)`` comes from the latency table, or from measuring the su
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from . import _checks
 from .arch import ArchParameters, Selection
 
-__all__ = ['ReinforceUpdate', 'MeasuredSubnetLatency', 'classification_accuracy', 'check_reinforce_options']
+__all__ = ['ReinforceUpdate', 'classification_accuracy', 'check_reinforce_options']
 
 _OPTIONS = {'samples', 'latency_weight', 'baseline_decay', 'metric', 'latency'}
 
@@ -36,49 +36,20 @@ def classification_accuracy(output: torch.Tensor, batch: Any) -> torch.Tensor:
 
 
 def check_reinforce_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``Proxyless(reinforce_options=...)``; returns them unchanged."""
-    if not isinstance(options, dict) or set(options) - _OPTIONS:
-        raise ValueError(f'reinforce_options must be a dict with keys among {sorted(_OPTIONS)}, got {options!r}.')
-    if options.get('latency', 'table') not in ('table', 'measured'):
-        raise ValueError(f"reinforce_options['latency'] must be 'table' or 'measured', got {options['latency']!r}.")
-    if 'metric' in options and not callable(options['metric']):
-        raise ValueError(f"reinforce_options['metric'] must be a callable (output, batch) -> float, "
-                         f"got {options['metric']!r}.")
-    if not isinstance(options.get('samples', 10), int) or options.get('samples', 10) < 1:
-        raise ValueError(f"reinforce_options['samples'] must be an integer >= 1, got {options['samples']!r}.")
-    for name, low, high in (('latency_weight', -math.inf, math.inf), ('baseline_decay', 0.0, 1.0)):
-        value = options.get(name, 0.5)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high \
-                or math.isnan(value):
-            raise ValueError(f"reinforce_options[{name!r}] must be a number in [{low}, {high}], got {value!r}.")
+    """Validate ``Proxyless(reinforce_options=...)``; returns them with plain ``int`` / ``float`` numbers."""
+    options = dict(_checks.mapping('reinforce_options', options, keys=_OPTIONS))
+    _checks.one_of("reinforce_options['latency']", options.get('latency', 'table'), ('table', 'measured'))
+    if 'metric' in options:
+        _checks.function("reinforce_options['metric']", options['metric'], 'metric(output, batch) -> float',
+                          ValueError)
+    if 'samples' in options:
+        options['samples'] = _checks.integer("reinforce_options['samples']", options['samples'], low=1)
+    if 'latency_weight' in options:
+        options['latency_weight'] = _checks.number("reinforce_options['latency_weight']", options['latency_weight'])
+    if 'baseline_decay' in options:
+        options['baseline_decay'] = _checks.number("reinforce_options['baseline_decay']", options['baseline_decay'],
+                                                   low=0, high=1)
     return options
-
-
-class MeasuredSubnetLatency:
-    """``LAT(m)`` measured on this machine: the frozen subnet timed at ``dummy_input``, cached per architecture.
-
-    Args:
-        supernet: the search's supernet (each architecture is frozen from it).
-        dummy_input: the input shape (or tensor) to time at.
-        device: ``'cpu'`` or ``'cuda'``: where to time (the search uses ``'cuda'`` when
-            ``applied_hardware='cuda'``).
-        **predictor_options: passed to :class:`~nni_proxyless.latency.measure.MeasuredPredictor`.
-    """
-
-    def __init__(self, supernet: nn.Module, dummy_input: Any, device: str = 'cpu', **predictor_options: Any):
-        from .latency.measure import MeasuredPredictor
-        self.supernet, self.cache = supernet, {}
-        self.input = dummy_input if isinstance(dummy_input, torch.Tensor) else torch.randn(tuple(dummy_input))
-        self.input = self.input.cpu()  # the predictor takes CPU modules and inputs (and copies them to 'cuda')
-        self.predictor = MeasuredPredictor(device, cache_dir=False, **predictor_options)
-
-    def __call__(self, sample: dict[str, Any]) -> float:
-        from .latency.protocol import ModuleCall
-        key = repr(sorted(sample.items()))
-        if key not in self.cache:
-            subnet = self.supernet.freeze(sample).cpu()  # a copy: the supernet may be on a GPU while it trains
-            self.cache[key] = self.predictor.predict([ModuleCall(subnet, (self.input,), {})])[0]
-        return self.cache[key]
 
 
 class ReinforceUpdate(nn.Module):

@@ -13,11 +13,13 @@ from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.space import RawFormatModelSpace
 
+from . import _checks
 from .arch import ArchParameters, BinaryMode
 from .export import Architecture, ExportedModelSpace, top_k
 from .latency import LatencyObjective, LatencyTable
 from .latency.config import LatencyConfig
-from .reinforce import MeasuredSubnetLatency, ReinforceUpdate, check_reinforce_options
+from .latency.measure import MeasuredSubnetLatency
+from .reinforce import ReinforceUpdate, check_reinforce_options
 from .supernet import build_supernet, model_defined_hooks
 from .training import ProxylessModule, SearchSettings
 
@@ -126,13 +128,9 @@ class Proxyless(OneShotStrategy):
                                        gradient_clip_val=gradient_clip_val,
                                        bn_recalibration_batches=bn_recalibration_batches,
                                        channels_last=channels_last)
-        if arch_update not in ('gradient', 'reinforce'):
-            raise ValueError(f"arch_update must be 'gradient' or 'reinforce', got {arch_update!r}.")
-        self.arch_update = arch_update
+        self.arch_update = _checks.one_of('arch_update', arch_update, ('gradient', 'reinforce'))
         self.reinforce_options = check_reinforce_options(reinforce_options or {})
-        if seed is not None and not isinstance(seed, int):
-            raise ValueError(f'seed must be an integer or None, got {seed!r}.')
-        self.seed = seed
+        self.seed = _checks.integer('seed', seed, optional=True)
         self.web_ui = _web_ui(web_ui)
         self.latency_config = LatencyConfig.checked(
             hardware=applied_hardware, loss_type=grad_reg_loss_type, loss_params=grad_reg_loss_params,
@@ -197,18 +195,18 @@ class Proxyless(OneShotStrategy):
             return super()._run()  # under DDP, the first process shows the search for all
         with self.web_ui as ui:
             module = self.oneshot_module
-            module.report_sinks.append(ui)
+            module.reporter.sinks.append(ui)
             module.plots_folder = str(ui.experiment_dir / 'plots')
             try:
                 super()._run()
             finally:
-                module.report_sinks.remove(ui)
+                module.reporter.sinks.remove(ui)
             if ui.retrain_top_k:
                 self._retrain_in(ui)
 
     def _retrain_in(self, ui: WebUI) -> None:
         """Retrain the top architectures as further trials of the web UI's experiment (``retrain_top_k``)."""
-        from .retrain_trials import retrain_as_trials
+        from .webui.retrain import retrain_as_trials
         if self.oneshot_module.trainer.world_size > 1:
             _logger.warning('retrain_top_k is skipped in a distributed run: retrain the exported architectures '
                             'with their own script (see examples/retrain.py).')
@@ -240,7 +238,6 @@ class Proxyless(OneShotStrategy):
         for architecture in found:
             architecture.latency, architecture.latency_unit = table.predict(architecture), table.unit
         if target is not None and len(found) < k:
-            _check_target_reachable(table, target)
             _logger.warning('Only %d architectures within latency_target=%s %s among the most probable ones '
                             '(asked for %d).', len(found), target, table.unit, k)
         return found
@@ -251,8 +248,6 @@ class Proxyless(OneShotStrategy):
         Their models (``executable_model()``, ``formatter='instance'``) carry the supernet's weights and, unless
         ``bn_recalibration_batches=0``, BatchNorm statistics recomputed for each architecture on training data.
         """
-        if limit is None or not isinstance(limit, int) or limit <= 0:
-            raise ValueError(f'top_k must be a positive integer, got {limit!r}.')
         assert self._supernet is not None
         for architecture in self.top_architectures(limit):
             yield ExportedModelSpace(self.model_space, self._supernet, architecture, self._own_statistics())
@@ -266,13 +261,6 @@ class Proxyless(OneShotStrategy):
         return lambda sample: module.batchnorm.applied(module, module.arch.selections_for(sample))
 
 
-def _check_target_reachable(table: LatencyTable, target: float) -> None:
-    low, _ = table.bounds()
-    if low > target:
-        raise ValueError(f'No architecture meets latency_target={target} {table.unit}: the fastest one of the space '
-                         f'is predicted at {low:.3f} {table.unit}.')
-
-
 def _first_process() -> bool:
     """Whether this is the first process of a (possibly distributed) run; launchers set these variables."""
     return all(int(os.environ.get(name, 0)) == 0 for name in ('NODE_RANK', 'LOCAL_RANK', 'RANK'))
@@ -284,9 +272,9 @@ def _web_ui(web_ui: Any) -> 'WebUI | None':
     from .webui import WebUI
     if isinstance(web_ui, WebUI):
         return web_ui
-    if isinstance(web_ui, bool) or not isinstance(web_ui, int) or not 0 < web_ui < 65536:
-        raise ValueError(f'web_ui must be a port number (1-65535), a WebUI, or None; got {web_ui!r}.')
-    return WebUI(web_ui)
+    if not _checks.is_integer(web_ui) or not 0 < web_ui < 65536:
+        _checks.fail('web_ui', 'a port number from 1 to 65535, a WebUI or None', web_ui)
+    return WebUI(int(web_ui))
 
 
 def _first(loaders: Any) -> Any:

@@ -14,30 +14,24 @@ NNI 3.0 removed the one-shot trainers. This class keeps the seed page's construc
 
 from __future__ import annotations
 
-import logging
 import os
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
-import nni
 import torch
-from pytorch_lightning import Callback
-from torch.utils.data import Dataset, SubsetRandomSampler
-from nni.nas.evaluator.pytorch import DataLoader
-from nni.nas.evaluator.pytorch.lightning import Lightning, LightningModule, Trainer
+from torch.utils.data import Dataset
+from nni.nas.evaluator.pytorch.lightning import Lightning, Trainer
 from nni.nas.experiment import NasExperiment
 from nni.nas.nn.pytorch import ModelSpace
 
+from . import _checks
 from ._io import write_json_atomically
+from ._trainer_parts import LossModule, Metrics, StepLogger, half_loaders
 from .export import Architecture
-from .latency import OFFICIAL_PARAMS
+from .latency import LatencyLoss
 from .ops import MixedOp
 from .strategy import Proxyless
 
 __all__ = ['ProxylessTrainer']
-
-_logger = logging.getLogger('nni.proxyless')
-
-Metrics = Callable[[torch.Tensor, torch.Tensor], Mapping[str, Any]]
 
 
 class ProxylessTrainer:
@@ -133,24 +127,25 @@ class ProxylessTrainer:
                  dummy_input: Sequence[int] = (1, 3, 224, 224), ref_latency: float = 65.0,
                  bn_recalibration_batches: int = 20):
         _check_model(model)
-        _check_callables(loss=loss, metrics=metrics)
+        _checks.function('loss', loss, 'loss(logits, target)')
+        _checks.function('metrics', metrics, 'metrics(logits, target)')
         _check_optimizer(optimizer, model)
         _check_dataset(dataset)
         _check_counts(num_epochs=num_epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, workers=workers,
                       log_frequency=log_frequency)
         accelerator, devices = _lightning_device(device)
-        if applied_hardware is not None:
-            _check_reg_params(grad_reg_loss_type, grad_reg_loss_params)
+        if applied_hardware is not None:  # the seed requires the loss's parameters: no official values filled in
+            LatencyLoss(grad_reg_loss_type, grad_reg_loss_params, ref_latency)
         self.strategy = Proxyless(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
                                   arch_update_every=1, grad_reg_loss_type=grad_reg_loss_type,
                                   grad_reg_loss_params=grad_reg_loss_params, applied_hardware=applied_hardware,
                                   dummy_input=dummy_input, ref_latency=ref_latency,
                                   bn_recalibration_batches=bn_recalibration_batches)
-        train_loader, arch_loader = _half_loaders(dataset, batch_size, workers)
+        train_loader, arch_loader = half_loaders(dataset, batch_size, workers)
         trainer = Trainer(max_epochs=num_epochs, accelerator=accelerator, devices=devices,
                           log_every_n_steps=log_frequency or 50, logger=False, enable_checkpointing=False,
-                          enable_model_summary=False, callbacks=[_StepLogger(metrics, log_frequency, num_epochs)])
-        self.evaluator = Lightning(_LossModule(loss, metrics, optimizer), trainer,
+                          enable_model_summary=False, callbacks=[StepLogger(metrics, log_frequency, num_epochs)])
+        self.evaluator = Lightning(LossModule(loss, metrics, optimizer), trainer,
                                    train_dataloaders=train_loader, val_dataloaders=arch_loader)
         self.experiment = NasExperiment(model, self.evaluator, self.strategy)
         self._started = self._finished = False
@@ -189,99 +184,6 @@ class ProxylessTrainer:
         return architecture
 
 
-class _LossModule(LightningModule):
-    """The weight loss, figures and optimiser of the seed's interface, as an NNI Lightning module."""
-
-    def __init__(self, loss: Callable, metrics: Metrics, optimizer: torch.optim.Optimizer):
-        super().__init__()
-        self.criterion = loss
-        self.metrics = metrics
-        self.weight_optimizer = optimizer
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
-        x, y = batch
-        logits = self.model(x)
-        loss = self.criterion(logits, y)
-        self.log('train_loss', loss.detach(), prog_bar=True)
-        return {'loss': loss, 'logits': logits.detach()}
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch
-        logits = self.model(x)
-        figures = {'loss': self.criterion(logits, y), **_figures(self.metrics(logits, y))}
-        self.log_dict({f'val_{name}': float(value) for name, value in figures.items()}, batch_size=len(y),
-                      prog_bar=True)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.weight_optimizer
-
-    def on_validation_epoch_end(self) -> None:
-        report = self._report()
-        if report is not None and not self.trainer.sanity_checking:
-            nni.report_intermediate_result(report)
-
-    def on_fit_end(self) -> None:
-        report = self._report()
-        if report is not None:
-            nni.report_final_result(report)
-
-    def _report(self) -> dict[str, float] | None:
-        """The last validation figures; ``default`` is the first metric (the loss when there are none)."""
-        figures = {name: float(value) for name, value in self.trainer.callback_metrics.items()
-                   if name.startswith('val_')}
-        if not figures:
-            return None
-        metric_names = [name for name in figures if name != 'val_loss']
-        return {'default': figures[(metric_names or ['val_loss'])[0]], **figures}
-
-
-class _StepLogger(Callback):
-    """Logs the loss, the metrics and the argmax latency every ``log_frequency`` steps, and each validation."""
-
-    def __init__(self, metrics: Metrics, log_frequency: int | None, num_epochs: int):
-        self.metrics, self.log_frequency, self.num_epochs = metrics, log_frequency, num_epochs
-
-    def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.log_frequency is None or batch_idx % self.log_frequency != 0 or not isinstance(outputs, dict):
-            return
-        with torch.no_grad():
-            figures = {'loss': float(outputs['loss']), **_figures(self.metrics(outputs['logits'], batch[1]))}
-        latency = getattr(pl_module, 'latency', None)
-        if latency is not None:
-            figures[f'latency_{latency.table.unit}'] = latency.table.predict(pl_module.arch.argmax())
-        _logger.info('Epoch [%d/%d] Step [%d/%d]  %s', trainer.current_epoch + 1, self.num_epochs, batch_idx + 1,
-                     trainer.num_training_batches, _shown(figures))
-
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
-            return
-        figures = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith('val_')}
-        _logger.info('Epoch [%d/%d] most probable architecture: %s', trainer.current_epoch + 1, self.num_epochs,
-                     _shown(figures))
-
-
-def _figures(values: Any) -> dict[str, float]:
-    if not isinstance(values, Mapping):
-        raise TypeError(f"metrics(logits, target) must return a dict of figures such as {{'acc1': 0.9}}, "
-                        f'got {type(values).__name__}.')
-    return {str(name): float(value) for name, value in values.items()}
-
-
-def _shown(figures: Mapping[str, float]) -> str:
-    return '  '.join(f'{name} {value:.4g}' for name, value in figures.items())
-
-
-def _half_loaders(dataset: Dataset, batch_size: int, workers: int) -> tuple[DataLoader, DataLoader]:
-    """Loaders over the first half (weights) and the second half (architecture), each in random order."""
-    split = len(dataset) // 2
-    indices = list(range(len(dataset)))
-    return tuple(DataLoader(dataset, batch_size=batch_size, sampler=SubsetRandomSampler(part), num_workers=workers)
-                 for part in (indices[:split], indices[split:]))
-
-
 # ------------------------------------------------------------------------------------------ validation
 
 
@@ -298,15 +200,9 @@ def _check_model(model: Any) -> None:
                          'supernet in place); build a new instance, and its optimizer, for another search.')
 
 
-def _check_callables(**functions: Any) -> None:
-    for name, function in functions.items():
-        if not callable(function):
-            raise TypeError(f'{name} must be callable as {name}(logits, target), got {function!r}.')
-
-
 def _check_optimizer(optimizer: Any, model: ModelSpace) -> None:
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f'optimizer must be a torch.optim.Optimizer built on model.parameters(), got {optimizer!r}.')
+        _checks.fail('optimizer', 'a torch.optim.Optimizer built on model.parameters()', optimizer, TypeError)
     own = {id(p) for p in model.parameters()}
     if not any(id(p) in own for group in optimizer.param_groups for p in group['params']):
         raise ValueError('optimizer holds none of the model\'s parameters: build it on model.parameters() of the '
@@ -327,39 +223,22 @@ def _check_dataset(dataset: Any) -> None:
 def _check_counts(**counts: Any) -> None:
     lowest = {'num_epochs': 1, 'warmup_epochs': 0, 'batch_size': 1, 'workers': 0, 'log_frequency': 1}
     for name, value in counts.items():
-        if value is None and name == 'log_frequency':
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < lowest[name]:
-            extra = ' or None' if name == 'log_frequency' else ''
-            raise ValueError(f'{name} must be an integer >= {lowest[name]}{extra}, got {value!r}.')
+        _checks.integer(name, value, low=lowest[name], optional=name == 'log_frequency')
     if counts['warmup_epochs'] >= counts['num_epochs']:
         raise ValueError(f"warmup_epochs={counts['warmup_epochs']} leaves no epoch of num_epochs="
                          f"{counts['num_epochs']} to train the architecture; make it smaller than num_epochs.")
-
-
-def _check_reg_params(loss_type: Any, params: Any) -> None:
-    """The seed page requires the latency loss's parameters (the strategy would fill in official values)."""
-    required = tuple(OFFICIAL_PARAMS[loss_type]) if isinstance(loss_type, str) and loss_type in OFFICIAL_PARAMS else ()
-    if not required:
-        return  # None (no latency term), or an unknown type the strategy refuses by name
-    given = params if isinstance(params, Mapping) else {}
-    missing = [name for name in required if name not in given]
-    if missing:
-        raise ValueError(f'grad_reg_loss_type={loss_type!r} with applied_hardware needs grad_reg_loss_params with '
-                         f'{", ".join(repr(n) for n in required)}; missing {", ".join(repr(n) for n in missing)} '
-                         f'(got {params!r}). The official values are {OFFICIAL_PARAMS[loss_type]}.')
 
 
 def _lightning_device(device: Any) -> tuple[str, Any]:
     """Lightning's ``accelerator`` and ``devices`` for ``'cpu'``, ``'cuda'``, ``'cuda:<i>'`` or a torch.device."""
     try:
         parsed = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:<index>' or a torch.device, got {device!r}.") from error
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ('cpu', 'cuda'):
+        _checks.fail('device', "'cpu', 'cuda', 'cuda:<index>' or a torch.device", device)
     if parsed.type == 'cpu':
         return 'cpu', 1
-    if parsed.type != 'cuda':
-        raise ValueError(f"device must be 'cpu' or 'cuda' (optionally 'cuda:<index>'), got {device!r}.")
     if not torch.cuda.is_available() or (parsed.index or 0) >= torch.cuda.device_count():
         raise ValueError(f'device={device!r}, but torch sees {torch.cuda.device_count()} CUDA device(s) here.')
     return 'gpu', [parsed.index or 0]

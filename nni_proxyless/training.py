@@ -9,7 +9,8 @@ and drives it by hand:
   validation data: binary gates on the sampled paths, gradients for the architecture logits only (no weight
   gradient is computed), Adam with the official settings, then the ``two``-mode rescale;
 * validation, every epoch, on the most probable architecture (with BatchNorm statistics of its own, see
-  :mod:`nni_proxyless.batchnorm`), reported to NNI with the search's figures.
+  :mod:`nni_proxyless.batchnorm`), reported to NNI with the search's figures
+  (:class:`~nni_proxyless.reports.MetricReporter`).
 """
 
 from __future__ import annotations
@@ -18,21 +19,22 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal
 
-import nni
 import torch
 from pytorch_lightning import Callback
 from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 
+from . import _checks
 from ._arch_batches import ArchBatches
 from .arch import ArchParameters, BinaryMode, Selection
 from .batchnorm import BatchNormRecalibration
-from ._distributed import allow_unused_parameters, average_gradients, from_rank_zero
+from ._distributed import allow_unused_parameters
 from ._loss_check import FiniteLossCheck
 from ._precision import check_precision, gradient_scaler, scaled_gradients, scaled_step
 from .callbacks import ArchitectureLogger, RandomStateKeeper
 from .convergence import ConvergenceCheck, arc_learning_rate
 from .memory_format import ChannelsLast
 from .plots import SearchPlots
+from .reports import MetricReporter
 from .reinforce import ReinforceUpdate
 from .latency.loss import LatencyObjective
 from .latency.table import LatencyTable
@@ -55,21 +57,19 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         rate = self.arc_learning_rate
-        _require(rate == 'auto' or (_is_number(rate) and rate > 0),
-                 f"arc_learning_rate must be a positive number or 'auto', got {self.arc_learning_rate!r}.")
-        _require(isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0,
-                 f'warmup_epochs must be an integer >= 0, got {self.warmup_epochs!r}.')
-        _require(isinstance(self.arch_update_every, int) and self.arch_update_every >= 1,
-                 f'arch_update_every must be an integer >= 1, got {self.arch_update_every!r}.')
-        _require(self.binary_mode in ('two', 'full_v2'),
-                 f"binary_mode must be 'two' or 'full_v2', got {self.binary_mode!r}.")
-        _require(self.gradient_clip_val is None or (_is_number(self.gradient_clip_val) and self.gradient_clip_val > 0),
-                 f'gradient_clip_val must be a positive number or None, got {self.gradient_clip_val!r}.')
-        batches = self.bn_recalibration_batches
-        _require(isinstance(batches, int) and not isinstance(batches, bool) and batches >= 0,
-                 f'bn_recalibration_batches must be an integer >= 0 (0: off), got {self.bn_recalibration_batches!r}.')
-        _require(isinstance(self.channels_last, bool),
-                 f'channels_last must be True or False, got {self.channels_last!r}.')
+        if rate != 'auto' and not (_checks.is_number(rate) and rate > 0):
+            _checks.fail('arc_learning_rate', "a positive number or 'auto'", rate)
+        checked = {'arc_learning_rate': rate if rate == 'auto' else float(rate),
+                   'warmup_epochs': _checks.integer('warmup_epochs', self.warmup_epochs, low=0),
+                   'arch_update_every': _checks.integer('arch_update_every', self.arch_update_every, low=1),
+                   'binary_mode': _checks.one_of('binary_mode', self.binary_mode, ('two', 'full_v2')),
+                   'gradient_clip_val': _checks.number('gradient_clip_val', self.gradient_clip_val, positive=True,
+                                                       optional=True),
+                   'bn_recalibration_batches': _checks.integer('bn_recalibration_batches (0: off)',
+                                                               self.bn_recalibration_batches, low=0),
+                   'channels_last': _checks.one_of('channels_last', self.channels_last, (True, False))}
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # plain int / float, whatever numeric type was given
 
 
 class ProxylessModule(BaseOneShotLightningModule):
@@ -89,9 +89,8 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     Attributes:
         batchnorm: the batch-norm recalibration of validations and exports (``None`` when it is off).
-        reports: the per-epoch reports so far (validation metric as ``'default'``, entropy, latencies).
-        report_sinks: objects with ``report_intermediate(dict)`` and ``report_final(dict)`` that receive every
-            report too (the web UI's relay).
+        reporter: adds the search's figures to what the evaluator's module reports to NNI, and sends the reports
+            to NNI and to its ``sinks`` (the web UI); see :class:`~nni_proxyless.reports.MetricReporter`.
         plots_folder: where :class:`~nni_proxyless.plots.SearchPlots` saves its PNG files.
     """
 
@@ -104,8 +103,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         self.latency = latency
         self.reinforce = reinforce
         self.step_count = 0
-        self.reports: list[dict[str, Any]] = []
-        self.report_sinks: list[Any] = []
+        self.reporter = MetricReporter(figures=self.search_figures)
         self.plots_folder: str | None = None
         self._arch_batches = ArchBatches(arch_loader, lambda: self.arch.seed)
         self._ops: list[MixedOp] = []
@@ -125,9 +123,9 @@ class ProxylessModule(BaseOneShotLightningModule):
         """Before DDP wraps the model: allow unused parameters; take rank 0's seed and latency table."""
         check_precision(self.trainer)
         allow_unused_parameters(self.trainer.strategy)
-        self.arch.seed = from_rank_zero(self.arch.seed)
+        self.arch.seed = self.trainer.strategy.broadcast(self.arch.seed, src=0)
         if self.latency is not None:
-            self.latency.table = from_rank_zero(self.latency.table)
+            self.latency.table = self.trainer.strategy.broadcast(self.latency.table, src=0)
         return super().setup(stage)
 
     def on_fit_start(self) -> None:
@@ -144,6 +142,7 @@ class ProxylessModule(BaseOneShotLightningModule):
     def configure_callbacks(self) -> list[Callback]:
         callbacks = [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder), ConvergenceCheck()]
         callbacks += [ChannelsLast()] if self.settings.channels_last else []
+        callbacks.append(self.reporter)
         return callbacks if self.batchnorm is None else [self.batchnorm, *callbacks]
 
     def route(self, selections: dict[str, Selection]) -> None:
@@ -191,14 +190,23 @@ class ProxylessModule(BaseOneShotLightningModule):
         scaler = gradient_scaler(self.trainer)  # '16-mixed': the weight step's loss scale (see _precision.py)
         grads = scaled_gradients(loss, logits, scaler)
         before = self.arch.snapshot(pairs)
-        for logit, grad in zip(logits, grads):
+        for logit, grad in zip(logits, self._mean_over_processes(logits, grads)):
             logit.grad = grad
-        average_gradients(logits)
         optimizer = self._arch_optimizer()
         scaled_step(optimizer, scaler)
         optimizer.zero_grad(set_to_none=True)
         self.arch.rescale(pairs, before)
         self.log('arch_loss', loss.detach(), on_step=False, on_epoch=True)
+
+    def _mean_over_processes(self, logits: list[torch.Tensor], grads: tuple[torch.Tensor | None, ...]
+                             ) -> list[torch.Tensor | None]:
+        """The gradients averaged over processes (in one reduction), a missing one counting as zero."""
+        if self.trainer.world_size <= 1:
+            return list(grads)
+        flat = torch.cat([(torch.zeros_like(logit) if grad is None else grad).flatten()
+                          for logit, grad in zip(logits, grads)])
+        flat = self.trainer.strategy.reduce(flat, reduce_op='mean')
+        return [part.view_as(logit) for part, logit in zip(flat.split([p.numel() for p in logits]), logits)]
 
     def _binary_gate_loss(self, batch: Any, step: int) -> tuple[torch.Tensor, dict[str, tuple[int, ...]]]:
         """Task loss (plus latency loss) on gated sampled paths, and the pairs to rescale after the step."""
@@ -254,28 +262,17 @@ class ProxylessModule(BaseOneShotLightningModule):
         return self.training_module.validation_step(batch, batch_idx)
 
     def on_validation_epoch_end(self) -> None:
-        with _intercepted('report_intermediate_result') as reported:
-            self.training_module.on_validation_epoch_end()
-        if reported and not self.trainer.sanity_checking:
-            report = self._with_figures(reported[-1])
-            self.reports.append(report)
-            nni.report_intermediate_result(report)
-            for sink in self.report_sinks:
-                sink.report_intermediate(report)
-
-    def on_fit_end(self) -> None:
-        with _intercepted('report_final_result') as reported:
-            self.training_module.on_fit_end()
-        if reported:
-            report = self._with_figures(reported[-1])
-            nni.report_final_result(report)
-            for sink in self.report_sinks:
-                sink.report_final(report)
+        return self.training_module.on_validation_epoch_end()  # it reports to NNI: see self.reporter
 
     def on_train_end(self) -> None:
         self._check_finite.flush()
         self.route(self.arch.argmax_selections())  # leave the supernet on its most probable path
         return self.training_module.on_train_end()
+
+    @property
+    def reports(self) -> list[dict[str, Any]]:
+        """The per-epoch reports so far (validation metric as ``'default'``, entropy, latencies)."""
+        return self.reporter.reports
 
     def search_figures(self) -> dict[str, float]:
         """Per-epoch figures of the search: architecture entropy (nats) and, with a table, latencies."""
@@ -283,11 +280,6 @@ class ProxylessModule(BaseOneShotLightningModule):
         if self.latency is not None:
             figures.update(self.latency.figures(self.arch))
         return figures
-
-    def _with_figures(self, metric: Any) -> dict[str, Any]:
-        report = dict(metric) if isinstance(metric, dict) else {'default': metric}
-        report.update(self.search_figures())
-        return report
 
     # ------------------------------------------------------------------------------------------- resume
 
@@ -301,23 +293,11 @@ class ProxylessModule(BaseOneShotLightningModule):
         state = checkpoint.get('proxyless')
         if state is None:
             raise ValueError('This checkpoint was not written by a Proxyless search (no "proxyless" entry).')
-        weights = checkpoint.get('state_dict', {})
-        for key in [key for key in weights if key.endswith('latency.multiplier')]:
-            del weights[key]  # written by versions whose latency_target had a Lagrange multiplier
         self.step_count, self.arch.seed = int(state['step_count']), int(state['seed'])
         self._arch_batches.resume_at(int(state['arch_batches']))
         if self.latency is not None and state.get('latency_table') is not None:
             # the table the search started with, so that a resumed search prices exactly as before
             self.latency.table = LatencyTable.from_json(state['latency_table'], source='the checkpoint')
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
 
 
 def _loss_of(output: Any, where: str) -> torch.Tensor:
@@ -326,19 +306,3 @@ def _loss_of(output: Any, where: str) -> torch.Tensor:
         raise TypeError(f'The evaluator\'s training_step must return a loss tensor (or a dict with "loss"), '
                         f'got {type(loss).__name__} in the {where}.')
     return loss
-
-
-@contextlib.contextmanager
-def _intercepted(name: str) -> Iterator[list]:
-    """Collect what the wrapped module reports to NNI through ``nni.<name>`` instead of sending it.
-
-    The evaluator's module reports its validation metric itself; the search adds its own figures (entropy,
-    latencies) to that metric and reports the combined dict once.
-    """
-    captured: list = []
-    original = getattr(nni, name)
-    setattr(nni, name, captured.append)
-    try:
-        yield captured
-    finally:
-        setattr(nni, name, original)

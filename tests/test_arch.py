@@ -45,6 +45,31 @@ def test_two_mode_draws_pair_by_probability():
     assert hits >= 390
 
 
+def test_two_mode_draws_the_active_candidate_from_the_pair_softmax():
+    """In two mode the active candidate of a drawn pair {i, j} is i with probability q_i = exp(a_i) / (exp(a_i) +
+    exp(a_j)). Over 5 seeds x 2000 steps, every (seed, pair) drawn at least 100 times has the frequency of its first
+    candidate within 4 sigma of q; a uniform or a fixed choice within the pair would miss most of them."""
+    logits = [1.0, -0.5, 0.3, -1.2]
+    checked = within = 0
+    for seed in range(5):
+        arch = _arch(logits)
+        arch.seed = seed
+        counts: dict[tuple[int, int], list[int]] = {}
+        for step in range(2000):
+            selection = arch.sample_for_update(step, 'two')['op']
+            pair = tuple(sorted(selection.support))
+            assert len(pair) == 2 and selection.active[0] in pair and selection.gated == selection.support
+            tally = counts.setdefault(pair, [0, 0])
+            tally[0] += selection.active[0] == pair[0]
+            tally[1] += 1
+        for (i, j), (hits, total) in counts.items():
+            if total >= 100:
+                q = math.exp(logits[i]) / (math.exp(logits[i]) + math.exp(logits[j]))
+                checked += 1
+                within += abs(hits / total - q) < 4 * math.sqrt(q * (1 - q) / total)
+    assert checked >= 20 and within == checked, (within, checked)
+
+
 def test_weight_step_sampling_follows_probabilities():
     """Weight-step paths are drawn from softmax(logits): frequencies within 4 sigma of p over 4000 steps."""
     p = torch.tensor([0.5, 0.3, 0.2])

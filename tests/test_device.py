@@ -79,6 +79,7 @@ class _Trainer:
 
     precision_plugin = None
     current_epoch = 0
+    world_size = 1
 
 
 def _table(arch) -> LatencyTable:

@@ -83,5 +83,5 @@ def test_top_1_is_the_argmax_of_every_used_label(seed):
 @pytest.mark.parametrize('k', [0, -1, 2.5, None])
 def test_top_k_must_be_positive(k):
     """top_k <= 0 (or not an integer) is refused with the value named."""
-    with pytest.raises(ValueError, match='top_k must be a positive integer'):
+    with pytest.raises(ValueError, match=f'top_k must be an integer >= 1, got {k!r}.'):
         top_k(_space(0), k)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import nni
 import pytest
 import torch
 from torch import nn
@@ -11,7 +10,7 @@ from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 from nni_proxyless import Proxyless
 from nni_proxyless.latency import build_latency_table
 
-from conftest import ConvSpace, digits_evaluator, run_search
+from conftest import ConvSpace, digits_evaluator, nni_reports, run_search
 
 
 class Wasteful(nn.Module):
@@ -79,9 +78,7 @@ def test_without_latency_the_twins_stay_even(tmp_path):
 
 def test_reports_and_exports_carry_latency(twin_table, tmp_path, monkeypatch):
     """Per-epoch reports carry expected and argmax latency in ms; exports carry their predicted latency."""
-    reports = []
-    original = nni.report_intermediate_result
-    monkeypatch.setattr(nni, 'report_intermediate_result', lambda m: reports.append(m) or original(m))
+    reports = nni_reports(monkeypatch)['PERIODICAL']
     strategy = Proxyless(arch_update_every=1, seed=0, applied_hardware=twin_table, ref_latency=1.0)
     exp = run_search(TwinSpace(), strategy, digits_evaluator(epochs=2), tmp_path)
     assert len(reports) == 2 and {'default', 'expected_latency_ms', 'argmax_latency_ms'} <= set(reports[-1])
@@ -107,24 +104,30 @@ def test_latency_target_limits_the_export(twin_table, tmp_path):
     assert [dict(a) for a in exported] == within and {'c0': 'slow', 'c1': 'slow'} not in within
 
 
-def test_unreachable_target_is_reported(twin_table, tmp_path, caplog):
-    """A target below the fastest architecture is warned about when the table is ready and raises at export,
-    naming the fastest latency."""
-    strategy = Proxyless(seed=0, applied_hardware=twin_table, latency_target=1e-6, grad_reg_loss_type=None)
-    exp = run_search(TwinSpace(), strategy, digits_evaluator(epochs=1, limit_train_batches=2), tmp_path)
-    assert 'latency_target 0.000 ms is below the fastest architecture' in caplog.text
-    with pytest.raises(ValueError, match='No architecture meets latency_target=1e-06 ms: the fastest'):
-        exp.export_top_models(top_k=1, formatter='dict')
+def test_unreachable_target_is_refused_before_training(twin_table, tmp_path):
+    """A target below the fastest architecture is refused as soon as the table exists, before any training:
+    the message names the target, the unit, the fastest architecture's predicted latency and the fix."""
+    fastest = min(twin_table.predict({'c0': a, 'c1': b}) for a in ('fast', 'slow') for b in ('fast', 'slow'))
+    space = TwinSpace()
+    before = [(p, p.detach().clone()) for p in space.parameters()]
+    strategy = Proxyless(seed=0, applied_hardware=twin_table, latency_target=fastest / 2, grad_reg_loss_type=None)
+    with pytest.raises(ValueError) as refused:
+        run_search(space, strategy, digits_evaluator(epochs=1, limit_train_batches=2), tmp_path)
+    message = str(refused.value)
+    assert f'latency_target={fastest / 2:g} ms cannot be met' in message
+    assert f'predicted at {fastest:.4g} ms' in message and 'Set latency_target to at least' in message
+    assert all(torch.equal(p, copy) for p, copy in before)  # nothing trained
+    Proxyless(seed=0, applied_hardware=twin_table, latency_target=fastest * 1.001).mutate_model(TwinSpace())
 
 
 @pytest.mark.parametrize('kwargs,message', [
     (dict(applied_hardware='tpu'), "Unknown applied_hardware 'tpu'"),
     (dict(applied_hardware='cpu', grad_reg_loss_type='add#log'), 'grad_reg_loss_type must be'),
     (dict(applied_hardware='cpu', grad_reg_loss_type='mul#log', grad_reg_loss_params={'alpha': 1}),
-     r"needs grad_reg_loss_params\['beta'\]"),
+     r"needs grad_reg_loss_params with 'alpha', 'beta'; missing 'beta'"),
     (dict(applied_hardware='cpu', ref_latency=-1), 'ref_latency must be a positive number'),
     (dict(applied_hardware='cpu', dummy_input=(1, 0, 8)), 'dummy_input must be an input shape'),
-    (dict(applied_hardware='missing.json'), "'missing.json': no such latency table file"),
+    (dict(applied_hardware='missing.json'), r"must be an existing latency table file \(\.json\), got 'missing.json'"),
     (dict(latency_target=5.0), 'latency_target needs applied_hardware'),
     (dict(arc_learning_rate=0), 'arc_learning_rate must be a positive number'),
     (dict(binary_mode='three'), "binary_mode must be 'two' or 'full_v2'"),

@@ -28,8 +28,8 @@ from nni_proxyless.retiarii import RetiariiMigrationError, basic_unit, fixed_arc
 from nni_proxyless.retiarii.experiment.pytorch import WEB_UI_ENV, RetiariiExeConfig, RetiariiExperiment
 
 from conftest import digits_datasets
-from test_webui import (NNICTL, _forget_experiments, _free_port, _metrics, _rest, _wait_for,
-                        experiments_root)  # noqa: F401  (experiments_root is a fixture)
+from webui_tools import (NNICTL, experiments_root, forget_experiments, free_port, metric_records, rest,
+                         wait_for)  # noqa: F401  (experiments_root is a fixture)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / 'examples' / 'retiarii_style.py'
 QUIET = dict(limit_train_batches=4, limit_val_batches=2, accelerator='cpu', enable_progress_bar=False, logger=False,
@@ -119,9 +119,9 @@ def searched(tmp_path_factory):
     root = tmp_path_factory.mktemp('retiarii').resolve()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(WEB_UI_ENV, 'off')
-        retiarii = _retiarii_search(root, port=_free_port())
+        retiarii = _retiarii_search(root, port=free_port())
     yield retiarii, _native_search(root)
-    _forget_experiments(root)
+    forget_experiments(root)
 
 
 # --- tests ----------------------------------------------------------------------------------------
@@ -154,17 +154,17 @@ def test_model_wrapper_gives_2x_labels_stable_across_instances():
 
 def test_run_with_port_shows_the_search_in_nni_web_ui(experiments_root):
     """exp.run(config, port): a trial with a report per epoch and a final one, under config's name and folder."""
-    exp = _retiarii_search(experiments_root, port=_free_port(), name='retiarii-webui-test')
+    exp = _retiarii_search(experiments_root, port=free_port(), name='retiarii-webui-test')
     ui = exp.web_ui
     assert ui is not None and ui.experiment_dir.parent == experiments_root
-    port = _free_port()
+    port = free_port()
     subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(port)], capture_output=True, timeout=60,
                    check=True)
     try:
-        assert _rest(port, 'experiment')['params']['experimentName'] == 'retiarii-webui-test'
-        job = _wait_for(lambda: _rest(port, 'trial-jobs'), 10, 'the search trial')[0]
+        assert rest(port, 'experiment')['params']['experimentName'] == 'retiarii-webui-test'
+        job = wait_for(lambda: rest(port, 'trial-jobs'), 10, 'the search trial')[0]
         assert job['status'] == 'SUCCEEDED'
-        records = _metrics(port)
+        records = metric_records(port)
         assert [r['type'] for r in records].count('PERIODICAL') == 2
         final = [r['data'] for r in records if r['type'] == 'FINAL']
         assert final == [pytest.approx(exp.strategy.oneshot_module.reports[-1])]

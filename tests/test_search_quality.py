@@ -1,4 +1,4 @@
-"""Statistical claims, over several seeds: the search finds a planted optimum and a searched depth."""
+"""Statistical claims, over several seeds: the search finds a planted optimum (in both binary modes) and a depth."""
 
 from __future__ import annotations
 
@@ -12,15 +12,21 @@ from conftest import digits_evaluator, run_search
 from planted import DegradingSpace, PlantedSpace, Zero
 
 
-def test_planted_optimum_found_in_nine_of_ten_seeds(tmp_path):
-    """10 seeds x 10 epochs on digits: the exported top-1 is the planted architecture at least 9 times."""
+def _planted_found(seeds: int, tmp_path, **options) -> int:
+    """In how many of ``seeds`` searches (10 epochs on digits each) the exported top-1 is the planted architecture."""
     solved = 0
-    for seed in range(10):
+    for seed in range(seeds):
         torch.manual_seed(seed)
         space = PlantedSpace(plant_seed=100 + seed)
-        strategy = Proxyless(arch_update_every=1, seed=seed)
+        strategy = Proxyless(arch_update_every=1, seed=seed, **options)
         exp = run_search(space, strategy, digits_evaluator(epochs=10), tmp_path / str(seed))
         solved += exp.export_top_models(top_k=1, formatter='dict')[0] == space.planted_architecture()
+    return solved
+
+
+def test_planted_optimum_found_in_nine_of_ten_seeds(tmp_path):
+    """10 seeds x 10 epochs on digits: the exported top-1 is the planted architecture at least 9 times."""
+    solved = _planted_found(10, tmp_path)
     assert solved >= 9, f'planted optimum exported in {solved}/10 seeds'
 
 
@@ -40,6 +46,13 @@ def test_degraded_planted_optimum_converges_at_the_default_settings(tmp_path):
     assert solved >= 9, f'planted optimum exported and settled in {solved}/10 seeds'
 
 
+def test_full_v2_search_finds_the_planted_optimum(tmp_path):
+    """binary_mode='full_v2' (gates on every candidate), 5 seeds x 10 epochs on digits: the exported top-1 is the
+    planted architecture at least 4 times (a random export would be right 1 time in 27)."""
+    solved = _planted_found(5, tmp_path, binary_mode='full_v2')
+    assert solved >= 4, f'planted optimum exported in {solved}/5 seeds'
+
+
 class DepthSpace(ModelSpace):
     """Depth 0, 1 or 2 of blocks that erase their input: only depth 0 keeps the signal."""
 
@@ -54,10 +67,12 @@ class DepthSpace(ModelSpace):
 
 
 def test_repeat_depth_is_searched(tmp_path):
-    """Over 3 seeds the depth distribution moves to the only depth that carries the signal."""
+    """Over 3 seeds x 3 epochs (architecture learning rate 0.03), the depth that keeps the signal ends above
+    probability 0.6 every time, from the uniform 1/3."""
+    moved = 0
     for seed in range(3):
         torch.manual_seed(seed)
-        strategy = Proxyless(arch_update_every=1, seed=seed)
+        strategy = Proxyless(arch_update_every=1, arc_learning_rate=0.03, seed=seed)
         run_search(DepthSpace(), strategy, digits_evaluator(epochs=3), tmp_path / str(seed))
-        probs = strategy.arch.probs('depth')
-        assert probs.argmax().item() == 0 and probs[0] > 0.35, probs
+        moved += strategy.arch.probs('depth')[0].item() > 0.6
+    assert moved == 3, f'depth 0 above 0.6 in {moved}/3 seeds'

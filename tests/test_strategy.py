@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import nni
 import pytest
 import torch
 from torch import nn
@@ -11,7 +10,7 @@ from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, Repeat
 from nni_proxyless import Architecture, Proxyless
 from nni_proxyless.training import ProxylessModule
 
-from conftest import ConvSpace, digits_datasets, digits_evaluator, run_search
+from conftest import ConvSpace, digits_datasets, digits_evaluator, nni_reports, run_search
 
 
 class Counting(nn.Linear):
@@ -81,20 +80,35 @@ def test_architecture_step_computes_no_weight_gradient(tmp_path, monkeypatch):
     assert all(logit.abs().sum() > 0 for logit in strategy.arch.parameters())
 
 
+class InputsRecorded(MixedSpace):
+    """MixedSpace that records, in each weight step, the InputChoice's candidate inputs and its output."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x.flatten(1)))
+        x = torch.relu(self.layer(x))
+        candidates = [torch.relu(branch(x)) for branch in self.branches]
+        y = self.inputs(candidates)
+        if self.training and not self.inputs.selection('inputs').is_gated:  # architecture steps are gated
+            self.records.append(([c.detach() for c in candidates], y.detach()))
+        return self.head(self.repeat(y))
+
+
 def test_input_choice_of_two_uses_two_inputs(tmp_path):
-    """InputChoice(n_chosen=2): a weight step sums two distinct inputs; the export names two inputs."""
-    space = MixedSpace()
+    """InputChoice(n_chosen=2): every weight step of a real search sums exactly two distinct inputs (which two
+    varies); the export names two inputs."""
+    space = InputsRecorded()
     strategy = Proxyless(arch_update_every=2, seed=1)
     run_search(space, strategy, digits_evaluator(epochs=1, limit_train_batches=6, limit_val_batches=0), tmp_path)
-    op = space.inputs
-    inputs = [torch.full((1, 2), float(10 ** i)) for i in range(3)]
-    for step in range(5):
-        chosen = strategy.arch.sample(step)['inputs']
-        strategy.arch.routing.set({'inputs': chosen})
-        assert len(set(chosen.active)) == 2
-        assert op(inputs).sum().item() == sum(2 * 10 ** i for i in chosen.active)
-    exported = exp_dict = strategy.top_architectures(1)[0]
-    assert len(exp_dict['inputs']) == 2 and len(set(exported['inputs'])) == 2
+    pairs = [[(i, j) for i, j in [(0, 1), (0, 2), (1, 2)] if torch.equal(candidates[i] + candidates[j], output)]
+             for candidates, output in space.records]
+    assert len(pairs) == 6 and all(len(matching) == 1 for matching in pairs)   # one pair matches each step
+    assert len({matching[0] for matching in pairs}) > 1                        # the pair is sampled, not fixed
+    exported = strategy.top_architectures(1)[0]
+    assert len(exported['inputs']) == 2 and len(set(exported['inputs'])) == 2
 
 
 def test_exports_rebuild_with_model_space_freeze(tmp_path):
@@ -126,15 +140,11 @@ def test_instance_export_equals_supernet_on_argmax_path(tmp_path):
 
 def test_final_result_is_validation_accuracy_of_the_export(tmp_path, monkeypatch):
     """NNI gets per-epoch and final reports: the exported architecture's validation accuracy, plus the entropy."""
-    reports = {'intermediate': [], 'final': []}
-    for kind in reports:
-        original = getattr(nni, f'report_{kind}_result')
-        monkeypatch.setattr(nni, f'report_{kind}_result',
-                            lambda metric, _o=original, _k=kind: reports[_k].append(metric) or _o(metric))
+    reports = nni_reports(monkeypatch)
     strategy = Proxyless(arch_update_every=1, seed=4)
     exp = run_search(ConvSpace(), strategy, digits_evaluator(epochs=2), tmp_path)
-    assert len(reports['intermediate']) == 2 and len(reports['final']) == 1
-    final = reports['final'][0]
+    assert len(reports['PERIODICAL']) == 2 and len(reports['FINAL']) == 1
+    final = reports['FINAL'][0]
     assert final['entropy'] == pytest.approx(strategy.arch.entropy(), rel=1e-6)
     subnet = exp.export_top_models(formatter='instance')[0].eval()
     _, val = digits_datasets()

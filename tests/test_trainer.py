@@ -6,43 +6,14 @@ import argparse
 import json
 import logging
 
-import nni
 import pytest
 import torch
 from torch import nn
 
 from nni_proxyless.ops import MixedOp
 from nni_proxyless.trainer import ProxylessTrainer
-from sklearn.datasets import load_digits
-
-from conftest import ConvSpace
-
-
-class LabelSmoothingLoss(nn.Module):
-    """Cross-entropy against targets smoothed by ``smoothing`` (the seed example's loss)."""
-
-    def __init__(self, smoothing: float = 0.1):
-        super().__init__()
-        self.smoothing = smoothing
-
-    def forward(self, logits, target):
-        log_p = torch.log_softmax(logits, dim=-1)
-        soft = torch.full_like(log_p, self.smoothing / (logits.shape[-1] - 1))
-        soft.scatter_(-1, target[:, None], 1 - self.smoothing)
-        return -(soft * log_p).sum(-1).mean()
-
-
-def accuracy(output, target, topk=(1,)):
-    """Top-k accuracies as NNI 2.x's example computed them: ``{'acc1': ..., 'acc5': ...}``."""
-    top = output.topk(max(topk), dim=1).indices
-    return {f'acc{k}': (top[:, :k] == target[:, None]).any(1).float().mean().item() for k in topk}
-
-
-def digits() -> torch.utils.data.Dataset:
-    """All 1797 digits as (1x8x8 image in [0, 1], label) pairs."""
-    x, y = load_digits(return_X_y=True)
-    return torch.utils.data.TensorDataset(torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 16,
-                                          torch.tensor(y))
+from _common import LabelSmoothingLoss, accuracy, digits
+from conftest import ConvSpace, nni_reports
 
 
 @pytest.fixture(autouse=True)
@@ -104,8 +75,7 @@ def test_step_logs_show_loss_metrics_and_latency(caplog):
 
 def test_final_report_is_the_exported_architectures_accuracy_on_the_second_half(monkeypatch):
     """NNI's final result holds the metrics of the exported architecture on the dataset's second half."""
-    reported = []
-    monkeypatch.setattr(nni, 'report_final_result', reported.append)
+    reported = nni_reports(monkeypatch)['FINAL']
     model = ConvSpace()
     trainer = _trainer(model, metrics=lambda output, target: accuracy(output, target, topk=(1, 5)))
     trainer.train()

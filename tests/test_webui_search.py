@@ -13,8 +13,8 @@ from nni_proxyless import Proxyless
 from nni_proxyless.webui import WebUI
 
 from conftest import ConvSpace, digits_evaluator, run_search
-from test_webui import (ARTIFACTS, CHROMEDRIVER, CHROMIUM, NNICTL, _free_port, _metrics, _rest, _wait_for,
-                        _WebDriver, experiments_root)  # noqa: F401  (experiments_root is a fixture)
+from webui_tools import (ARTIFACTS, CHROMEDRIVER, CHROMIUM, NNICTL, WebDriver, experiments_root, free_port,
+                         metric_records, rest, wait_for)  # noqa: F401  (experiments_root is a fixture)
 
 FIGURES = {'default', 'entropy', 'expected_latency_MFLOPs', 'argmax_latency_MFLOPs'}
 
@@ -28,20 +28,20 @@ def _search(workdir: Path, web_ui=None):
 
 
 def _show_in_browser(url: str, trial_id: str, final: float, profile: Path) -> None:
-    browser = _WebDriver(profile)
+    browser = WebDriver(profile)
     try:
         browser.command('POST', '/url', {'url': f'{url}/oview'})
-        _wait_for(lambda: browser.shows(trial_id, f'{final:.6f}'), 30, f'overview with trial {trial_id}, {final}')
+        wait_for(lambda: browser.shows(trial_id, f'{final:.6f}'), 30, f'overview with trial {trial_id}, {final}')
         browser.screenshot(ARTIFACTS / 'webui_search_overview.png')
     finally:
         browser.quit()
 
 
 def _show_trials_in_browser(url: str, trial_ids: list[str], profile: Path) -> None:
-    browser = _WebDriver(profile)
+    browser = WebDriver(profile)
     try:
         browser.command('POST', '/url', {'url': f'{url}/detail'})
-        _wait_for(lambda: browser.shows(*trial_ids), 30, f'trials detail page with trials {trial_ids}')
+        wait_for(lambda: browser.shows(*trial_ids), 30, f'trials detail page with trials {trial_ids}')
         browser.screenshot(ARTIFACTS / 'webui_retrain_trials.png')
     finally:
         browser.quit()
@@ -49,20 +49,20 @@ def _show_trials_in_browser(url: str, trial_ids: list[str], profile: Path) -> No
 
 def test_search_in_web_ui_then_nnictl_view(experiments_root, tmp_path):
     """The search is a trial with a report per epoch and a final one; nnictl view reopens it; plots are saved."""
-    ui = WebUI(_free_port(), experiment_dir=str(experiments_root), experiment_name='proxyless-search-test')
+    ui = WebUI(free_port(), experiment_dir=str(experiments_root), experiment_name='proxyless-search-test')
     strategy, exported = _search(tmp_path / 'with-ui', web_ui=ui)
     assert {p.name for p in (ui.experiment_dir / 'plots').glob('*.png')} == {
         'probabilities.png', 'curves.png', 'top_k.png'}
     listing = subprocess.run([str(NNICTL), 'experiment', 'list', '--all'], capture_output=True, text=True,
                              timeout=60, check=True).stdout
     assert ui.experiment_id in listing
-    port = _free_port()
+    port = free_port()
     subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(port)], capture_output=True, timeout=60,
                    check=True)
     try:
-        job = _wait_for(lambda: _rest(port, 'trial-jobs'), 10, 'the search trial')[0]
+        job = wait_for(lambda: rest(port, 'trial-jobs'), 10, 'the search trial')[0]
         assert job['status'] == 'SUCCEEDED'
-        records = _metrics(port)
+        records = metric_records(port)
         periodical = [r['data'] for r in records if r['type'] == 'PERIODICAL']
         final = [r['data'] for r in records if r['type'] == 'FINAL']
         assert len(periodical) == 3 and all(FIGURES <= set(r) for r in periodical) and len(final) == 1
@@ -88,19 +88,19 @@ def test_port_in_use_fails_before_training(experiments_root, tmp_path):
 def test_top_k_retrained_as_further_trials(experiments_root, tmp_path):
     """With retrain_top_k=2 the experiment has the search and two retrain trials, in order, each with a report
     per epoch; each retrain trial's final result is its own architecture's, trained from fresh weights."""
-    ui = WebUI(_free_port(), experiment_dir=str(experiments_root), retrain_top_k=2)
+    ui = WebUI(free_port(), experiment_dir=str(experiments_root), retrain_top_k=2)
     strategy, exported = _search(tmp_path, web_ui=ui)
     assert [r['trial'] for r in strategy.retrained] == ['retrain top-1', 'retrain top-2']
     assert [dict(r['architecture']) for r in strategy.retrained] == [arch for arch, _ in exported[:2]]
-    port = _free_port()
+    port = free_port()
     subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(port)], capture_output=True, timeout=60,
                    check=True)
     try:
-        jobs = sorted(_wait_for(lambda: _rest(port, 'trial-jobs'), 10, 'the trials'), key=lambda j: j['sequenceId'])
+        jobs = sorted(wait_for(lambda: rest(port, 'trial-jobs'), 10, 'the trials'), key=lambda j: j['sequenceId'])
         names = [json.loads(job['hyperParameters'][0])['parameters']['trial'] for job in jobs]
         assert names == ['search', 'retrain top-1', 'retrain top-2']
         assert all(job['status'] == 'SUCCEEDED' for job in jobs)
-        records = _metrics(port)
+        records = metric_records(port)
         for job, retrained, (_, probability) in zip(jobs[1:], strategy.retrained, exported):
             mine = [r for r in records if r['trialJobId'] == job['trialJobId']]
             periodical = [r['data'] for r in mine if r['type'] == 'PERIODICAL']
@@ -116,7 +116,7 @@ def test_top_k_retrained_as_further_trials(experiments_root, tmp_path):
 
 def test_fresh_subnet_has_new_weights(tmp_path):
     """The retrained subnet has the exported architecture's modules but not the supernet's trained weights."""
-    from nni_proxyless.retrain_trials import fresh_subnet
+    from nni_proxyless.webui.retrain import fresh_subnet
     torch.manual_seed(0)
     strategy = Proxyless(seed=0)
     space = ConvSpace()

@@ -1,5 +1,7 @@
 """Read nn-Meter's legacy scikit-learn 0.23.1 random-forest predictors, without scikit-learn.
 
+One forest per file; the folders of nn-Meter's predictor packages are :mod:`._nnmeter_files`' business.
+
 nn-Meter 2.0 stores each kernel latency predictor as the ``pickle.dump`` of a fitted
 ``sklearn.ensemble._forest.RandomForestRegressor`` written by scikit-learn 0.23.1. Current scikit-learn
 cannot load them (nn-Meter issue #131): the pickled tree nodes have 7 fields (56 bytes) while
@@ -28,7 +30,6 @@ invalidate.
 
 from __future__ import annotations
 
-import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ['LegacyForest', 'PredictorPackage', 'load_legacy_forest', 'load_predictor_folder']
+__all__ = ['LegacyForest', 'load_legacy_forest']
 
 _LEAF = -1  # sklearn's TREE_LEAF: child index of a leaf
 _NODE_FIELDS = ('left_child', 'right_child', 'feature', 'threshold')
@@ -250,51 +251,3 @@ def load_legacy_forest(path: str | Path) -> LegacyForest:
     trees = tuple(_read_tree(est, n_features, n_outputs, f'estimators_[{i}]', path)
                   for i, est in enumerate(estimators))
     return LegacyForest(n_features, n_outputs, str(state.get('_sklearn_version', 'unknown')), path, trees)
-
-
-@dataclass(frozen=True)
-class PredictorPackage:
-    """The contents of one nn-Meter predictor folder.
-
-    Attributes:
-        kernels: Kernel name (file stem, e.g. 'conv-bn-relu') -> its forest.
-        fusion_rules: Parsed ``fusion_rules.json`` (rule name -> {'obey': ...}), or {} if the file is absent.
-    """
-
-    kernels: dict[str, LegacyForest]
-    fusion_rules: dict[str, Any]
-
-
-def load_predictor_folder(folder: str | Path) -> PredictorPackage:
-    """Read every ``<kernel>.pkl`` of an nn-Meter predictor folder, e.g. ``.../cortexA76cpu_tflite21/``.
-
-    Args:
-        folder: The folder holding the ``.pkl`` files and, optionally, ``fusion_rules.json``.
-
-    Returns:
-        The kernels' forests (keyed by file stem, sorted) and the fusion rules.
-
-    Raises:
-        FileNotFoundError: If the folder does not exist or holds no ``.pkl`` file.
-        NotADirectoryError: If ``folder`` is a file.
-        pickle.UnpicklingError, ValueError: As ``load_legacy_forest``, naming the bad file.
-    """
-    folder = Path(folder)
-    if not folder.exists():
-        raise FileNotFoundError(f'nn-Meter predictor folder not found: {folder}')
-    if not folder.is_dir():
-        raise NotADirectoryError(f'nn-Meter predictor folder is not a directory: {folder}')
-    files = sorted(folder.glob('*.pkl'))
-    if not files:
-        raise FileNotFoundError(f'no <kernel>.pkl predictor files in {folder}')
-    kernels = {file.stem: load_legacy_forest(file) for file in files}
-    rules_file = folder / 'fusion_rules.json'
-    rules: Any = {}
-    if rules_file.exists():
-        try:
-            rules = json.loads(rules_file.read_text(encoding='utf-8'))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f'{rules_file}: not valid JSON: {exc}') from exc
-        if not isinstance(rules, dict):
-            raise ValueError(f'{rules_file}: expected a JSON object, got {type(rules).__name__}')
-    return PredictorPackage(kernels, rules)

@@ -1,4 +1,5 @@
-"""Where an nn-Meter predictor package is: a given folder or ``.zip``, nn-Meter's data folder, or a download.
+"""nn-Meter predictor packages: where one is (a given folder or ``.zip``, nn-Meter's data folder, a download), and
+reading its folder (one legacy forest per kernel, :mod:`._legacy_forest`, and ``fusion_rules.json``).
 
 nn-Meter 2.0 downloads ``<device>.zip`` from its GitHub release and unpacks it into ``<data folder>/predictor/``,
 giving ``<data folder>/predictor/<device>/`` with one ``<kernel>.pkl`` per kernel and ``fusion_rules.json``; the
@@ -10,6 +11,7 @@ downloads only when asked to.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -17,9 +19,14 @@ import stat
 import tempfile
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-__all__ = ['locate_predictor', 'nnmeter_data_folder', 'extract_zip', 'DEVICE_KERNELS', 'DOWNLOAD_URL']
+from ._legacy_forest import LegacyForest, load_legacy_forest
+
+__all__ = ['PredictorPackage', 'load_predictor_folder', 'locate_predictor', 'nnmeter_data_folder', 'extract_zip',
+           'DEVICE_KERNELS', 'DOWNLOAD_URL']
 
 _logger = logging.getLogger('nni.proxyless')
 
@@ -207,3 +214,51 @@ def _download(device: str, root: Path, timeout: float) -> Path:
     finally:
         part.unlink(missing_ok=True)
     return root / device
+
+
+@dataclass(frozen=True)
+class PredictorPackage:
+    """The contents of one nn-Meter predictor folder.
+
+    Attributes:
+        kernels: Kernel name (file stem, e.g. 'conv-bn-relu') -> its forest.
+        fusion_rules: Parsed ``fusion_rules.json`` (rule name -> {'obey': ...}), or {} if the file is absent.
+    """
+
+    kernels: dict[str, LegacyForest]
+    fusion_rules: dict[str, Any]
+
+
+def load_predictor_folder(folder: str | Path) -> PredictorPackage:
+    """Read every ``<kernel>.pkl`` of an nn-Meter predictor folder, e.g. ``.../cortexA76cpu_tflite21/``.
+
+    Args:
+        folder: The folder holding the ``.pkl`` files and, optionally, ``fusion_rules.json``.
+
+    Returns:
+        The kernels' forests (keyed by file stem, sorted) and the fusion rules.
+
+    Raises:
+        FileNotFoundError: If the folder does not exist or holds no ``.pkl`` file.
+        NotADirectoryError: If ``folder`` is a file.
+        pickle.UnpicklingError, ValueError: As ``load_legacy_forest``, naming the bad file.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f'nn-Meter predictor folder not found: {folder}')
+    if not folder.is_dir():
+        raise NotADirectoryError(f'nn-Meter predictor folder is not a directory: {folder}')
+    files = sorted(folder.glob('*.pkl'))
+    if not files:
+        raise FileNotFoundError(f'no <kernel>.pkl predictor files in {folder}')
+    kernels = {file.stem: load_legacy_forest(file) for file in files}
+    rules_file = folder / 'fusion_rules.json'
+    rules: Any = {}
+    if rules_file.exists():
+        try:
+            rules = json.loads(rules_file.read_text(encoding='utf-8'))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f'{rules_file}: not valid JSON: {exc}') from exc
+        if not isinstance(rules, dict):
+            raise ValueError(f'{rules_file}: expected a JSON object, got {type(rules).__name__}')
+    return PredictorPackage(kernels, rules)

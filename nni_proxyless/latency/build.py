@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from .. import _checks
 from ..arch import ArchParameters, Selection
 from ..ops import MixedOp, MixedRepeat
 from ..supernet import build_supernet, model_defined_hooks
@@ -122,10 +123,7 @@ def _mutated_copy(model_space: nn.Module) -> nn.Module:
 def _dummy_tensor(dummy_input: Sequence[int] | torch.Tensor, supernet: nn.Module) -> torch.Tensor:
     if isinstance(dummy_input, torch.Tensor):
         return dummy_input.detach()
-    shape = tuple(dummy_input)
-    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
-        raise ValueError(f'dummy_input must be a shape of positive integers such as (1, 3, 224, 224), '
-                         f'got {dummy_input!r}.')
+    shape = _checks.shape('dummy_input', dummy_input)
     parameter = next(supernet.parameters(), None)
     return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(
         parameter.device if parameter is not None else 'cpu')

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -11,11 +10,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from .. import _checks
 from .build import build_latency_table, hardware_kind
 from .predictors import create_predictor
 from .loss import OFFICIAL_PARAMS, LatencyLoss, LatencyObjective
+from .table import LatencyTable
 
-__all__ = ['LatencyConfig']
+__all__ = ['LatencyConfig', 'check_target_reachable']
 
 _logger = logging.getLogger('nni.proxyless')
 
@@ -41,12 +42,10 @@ class LatencyConfig:
         """
         params = loss_params if loss_params is not None else dict(OFFICIAL_PARAMS.get(loss_type, {}))
         loss = LatencyLoss(loss_type, params, ref_latency)
-        _check_dummy_input(dummy_input)
-        if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
-                                   or not target > 0 or not math.isfinite(target)):
-            raise ValueError(f'latency_target must be a positive number of milliseconds or None, got {target!r}.')
-        if options is not None and not isinstance(options, dict):
-            raise ValueError(f'predictor_options must be a dict, got {options!r}.')
+        if not isinstance(dummy_input, torch.Tensor):
+            dummy_input = _checks.shape('dummy_input', dummy_input)
+        target = _checks.number('latency_target', target, positive=True, optional=True, unit='milliseconds')
+        _checks.mapping('predictor_options', options, optional=True)
         if hardware is None:
             if target is not None:
                 raise ValueError('latency_target needs applied_hardware (where latency comes from).')
@@ -62,22 +61,24 @@ class LatencyConfig:
     def build(self, supernet: nn.Module) -> LatencyObjective:
         """The objective the architecture step adds, with the supernet's latency table."""
         table = build_latency_table(supernet, self.hardware, self.dummy_input, **self.options)
-        low, _ = table.bounds()
-        if self.target is not None and self.target < low:
-            _logger.warning('latency_target %.3f %s is below the fastest architecture of the space (%.3f %s); '
-                            'it cannot be met.', self.target, table.unit, low, table.unit)
+        if self.target is not None:
+            check_target_reachable(table, self.target)
         return LatencyObjective(table, self.loss)
 
 
-def _check_dummy_input(dummy_input: Any) -> None:
-    if isinstance(dummy_input, torch.Tensor):
-        return
-    if (not isinstance(dummy_input, (tuple, list)) or not dummy_input
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dummy_input)):
-        raise ValueError(f'dummy_input must be an input shape of positive integers such as (1, 3, 224, 224), '
-                         f'or a tensor; got {dummy_input!r}.')
+def check_target_reachable(table: LatencyTable, target: float) -> None:
+    """Refuse a ``latency_target`` that no architecture of the table's space can meet.
+
+    Raises:
+        ValueError: naming the target, the unit, the fastest architecture's predicted latency and the fix.
+    """
+    fastest, _ = table.bounds()
+    if fastest > target:
+        raise ValueError(f'latency_target={target:g} {table.unit} cannot be met: the fastest architecture of the '
+                         f'space is predicted at {fastest:.4g} {table.unit} (or more) on {table.hardware}. Set '
+                         f'latency_target to at least {fastest:.4g} {table.unit}, or to None for no limit.')
 
 
 def _check_hardware(hardware: Any) -> None:
     if hardware_kind(hardware) == 'file' and not os.path.isfile(hardware):
-        raise ValueError(f'applied_hardware={str(hardware)!r}: no such latency table file.')
+        _checks.fail('applied_hardware', 'an existing latency table file (.json)', str(hardware))

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
+from .. import _checks
 from ..arch import ArchParameters, Selection
 from .table import LatencyTable
 
@@ -51,19 +52,18 @@ class LatencyLoss:
     ref_latency: float
 
     def __post_init__(self) -> None:
-        if self.kind not in _REQUIRED:
-            raise ValueError(f"grad_reg_loss_type must be 'mul#log', 'add#linear' or None, got {self.kind!r}.")
-        params = self.params if self.params is not None else {}
-        if not isinstance(params, dict):
-            raise ValueError(f'grad_reg_loss_params must be a dict, got {params!r}.')
-        for name in _REQUIRED[self.kind]:
-            value = params.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f'grad_reg_loss_type={self.kind!r} needs grad_reg_loss_params[{name!r}] (a number); '
-                                 f'got {params!r}. The official values are {OFFICIAL_PARAMS[self.kind]}.')
-        ref = self.ref_latency
-        if isinstance(ref, bool) or not isinstance(ref, (int, float)) or not ref > 0 or not math.isfinite(ref):
-            raise ValueError(f'ref_latency must be a positive number of milliseconds, got {ref!r}.')
+        _checks.one_of('grad_reg_loss_type', self.kind, tuple(_REQUIRED))
+        params = _checks.mapping('grad_reg_loss_params', self.params, optional=True) or {}
+        missing = [name for name in _REQUIRED[self.kind] if name not in params]
+        if missing:
+            raise ValueError(f'grad_reg_loss_type={self.kind!r} needs grad_reg_loss_params with '
+                             f'{_listed(_REQUIRED[self.kind])}; missing {_listed(missing)} (got {self.params!r}). '
+                             f'The official values are {OFFICIAL_PARAMS[self.kind]}.')
+        numbers = {name: _checks.number(f'grad_reg_loss_params[{name!r}]', params[name])
+                   for name in _REQUIRED[self.kind]}
+        ref = _checks.number('ref_latency', self.ref_latency, positive=True, unit='milliseconds')
+        object.__setattr__(self, 'params', {**params, **numbers})  # plain floats, whatever numeric type was given
+        object.__setattr__(self, 'ref_latency', ref)
         if self.kind == 'mul#log' and ref <= 1:
             raise ValueError(f"grad_reg_loss_type='mul#log' compares log(latency) with log(ref_latency); with "
                              f'ref_latency={ref} ms (<= 1 ms) the ratio divides by zero or inverts. Use '
@@ -80,6 +80,10 @@ class LatencyLoss:
         if self.kind == 'add#linear':
             return task_loss + self.params['lambda'] * (expected - self.ref_latency) / self.ref_latency
         return task_loss
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ', '.join(repr(name) for name in names)
 
 
 class LatencyObjective(nn.Module):

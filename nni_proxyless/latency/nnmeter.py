@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ._legacy_forest import PredictorPackage, load_predictor_folder
-from ._nnmeter_files import locate_predictor
+from .. import _checks
+from ._nnmeter_files import PredictorPackage, load_predictor_folder, locate_predictor
 from ._nnmeter_graph import UnsupportedOpError, record_ops
 from ._nnmeter_kernels import DEFAULT_RULES, FusionRules, Kernel, detect_kernels
 from .protocol import ModuleCall
@@ -79,19 +79,15 @@ class NnMeterPredictor:
     def __init__(self, device: str, *, predictor_dir: str | os.PathLike | None = None, allow_download: bool = False,
                  download_timeout: float = 60.0, cache_dir: str | os.PathLike | None = None,
                  unsupported: str = 'error') -> None:
-        if device not in NN_METER_DEVICES:
-            raise ValueError(f'Unknown nn-Meter device {device!r}; nn-Meter has {", ".join(NN_METER_DEVICES)}.')
-        if unsupported not in ('error', 'ignore'):
-            raise ValueError(f"unsupported must be 'error' or 'ignore', got {unsupported!r}.")
-        if isinstance(download_timeout, bool) or not isinstance(download_timeout, (int, float)) \
-                or not download_timeout > 0:
-            raise ValueError(f'download_timeout must be a positive number of seconds, got {download_timeout!r}.')
+        _checks.one_of('device', device, NN_METER_DEVICES)
+        _checks.one_of('unsupported', unsupported, ('error', 'ignore'))
+        download_timeout = _checks.number('download_timeout', download_timeout, positive=True, unit='seconds')
         from .measure import default_cache_dir
         self.device = device
         self.description = f'nn-Meter {device}'
         self.unsupported = unsupported
         self.folder = locate_predictor(
-            device, predictor_dir, allow_download=allow_download, download_timeout=float(download_timeout),
+            device, predictor_dir, allow_download=allow_download, download_timeout=download_timeout,
             cache_dir=Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir() / 'nn-meter')
         self._package, self._rules = _load_package(device, self.folder)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
-import torch
 from torch import nn
 from nni.mutable import Mutable, SampleValidationError
 from nni.nas.nn.pytorch import Repeat

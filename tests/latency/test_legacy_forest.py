@@ -1,83 +1,79 @@
-"""Tests for nni_proxyless.latency._legacy_forest against the legacy nn-Meter fixture.
+"""The legacy forest reader (``nni_proxyless.latency._legacy_forest``) on forests in scikit-learn 0.23.1's layout.
 
-The fixture folder is ``$NNI_PROXYLESS_FIXTURES`` if set, else ``<repo>/../shared/fixtures``; tests that need
-it skip, naming the path, when it is absent.
+The forests are fitted here and written as scikit-learn 0.23.1 pickled them (``legacy_forests.py``); scikit-learn's
+own ``predict`` on the fitted forests is the reference.
 """
 
-import hashlib
-import json
 import os
 import pickle
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.exceptions import InconsistentVersionWarning
 
-from nni_proxyless.latency._legacy_forest import LegacyForest, load_legacy_forest, load_predictor_folder
+from nni_proxyless.latency._legacy_forest import load_legacy_forest
+from nni_proxyless.latency._nnmeter_files import load_predictor_folder
 
-FIXTURES = Path(os.environ.get('NNI_PROXYLESS_FIXTURES')
-                or Path(__file__).resolve().parents[2].parent / 'shared' / 'fixtures')
-REFERENCE_FILE = FIXTURES / 'nnmeter_legacy_reference.json'
-PREDICTOR_DIR = FIXTURES / 'nnmeter_legacy_predictor' / 'cortexA76cpu_tflite21'
-MISSING = '(fixture missing)'
-KERNELS = sorted(json.loads(REFERENCE_FILE.read_text())['kernels']) if REFERENCE_FILE.is_file() else [MISSING]
+from legacy_forests import FEATURES, device_kernels, nnmeter_package  # noqa: F401  (a fixture)
 
-
-@pytest.fixture(scope='module')
-def reference() -> dict:
-    """The reference JSON's per-kernel entries; skips when the fixture is absent."""
-    if not (REFERENCE_FILE.is_file() and PREDICTOR_DIR.is_dir()):
-        pytest.skip(f'legacy nn-Meter fixture not found at {FIXTURES} (set NNI_PROXYLESS_FIXTURES)')
-    return json.loads(REFERENCE_FILE.read_text())['kernels']
+DEVICE = 'cortexA76cpu_tflite21'
 
 
-@pytest.fixture(scope='module')
-def forests(reference: dict) -> dict[str, LegacyForest]:
-    """Every kernel's forest, loaded once per module through the folder loader."""
-    return load_predictor_folder(PREDICTOR_DIR).kernels
+def _rows(n_features: int, count: int = 40, seed: int = 0) -> np.ndarray:
+    """Feature rows spread over the forests' training range and beyond it, with some exact repeats."""
+    rng = np.random.default_rng(seed)
+    rows = np.exp(rng.uniform(-1.0, 8.5, size=(count, n_features)))
+    rows[::7] = np.round(rows[::7])
+    return rows
 
 
-@pytest.mark.parametrize('kernel', KERNELS)
-def test_fixture_file_is_the_reference_bytes(kernel: str, reference: dict) -> None:
-    """Each fixture .pkl has the sha256 the reference records, so the tests read the intended bytes."""
-    entry = reference[kernel]
-    data = (FIXTURES / entry['file']).read_bytes()
-    assert hashlib.sha256(data).hexdigest() == entry['sha256']
+@pytest.mark.parametrize('kernel', sorted(FEATURES))
+def test_predictions_equal_scikit_learns_exactly(kernel, nnmeter_package):
+    """Read from its legacy pickle, each kernel's forest predicts what scikit-learn predicts, bit for bit."""
+    forest = load_legacy_forest(next(nnmeter_package.folder.glob(f'*/{kernel}.pkl')))
+    fitted = nnmeter_package.forests[kernel]
+    rows = _rows(FEATURES[kernel])
+    assert forest.n_features == FEATURES[kernel] and forest.n_estimators == len(fitted.estimators_)
+    assert forest.sklearn_version == '0.23.1'
+    predictions = forest.predict(rows)
+    assert predictions.dtype == np.float64 and predictions.shape == (len(rows),)
+    assert predictions.tolist() == fitted.predict(rows).tolist()  # exact float64 equality, not approx
 
 
-@pytest.mark.parametrize('kernel', KERNELS)
-def test_predictions_equal_reference_exactly(kernel: str, reference: dict) -> None:
-    """A forest loaded from its legacy pickle reproduces the original forest's predictions bit for bit."""
-    entry = reference[kernel]
-    forest = load_legacy_forest(FIXTURES / entry['file'])
-    assert forest.n_features == entry['n_features']
-    assert forest.n_estimators == entry['n_estimators']
-    predictions = forest.predict(entry['features'])
-    assert predictions.dtype == np.float64 and predictions.shape == (len(entry['features']),)
-    assert predictions.tolist() == entry['predictions']  # exact float64 equality, not approx
+def test_current_scikit_learn_cannot_load_the_files(nnmeter_package):
+    """The files are in the legacy layout: a plain pickle.load on current scikit-learn fails as nn-Meter #131 says."""
+    data = (nnmeter_package.folder / DEVICE / 'conv-bn-relu.pkl').read_bytes()
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ValueError, match='incompatible dtype'):
+        warnings.simplefilter('always')
+        pickle.loads(data)
+    assert any(issubclass(warning.category, InconsistentVersionWarning) for warning in caught)
 
 
-@pytest.mark.parametrize('kernel', KERNELS)
-def test_batched_prediction_equals_row_by_row(kernel: str, reference: dict, forests: dict) -> None:
-    """Predicting all 20 reference rows in one call gives the same values as 20 one-row calls."""
-    rows = reference[kernel]['features']
-    forest = forests[kernel]
-    batched = forest.predict(rows)
-    one_by_one = np.concatenate([forest.predict([row]) for row in rows])
-    assert len(batched) == len(rows) == 20
-    assert batched.tolist() == one_by_one.tolist()
+def test_batched_prediction_equals_row_by_row(nnmeter_package):
+    """Predicting many rows in one call gives the same values as one call per row."""
+    forest = load_legacy_forest(nnmeter_package.folder / DEVICE / 'dwconv-bn-relu.pkl')
+    rows = _rows(7, count=25, seed=3)
+    assert forest.predict(rows).tolist() == np.concatenate([forest.predict([row]) for row in rows]).tolist()
 
 
-def test_folder_loads_every_kernel_and_fusion_rules(reference: dict) -> None:
-    """The folder loader keys forests by kernel name (file stem) and returns fusion_rules.json alongside."""
-    package = load_predictor_folder(PREDICTOR_DIR)
-    assert sorted(package.kernels) == sorted(reference)
-    assert json.loads((PREDICTOR_DIR / 'fusion_rules.json').read_text()) == package.fusion_rules
-    assert package.fusion_rules['BF_conv_bn']['obey'] is True
-    for kernel, entry in reference.items():
-        assert package.kernels[kernel].n_features == entry['n_features']
+def test_folder_loads_every_kernel_and_fusion_rules(nnmeter_package):
+    """The folder reader keys forests by kernel name (file stem) and returns fusion_rules.json alongside."""
+    for device, kernels in device_kernels().items():
+        package = load_predictor_folder(nnmeter_package.folder / device)
+        assert sorted(package.kernels) == sorted(kernels)
+        assert all(package.kernels[kernel].n_features == FEATURES[kernel] for kernel in kernels)
+    assert package.fusion_rules['BF_conv_bn'] == {'obey': True} and package.fusion_rules['MON'] == {'obey': False}
+
+
+def test_wrong_feature_count_is_named(nnmeter_package):
+    """Rows of the wrong width are refused, naming the file and the expected shape."""
+    forest = load_legacy_forest(nnmeter_package.folder / DEVICE / 'fc.pkl')
+    with pytest.raises(ValueError, match=r'fc\.pkl: expected features of shape \(n, 4\), got \(1, 3\)'):
+        forest.predict([[1.0, 2.0, 3.0]])
 
 
 class _Payload:

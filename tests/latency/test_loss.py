@@ -30,8 +30,9 @@ def test_none_is_the_task_loss():
 
 
 @pytest.mark.parametrize('kind,params,ref,message', [
-    ('mul#log', {'alpha': 0.2}, 20.0, r"needs grad_reg_loss_params\['beta'\]"),
-    ('add#linear', {}, 20.0, r"needs grad_reg_loss_params\['lambda'\]"),
+    ('mul#log', {'alpha': 0.2}, 20.0, r"needs grad_reg_loss_params with 'alpha', 'beta'; missing 'beta'"),
+    ('add#linear', {}, 20.0, r"needs grad_reg_loss_params with 'lambda'; missing 'lambda'"),
+    ('add#linear', {'lambda': True}, 20.0, r"grad_reg_loss_params\['lambda'\] must be a finite number, got True"),
     ('add#log', {}, 20.0, "grad_reg_loss_type must be"),
     ('add#linear', {'lambda': 0.1}, 0.0, 'ref_latency must be a positive number'),
     ('mul#log', {'alpha': 0.2, 'beta': 0.3}, 0.8, 'divides by zero or inverts'),

@@ -1,16 +1,14 @@
 """Tests for NnMeterPredictor: kernel decomposition, batched prediction, finding the predictors, refusals.
 
-The predictor fixture (synthetic forests in nn-Meter's real format) is ``$NNI_PROXYLESS_FIXTURES`` if set, else
-``<repo>/../shared/fixtures``; tests that need it skip, naming the path, when it is absent. Expected feature rows
+The predictor packages are written by ``legacy_forests.py`` (forests fitted here, in nn-Meter's real file format);
+scikit-learn's ``predict`` on those forests gives the expected kernel latencies. Expected feature rows
 are derived by hand from nn-Meter 2.0's formulas (``params = cout * (k*k*cin + 1)``, ``flops = 2 * h/s * h/s *
 params``; depthwise ``params = cout * (k*k + 1)``; fc ``flop = (2*cin + 1) * cout``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import pickle
 import shutil
 import time
@@ -27,24 +25,15 @@ from nni_proxyless.latency import _nnmeter_files
 from nni_proxyless.latency._legacy_forest import LegacyForest, load_legacy_forest
 from nni_proxyless.latency.nnmeter import NnMeterPredictor, UnsupportedOpError
 
-FIXTURES = Path(os.environ.get('NNI_PROXYLESS_FIXTURES')
-                or Path(__file__).resolve().parents[2].parent / 'shared' / 'fixtures')
-PACKAGE = FIXTURES / 'nnmeter_legacy_predictor'
+from legacy_forests import Package, nnmeter_package  # noqa: F401  (a fixture)
+
 DEVICE = 'cortexA76cpu_tflite21'
 
 
 @pytest.fixture(scope='module')
-def reference() -> dict:
-    """The reference JSON's per-kernel entries (features and exact predictions); skips when absent."""
-    if not (PACKAGE / DEVICE).is_dir():
-        pytest.skip(f'legacy nn-Meter fixture not found at {FIXTURES} (set NNI_PROXYLESS_FIXTURES)')
-    return json.loads((FIXTURES / 'nnmeter_legacy_reference.json').read_text())['kernels']
-
-
-@pytest.fixture(scope='module')
-def predictor(reference: dict) -> NnMeterPredictor:
-    """The fixture's cortexA76cpu_tflite21 predictor, through the public registry."""
-    return create_predictor(DEVICE, predictor_dir=PACKAGE)
+def predictor(nnmeter_package: Package) -> NnMeterPredictor:
+    """The cortexA76cpu_tflite21 predictor on the generated forests, through the public registry."""
+    return create_predictor(DEVICE, predictor_dir=nnmeter_package.folder)
 
 
 def _rows(predictor: NnMeterPredictor, module: nn.Module, *shape: int) -> list[tuple[str, tuple]]:
@@ -149,10 +138,11 @@ def test_pools_and_concat(predictor):
         ('maxpool', (56, 24, 24, 3, 2)), ('avgpool', (56, 24, 24, 3, 2)), ('concat', (28, 2, 24, 24, 0, 0))]
 
 
-def test_prediction_is_the_sum_of_the_reference_forests(predictor, reference):
-    """A MobileNet stem+block and a classifier head predict the sums of the reference's exact kernel predictions."""
+def test_prediction_is_the_sum_of_the_kernel_forests(predictor, nnmeter_package):
+    """A MobileNet stem+block and a classifier head predict the sums of scikit-learn's predictions of their kernels'
+    hand-computed rows."""
     def reference_ms(kernel: str, row: list) -> float:
-        return reference[kernel]['predictions'][reference[kernel]['features'].index(row)]
+        return float(nnmeter_package.forests[kernel].predict([row])[0])
 
     body = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6(),   # stem at 224
                          nn.Conv2d(32, 32, 3, 1, 1, groups=32, bias=False), nn.BatchNorm2d(32), nn.ReLU6(),
@@ -190,11 +180,11 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_hub_proxylessnas_table_orders_small_below_large(reference, one_thread):
+def test_hub_proxylessnas_table_orders_small_below_large(nnmeter_package, one_thread):
     """NNI's hub ProxylessNAS builds a table offline; a shallow k3e3 net predicts below a deep k7e6 one."""
     from nni.nas.hub.pytorch import ProxylessNAS
     table = build_latency_table(ProxylessNAS(num_labels=10, width_mult=0.35), DEVICE, (1, 3, 64, 64),
-                                predictor_dir=PACKAGE)
+                                predictor_dir=nnmeter_package.folder)
     assert table.unit == 'ms' and table.hardware == f'nn-Meter {DEVICE}'
     small = {label: 1 if label.endswith('_depth') else 'k3e3' for label in table.labels}
     large = {label: 4 if label.endswith('_depth') else 'k7e6' for label in table.labels}
@@ -226,9 +216,9 @@ def test_unsupported_op_is_refused_naming_module_and_path(predictor, module, sha
     assert all(part in str(error.value) for part in named)
 
 
-def test_unsupported_ignore_counts_zero_and_logs(reference, caplog):
+def test_unsupported_ignore_counts_zero_and_logs(nnmeter_package, caplog):
     """With unsupported='ignore' the unknown op costs 0 ms and the log names it and where it ran."""
-    lenient = create_predictor(DEVICE, predictor_dir=PACKAGE, unsupported='ignore')
+    lenient = create_predictor(DEVICE, predictor_dir=nnmeter_package.folder, unsupported='ignore')
     conv = nn.Conv2d(3, 8, 3)
     x = torch.randn(1, 3, 16, 16)
     with caplog.at_level(logging.WARNING, logger='nni.proxyless'):
@@ -238,21 +228,17 @@ def test_unsupported_ignore_counts_zero_and_logs(reference, caplog):
     assert 'interpolate x1' in caplog.text and '1 (Upsample)' in caplog.text
 
 
-def test_missing_kernel_predictor_counts_zero_like_nn_meter(reference, tmp_path, caplog):
+def test_missing_kernel_predictor_counts_zero_like_nn_meter(nnmeter_package, caplog):
     """A device package without an fc predictor (the Adreno GPUs) prices Linear at 0 ms and logs it."""
-    gpu = tmp_path / 'adreno640gpu_tflite21'
-    gpu.mkdir()
-    for kernel in _nnmeter_files.DEVICE_KERNELS['adreno640gpu_tflite21']:
-        shutil.copy(PACKAGE / DEVICE / f'{kernel}.pkl', gpu)
-    predictor = create_predictor('adreno640gpu_tflite21', predictor_dir=tmp_path)
+    predictor = create_predictor('adreno640gpu_tflite21', predictor_dir=nnmeter_package.folder)
     with caplog.at_level(logging.WARNING, logger='nni.proxyless'):
         assert predictor.predict([ModuleCall(nn.Linear(64, 10), (torch.randn(1, 64),), {})]) == [0.0]
     assert 'fc x1' in caplog.text and 'no predictor' in caplog.text
 
 
-def test_pickle_naming_a_class_outside_the_allow_list_is_refused(reference, tmp_path):
+def test_pickle_naming_a_class_outside_the_allow_list_is_refused(nnmeter_package, tmp_path):
     """A predictor_dir whose .pkl names a global outside the loader's allow-list is refused when loading."""
-    folder = shutil.copytree(PACKAGE / DEVICE, tmp_path / DEVICE)
+    folder = shutil.copytree(nnmeter_package.folder / DEVICE, tmp_path / DEVICE)
     (folder / 'relu.pkl').write_bytes(pickle.dumps(print))  # a pickle naming builtins.print
     with pytest.raises(pickle.UnpicklingError, match='refused global builtins.print'):
         NnMeterPredictor(DEVICE, predictor_dir=tmp_path)
@@ -265,21 +251,21 @@ def _zip_folder(folder: Path, archive: Path, prefix: str) -> Path:
     return archive
 
 
-def test_zip_predictor_dir_is_extracted_once_into_the_cache(reference, tmp_path):
+def test_zip_predictor_dir_is_extracted_once_into_the_cache(nnmeter_package, tmp_path):
     """predictor_dir may be nn-Meter's downloaded <device>.zip: extracted under cache_dir, then loaded."""
-    archive = _zip_folder(PACKAGE / DEVICE, tmp_path / f'{DEVICE}.zip', f'{DEVICE}/')
+    archive = _zip_folder(nnmeter_package.folder / DEVICE, tmp_path / f'{DEVICE}.zip', f'{DEVICE}/')
     first = NnMeterPredictor(DEVICE, predictor_dir=archive, cache_dir=tmp_path / 'cache')
     second = NnMeterPredictor(DEVICE, predictor_dir=tmp_path, cache_dir=tmp_path / 'cache')  # <dir>/<device>.zip
     assert first.folder == second.folder and first.folder.is_relative_to(tmp_path / 'cache')
     assert first.folder.name == DEVICE and len(list(first.folder.glob('*.pkl'))) == 16
-    for forest in (first.folder / 'fc.pkl', PACKAGE / DEVICE / 'fc.pkl'):
-        assert load_legacy_forest(forest).predict([[1280, 1000, 1.2805, 2.561]]).tolist() == \
-            reference['fc']['predictions'][:1]
+    row = [[1280, 1000, 1.2805, 2.561]]
+    assert load_legacy_forest(first.folder / 'fc.pkl').predict(row).tolist() == \
+        nnmeter_package.forests['fc'].predict(row).tolist()
 
 
-def test_zip_member_escaping_the_folder_is_refused(reference, tmp_path):
+def test_zip_member_escaping_the_folder_is_refused(nnmeter_package, tmp_path):
     """A zip member with '..' in its path is refused before anything is extracted."""
-    archive = _zip_folder(PACKAGE / DEVICE, tmp_path / f'{DEVICE}.zip', f'{DEVICE}/')
+    archive = _zip_folder(nnmeter_package.folder / DEVICE, tmp_path / f'{DEVICE}.zip', f'{DEVICE}/')
     with zipfile.ZipFile(archive, 'a') as zipped:
         zipped.writestr('../escaped.pkl', b'not a pickle')
     with pytest.raises(ValueError, match='refusing to extract'):
@@ -287,10 +273,10 @@ def test_zip_member_escaping_the_folder_is_refused(reference, tmp_path):
     assert not (tmp_path / 'escaped.pkl').exists() and not list((tmp_path / 'cache').glob('*/*'))
 
 
-def test_download_only_when_allowed_into_nn_meter_data_folder(reference, tmp_path, monkeypatch):
+def test_download_only_when_allowed_into_nn_meter_data_folder(nnmeter_package, tmp_path, monkeypatch):
     """allow_download=True fetches <device>.zip (here a file:// URL) into nn-Meter's data folder; a failure is clear."""
     monkeypatch.setenv('HOME', str(tmp_path / 'home'))
-    _zip_folder(PACKAGE / DEVICE, tmp_path / f'{DEVICE}.zip', f'{DEVICE}/')
+    _zip_folder(nnmeter_package.folder / DEVICE, tmp_path / f'{DEVICE}.zip', f'{DEVICE}/')
     monkeypatch.setattr(_nnmeter_files, 'DOWNLOAD_URL', f'file://{tmp_path}/missing/{{device}}.zip')
     with pytest.raises(ConnectionError, match='predictor_dir'):
         NnMeterPredictor(DEVICE, allow_download=True, download_timeout=5)

@@ -9,7 +9,6 @@ from torch import nn
 
 from nni.nas.nn.pytorch import Cell, ModelSpace, Repeat
 from nni_proxyless.arch import ArchParameters
-from nni_proxyless.ops import MixedCell
 from nni_proxyless.routing import Selection
 from nni_proxyless.supernet import build_supernet
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import nni
 import pytest
 import torch
-from torch import nn
 from torch.autograd.functional import jacobian
 from torch.utils.flop_counter import FlopCounterMode
 
-from nni.mutable import frozen_context
 from nni.nas.nn.pytorch import ModelSpace, MutableConv2d, MutableLinear
 from nni_proxyless.arch import ArchParameters
 from nni_proxyless.ops.subnet import subnet_of

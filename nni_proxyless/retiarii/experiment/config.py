@@ -19,6 +19,7 @@ from typing import Any, List, Optional
 from nni.experiment.config import ExperimentConfig, utils
 from nni.nas.experiment import NasExperimentConfig
 
+from ... import _checks
 from .._errors import RetiariiMigrationError
 
 __all__ = ['RetiariiExeConfig']
@@ -80,7 +81,7 @@ class RetiariiExeConfig(ExperimentConfig):
                 "Proxyless, or NNI 3.0's NasExperiment with NasExperimentConfig('ts', 'graph', 'local') for "
                 'multi-trial graph-based search (see docs/migrating.md).')
         if name not in (ONE_SHOT, PYTHON):
-            raise ValueError(f"execution_engine must be 'oneshot' or 'py', got {engine!r}.")
+            _checks.fail('execution_engine', f'{ONE_SHOT!r} or {PYTHON!r}', engine)
         return name
 
     def to_nas_config(self, one_shot: bool) -> NasExperimentConfig:

@@ -25,6 +25,7 @@ from nni.nas.experiment import NasExperiment
 from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 
+from ... import _checks
 from ...strategy import Proxyless
 from ...webui import WebUI
 from .._errors import RetiariiMigrationError
@@ -175,10 +176,8 @@ class RetiariiExperiment(NasExperiment):
                 "export_top_models(formatter='code') is not supported in NNI 3.0: it printed the code of 2.x's graph "
                 "execution engine, which Python model spaces no longer use. Use instead: formatter='dict' and "
                 "model_space.freeze(arch) (or formatter='instance' for the model itself); see docs/migrating.md.")
-        if formatter not in ('dict', 'instance'):
-            raise ValueError(f"formatter must be 'dict' or 'instance', got {formatter!r}.")
-        if optimize_mode not in ('maximize', 'minimize'):
-            raise ValueError(f"optimize_mode must be 'maximize' or 'minimize', got {optimize_mode!r}.")
+        _checks.one_of('formatter', formatter, ('dict', 'instance'))
+        _checks.one_of('optimize_mode', optimize_mode, ('maximize', 'minimize'))
         return super().export_top_models(top_k, formatter=formatter)
 
     def _attach_web_ui(self, port: int | None) -> None:

@@ -1,14 +1,8 @@
-"""The relay trial of :class:`nni_proxyless.webui.WebUI` (run as ``python -m nni_proxyless._webui_relay``).
+"""The relay trial of :class:`nni_proxyless.webui.WebUI` (run as ``python -m nni_proxyless.webui._relay``).
 
 NNI's local training service launches this module for each trial of the experiment. It asks NNI for its
 parameters (the trial's name: ``search``, ``retrain top-1``, ...), connects to the user's process on
-``127.0.0.1:<port>``, introduces itself with the token it was given, its name and NNI trial id, then reads
-one JSON object per line and acts on it::
-
-    {"type": "intermediate", "metrics": {...}}  ->  nni.report_intermediate_result(metrics), reply {"ok": true}
-    {"type": "final", "metrics": {...}}         ->  nni.report_final_result(metrics), reply {"ok": true}
-    {"type": "log", "text": "..."}              ->  print it (the trial's log), reply {"ok": true}
-    {"type": "done", "failed": false|true}      ->  exit 0 (trial SUCCEEDED) or 1 (trial FAILED)
+``127.0.0.1:<port>``, introduces itself, then reports what it is sent to NNI (see :mod:`._protocol`).
 
 If the connection closes without ``done`` the user's process has gone away: the relay asks the NNI manager
 to stop the experiment (so no manager is left running either) and exits with status 3.
@@ -16,12 +10,13 @@ to stop the experiment (so no manager is left running either) and exits with sta
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import sys
 import urllib.request
 
 import nni
+
+from . import _protocol as protocol
 
 __all__ = ['main']
 
@@ -30,7 +25,7 @@ _EXIT_INTERRUPTED = 130
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m nni_proxyless._webui_relay')
+    parser = argparse.ArgumentParser(prog='python -m nni_proxyless.webui._relay')
     parser.add_argument('--port', type=int, required=True, help="the user's process listens here (127.0.0.1)")
     parser.add_argument('--token', required=True, help='proves to the user process who is connecting')
     parser.add_argument('--manager-port', type=int, required=True, help="NNI manager's REST port")
@@ -50,20 +45,20 @@ def _serve(conn: socket.socket, manager_port: int) -> int:
     """Forward messages until told the search is done; return the trial's exit status."""
     with conn.makefile('rb') as reader:
         for line in reader:
-            message = json.loads(line)
+            message = protocol.decode(line)
             kind = message.get('type')
-            if kind == 'done':
+            if kind == protocol.DONE:
                 return 1 if message.get('failed') else 0
-            if kind == 'intermediate':
+            if kind == protocol.INTERMEDIATE:
                 nni.report_intermediate_result(message['metrics'])
-            elif kind == 'final':
+            elif kind == protocol.FINAL:
                 nni.report_final_result(message['metrics'])
-            elif kind == 'log':
+            elif kind == protocol.LOG:
                 print(message['text'], flush=True)
             else:
-                conn.sendall(json.dumps({'ok': False, 'error': f'unknown message {kind!r}'}).encode() + b'\n')
+                conn.sendall(protocol.reply(f'unknown message {kind!r}'))
                 continue
-            conn.sendall(b'{"ok": true}\n')
+            conn.sendall(protocol.reply())
     print('relay: the search process closed the connection without saying it was done; '
           'stopping the NNI experiment', file=sys.stderr, flush=True)
     _stop_manager(manager_port)
@@ -75,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         parameters = nni.get_next_parameter() or {}  # NNI requires it before any report
-        hello = {'token': args.token, 'trial': parameters.get('trial', 'search'), 'trial_id': nni.get_trial_id()}
+        hello = protocol.hello(args.token, parameters.get('trial', protocol.SEARCH_TRIAL), nni.get_trial_id())
         with socket.create_connection(('127.0.0.1', args.port), timeout=30) as conn:
             conn.settimeout(None)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.sendall(json.dumps(hello).encode() + b'\n')
+            conn.sendall(protocol.encode(hello))
             print(f'relay: connected to the search process on 127.0.0.1:{args.port}', flush=True)
             return _serve(conn, args.manager_port)
     except KeyboardInterrupt:  # NNI stops trials with SIGINT

@@ -1,58 +1,33 @@
-"""Show a search that runs in this process in NNI's own manager and web UI.
+"""The :class:`WebUI`: a real NNI experiment, with manager and web UI, showing what this process reports.
 
-NNI 3.0 runs one-shot strategies in the user's process and starts no NNI manager, so ``nnictl`` and the
-web UI show nothing. :class:`WebUI` starts a real NNI experiment (local training service) whose trial is a
-small relay (``python -m nni_proxyless._webui_relay``). The search keeps running here and
-sends its metrics to the relay over a localhost TCP connection; the relay hands them to NNI with
-``nni.report_intermediate_result`` / ``nni.report_final_result``. The experiment is then an ordinary NNI
-experiment: listed by ``nnictl experiment list``, reopened by ``nnictl view <id>``.
-
-With ``retrain_top_k=k`` the experiment has ``k`` more trials, ``retrain top-1`` ... ``retrain top-k`` (NNI's
-grid-search tuner hands out the trial names in order, as the trials' parameters): after the search,
-:meth:`next_trial` ends the current relay trial and connects the next one, and the same calls report the
-retraining of one exported architecture, so the web UI compares the retrained architectures side by side.
-
-Why TCP rather than a file the relay tails: the connection doubles as the start-up handshake (the relay
-is ready when it connects) and as a liveness signal both ways. When this process dies, however abruptly,
-the kernel closes the socket and the relay stops the experiment and exits; when the relay dies, the next
-report fails at once instead of writing to a file nobody reads.
+It starts the experiment (local training service) whose trials are relays (:mod:`._relay`), waits for the relay
+trial to connect to this process (:mod:`._connection`), sends it the metrics to report, and stops everything it
+started when done, failed or interrupted (:mod:`._processes`). A little over 300 lines: one class, the lifetime
+of one experiment, whose parts (start-up, trials, reports, shutdown) share its state.
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
-import os
-import secrets
-import shlex
-import socket
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import psutil
-from nni.experiment import Experiment, ExperimentConfig, RunMode
+from nni.experiment import Experiment, RunMode
+
+from .. import _checks
+from . import _experiment, _processes, _protocol as protocol
+from ._connection import RelayLink
 
 __all__ = ['WebUI', 'WebUIError']
 
 _logger = logging.getLogger('nni.proxyless.webui')
 
-_RELAY_MODULE = 'nni_proxyless._webui_relay'
-_PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # the relay's working directory: `-m` finds us
-_ENDED = {'SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED', 'EARLY_STOPPED'}
-_ACK_TIMEOUT = 30.0
 _STOP_TIMEOUT = 30.0
-SEARCH_TRIAL = 'search'
-
-
-def retrain_trial(rank: int) -> str:
-    """The name (NNI parameter ``trial``) of the trial that retrains the ``rank``-th exported architecture."""
-    return f'retrain top-{rank}'
 
 
 class WebUIError(RuntimeError):
@@ -70,7 +45,7 @@ class WebUI:
             The :attr:`experiment_dir` property is this experiment's own folder inside it.
         startup_timeout: Seconds :meth:`start` (and :meth:`next_trial`) wait for a relay trial to connect.
         retrain_top_k: After the search, retrain this many of the top architectures from scratch, each as a
-            further trial of the experiment (``Proxyless`` does it; see :mod:`nni_proxyless.retrain_trials`).
+            further trial of the experiment (``Proxyless`` does it; see :mod:`nni_proxyless.webui.retrain`).
             Default 0.
         retrain_evaluator: The evaluator that retrains them; ``None`` (default) rebuilds the search's
             evaluator from its constructor arguments (same trainer settings and data, fresh state).
@@ -88,23 +63,14 @@ class WebUI:
     def __init__(self, port: int = 8080, *, experiment_name: str = 'proxyless',
                  experiment_dir: str | None = None, startup_timeout: float = 60, retrain_top_k: int = 0,
                  retrain_evaluator: Any = None) -> None:
-        if not 0 < port < 65536:
-            raise ValueError(f'port must be in 1..65535, got {port}')
-        if startup_timeout <= 0:
-            raise ValueError(f'startup_timeout must be positive, got {startup_timeout}')
-        if isinstance(retrain_top_k, bool) or not isinstance(retrain_top_k, int) or retrain_top_k < 0:
-            raise ValueError(f'retrain_top_k must be an integer >= 0, got {retrain_top_k!r}')
-        self._port = port
-        self._timeout = float(startup_timeout)
-        self.retrain_top_k, self.retrain_evaluator = retrain_top_k, retrain_evaluator
+        self._port = _checks.port('port', port)
+        self._timeout = _checks.number('startup_timeout', startup_timeout, positive=True, unit='seconds')
+        self.retrain_top_k = _checks.integer('retrain_top_k', retrain_top_k, low=0)
+        self.retrain_evaluator = retrain_evaluator
         self._root = Path(experiment_dir or '~/nni-experiments').expanduser().resolve()
-        trials = [SEARCH_TRIAL] + [retrain_trial(rank) for rank in range(1, retrain_top_k + 1)]
-        self._experiment = Experiment(_base_config(experiment_name, self._root, trials))
-        self._token = secrets.token_hex(16)
+        self._experiment = Experiment(_experiment.experiment_config(experiment_name, self._root, self.retrain_top_k))
+        self._link = RelayLink()
         self._lock = threading.Lock()
-        self._listener: socket.socket | None = None
-        self._conn: socket.socket | None = None
-        self._reader: Any = None
         self._manager: psutil.Process | None = None
         self._state = 'new'  # -> 'running' -> 'stopped'
         self._trial_name: str | None = None  # the connected relay trial's name and NNI id
@@ -145,11 +111,15 @@ class WebUI:
         """
         if self._state != 'new':
             raise WebUIError(f'this WebUI was already started (state: {self._state})')
-        _ensure_port_free(self._port)
+        busy = _processes.port_in_use(self._port)
+        if busy is not None:
+            raise WebUIError(f'Port {self._port} is already in use ({busy}), so NNI\'s web UI cannot listen on it. '
+                             f'Choose another port, e.g. WebUI(port={self._port + 1}), or stop what is using port '
+                             f'{self._port}.')
         self._state = 'starting'
         atexit.register(self._teardown, True)
         try:
-            self._listen()
+            self._link.listen()
             self._start_manager()
             self._wait_for_relay()
         except BaseException:
@@ -175,10 +145,9 @@ class WebUI:
             WebUIError: If the web UI is not running, or no further trial connects within ``startup_timeout``.
         """
         with self._lock:
-            if self._state != 'running' or self._conn is None:
+            if self._state != 'running' or not self._link.connected:
                 raise WebUIError(f'The web UI is not running (state: {self._state}); call start() first')
             self._finish_relay(False)
-            self._conn = self._reader = None
             self._state = 'starting'
         self._wait_for_relay()
         self._state = 'running'
@@ -191,7 +160,7 @@ class WebUI:
         Raises:
             WebUIError: If the web UI is not running or the relay is gone.
         """
-        self._send({'type': 'log', 'text': str(text)})
+        self._send({'type': protocol.LOG, 'text': str(text)})
 
     def report_intermediate(self, metrics: dict[str, Any]) -> None:
         """Report an intermediate result (e.g. one epoch) to NNI.
@@ -204,7 +173,7 @@ class WebUI:
             ValueError: If ``metrics`` has no ``'default'``.
             WebUIError: If the web UI is not running or the relay is gone.
         """
-        self._send({'type': 'intermediate', 'metrics': _clean_metrics(metrics)})
+        self._send({'type': protocol.INTERMEDIATE, 'metrics': protocol.clean_metrics(metrics)})
 
     def report_final(self, metrics: dict[str, Any]) -> None:
         """Report the final result of the search to NNI.
@@ -215,7 +184,7 @@ class WebUI:
         Raises:
             TypeError, ValueError, WebUIError: As for :meth:`report_intermediate`.
         """
-        self._send({'type': 'final', 'metrics': _clean_metrics(metrics)})
+        self._send({'type': protocol.FINAL, 'metrics': protocol.clean_metrics(metrics)})
 
     def stop(self, *, failed: bool = False) -> None:
         """End the relay trial (as FAILED if ``failed``), stop NNI's manager and everything it started.
@@ -232,59 +201,34 @@ class WebUI:
 
     # --- start-up -------------------------------------------------------------------------------
 
-    def _listen(self) -> None:
-        self._listener = socket.create_server(('127.0.0.1', 0))
-        self._listener.settimeout(0.5)
-
     def _start_manager(self) -> None:
-        assert self._listener is not None and self._experiment.config is not None
-        relay_port = self._listener.getsockname()[1]
-        self._experiment.config.trial_command = ' '.join(shlex.quote(part) for part in [
-            sys.executable, '-m', _RELAY_MODULE, '--port', str(relay_port),
-            '--token', self._token, '--manager-port', str(self._port)])
+        assert self._experiment.config is not None
+        self._experiment.config.trial_command = _experiment.relay_command(self._link.port, self._link.token,
+                                                                          self._port)
         try:
-            with _stdin_withheld():
+            with _processes.stdin_withheld():
                 self._experiment.start(self._port, run_mode=RunMode.Detach)  # our own atexit stops it
         except Exception as exc:
             raise WebUIError(f'NNI manager failed to start on port {self._port}: {exc}. '
                              + self._logs('nnimanager.log', 'nnictl_stderr.log')) from exc
         finally:
-            self._manager = _find_manager(self.experiment_id)
+            self._manager = _processes.find_manager(self.experiment_id)
 
     def _wait_for_relay(self) -> None:
-        assert self._listener is not None
         deadline = time.monotonic() + self._timeout
         while True:
             self._check_startup()
             if time.monotonic() > deadline:
                 raise WebUIError(f'The relay trial did not connect within {self._timeout:g} s '
                                  f'(startup_timeout). {self._where_to_look()}')
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            if self._handshake(conn, deadline):
+            hello = self._link.accept(deadline - time.monotonic())
+            if hello is not None:
+                self._trial_name = str(hello.get('trial', protocol.SEARCH_TRIAL))
+                self._trial_id = hello.get('trial_id')
                 return
 
-    def _handshake(self, conn: socket.socket, deadline: float) -> bool:
-        conn.settimeout(max(deadline - time.monotonic(), 1.0))
-        reader = conn.makefile('rb')
-        try:
-            hello = json.loads(reader.readline() or b'null')
-        except (OSError, ValueError):
-            hello = None
-        if not isinstance(hello, dict) or not secrets.compare_digest(str(hello.get('token')), self._token):
-            _logger.warning('Ignored a connection that did not present the relay token')
-            reader.close()
-            conn.close()
-            return False
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._conn, self._reader = conn, reader
-        self._trial_name, self._trial_id = str(hello.get('trial', SEARCH_TRIAL)), hello.get('trial_id')
-        return True
-
     def _check_startup(self) -> None:
-        if not _alive(self._manager):
+        if not _processes.alive(self._manager):
             raise WebUIError('NNI manager exited during start-up. '
                              + self._logs('nnimanager.log', 'nnictl_stderr.log'))
         status = None
@@ -294,7 +238,7 @@ class WebUI:
             raise WebUIError(f'NNI experiment {self.experiment_id} failed during start-up. '
                              + self._logs('nnimanager.log', 'dispatcher.log'))
         trial = self._trial()
-        if trial is not None and trial.status in _ENDED:
+        if trial is not None and trial.status in _experiment.ENDED:
             raise WebUIError(f'The relay trial ended ({trial.status}) before connecting. {self._where_to_look()}')
 
     def _where_to_look(self) -> str:
@@ -326,17 +270,11 @@ class WebUI:
 
     def _send(self, message: dict[str, Any]) -> None:
         with self._lock:
-            if self._state != 'running' or self._conn is None:
+            if self._state != 'running' or not self._link.connected:
                 raise WebUIError(f'The web UI is not running (state: {self._state}); call start() first')
-            try:
-                self._conn.settimeout(_ACK_TIMEOUT)
-                self._conn.sendall(json.dumps(message).encode() + b'\n')
-                reply = json.loads(self._reader.readline() or b'null')
-            except (OSError, ValueError):
-                reply = None
-            if not isinstance(reply, dict) or not reply.get('ok'):
-                detail = reply.get('error') if isinstance(reply, dict) else 'no reply'
-                raise WebUIError(f'The relay trial did not accept the metrics ({detail}). {self._where_to_look()}')
+            problem = self._link.send(message)
+            if problem is not None:
+                raise WebUIError(f'The relay trial did not accept the metrics ({problem}). {self._where_to_look()}')
 
     # --- shutdown -------------------------------------------------------------------------------
 
@@ -345,30 +283,20 @@ class WebUI:
         atexit.unregister(self._teardown)
         with self._lock:
             self._state = 'stopped'
-            if self._conn is not None:
+            if self._link.connected:
                 self._finish_relay(failed)
-            if self._listener is not None:
-                self._listener.close()  # a relay still starting up now fails to connect and exits
-            leftovers = _family(self._manager)  # manager, tuner, relay: whatever survives the stop is killed
-            if self._manager is None or _alive(self._manager):  # never started: stop() just ends NNI's logging
+            self._link.close()
+            leftovers = _processes.family(self._manager)  # manager, tuner, relay: what survives the stop is killed
+            if self._manager is None or _processes.alive(self._manager):  # never started: just end NNI's logging
                 self._stop_experiment()
-            _kill_all(leftovers)
+            _processes.kill_all(leftovers)
 
     def _finish_relay(self, failed: bool) -> None:
-        assert self._conn is not None
-        try:
-            self._conn.settimeout(10)
-            self._conn.sendall(json.dumps({'type': 'done', 'failed': failed}).encode() + b'\n')
-            self._reader.read()  # returns at EOF: the relay has exited
-        except OSError as exc:
-            _logger.warning('Relay did not confirm the end of the search: %s', exc)
-        finally:
-            self._reader.close()
-            self._conn.close()
+        self._link.finish(failed)
         deadline = time.monotonic() + 10  # let the manager record SUCCEEDED/FAILED before it stops
         while time.monotonic() < deadline:
             trial = self._trial()
-            if trial is None or trial.status in _ENDED:
+            if trial is None or trial.status in _experiment.ENDED:
                 break
             time.sleep(0.25)
         if self._trial_id is not None:
@@ -381,107 +309,5 @@ class WebUI:
         stopper.join(_STOP_TIMEOUT)
         if stopper.is_alive():
             _logger.warning('NNI manager did not stop within %g s; killing it', _STOP_TIMEOUT)
-            _kill_all(_family(self._manager))
+            _processes.kill_all(_processes.family(self._manager))
             stopper.join(5)
-
-
-def _base_config(name: str, root: Path, trials: list[str]) -> ExperimentConfig:
-    config = ExperimentConfig('local')
-    config.experiment_name = name
-    config.experiment_working_directory = str(root)
-    config.search_space = {'trial': {'_type': 'choice', '_value': trials}}  # each trial's name, in order
-    config.tuner.name = 'GridSearch'
-    config.trial_concurrency = 1
-    config.max_trial_number = len(trials)
-    config.trial_code_directory = str(_PACKAGE_PARENT)
-    return config
-
-
-def _ensure_port_free(port: int) -> None:
-    """Bind the port the way NNI's manager (Node.js) will: all interfaces, IPv4 and IPv6, SO_REUSEADDR."""
-    dualstack = socket.has_dualstack_ipv6()
-    try:
-        probe = socket.create_server(('', port), family=socket.AF_INET6 if dualstack else socket.AF_INET,
-                                     dualstack_ipv6=dualstack)
-    except OSError as exc:
-        raise WebUIError(f'Port {port} is already in use ({exc.strerror}), so NNI\'s web UI cannot listen on it. '
-                         f'Choose another port, e.g. WebUI(port={port + 1}), or stop what is using port {port}.'
-                         ) from None
-    probe.close()
-
-
-@contextlib.contextmanager
-def _stdin_withheld() -> Iterator[None]:
-    """Give the processes started meanwhile /dev/null as standard input.
-
-    NNI's launcher lets its manager (Node.js) inherit our stdin, and Node.js makes that shared pipe or
-    terminal non-blocking: ``input()`` or ``pdb`` in this process would fail while the web UI runs.
-    """
-    try:
-        saved = os.dup(0)
-    except OSError:  # no stdin to protect
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    try:
-        os.dup2(devnull, 0)
-        yield
-    finally:
-        os.dup2(saved, 0)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _clean_metrics(metrics: dict[str, Any]) -> dict[str, float | str]:
-    if not isinstance(metrics, dict):
-        raise TypeError(f'metrics must be a dict, got {type(metrics).__name__}')
-    if 'default' not in metrics:
-        raise ValueError(f"metrics must have a 'default' entry (the value NNI plots), got keys {sorted(metrics)}")
-    clean: dict[str, float | str] = {}
-    for key, value in metrics.items():
-        try:
-            clean[str(key)] = value if isinstance(value, str) and key != 'default' else float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f'metric {key!r} must be a number, got {type(value).__name__}') from None
-    return clean
-
-
-def _find_manager(experiment_id: str) -> psutil.Process | None:
-    """The NNI manager (node) process this process started for ``experiment_id``."""
-    for child in psutil.Process().children():
-        try:
-            cmdline = child.cmdline()
-        except psutil.Error:
-            continue
-        if '--experiment-id' in cmdline and experiment_id in cmdline:
-            return child
-    return None
-
-
-def _alive(process: psutil.Process | None) -> bool:
-    try:
-        return process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _family(process: psutil.Process | None) -> list[psutil.Process]:
-    """``process`` and all its descendants."""
-    if process is None:
-        return []
-    try:
-        return [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return [process]
-
-
-def _kill_all(processes: list[psutil.Process]) -> None:
-    alive = [p for p in processes if p.is_running()]  # zombies included: waiting reaps them
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    _, alive = psutil.wait_procs(alive, timeout=5)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(alive, timeout=5)

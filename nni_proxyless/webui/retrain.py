@@ -10,22 +10,19 @@ and predicted latency are written at the top of the trial's log and added to its
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from typing import Any, Iterator
+from typing import Any
 
-import nni
 import torch
 from nni.common.serializer import is_traceable
 from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.space import model_context
-from nni.runtime.trial_command_channel import (TrialCommandChannel, get_default_trial_command_channel,
-                                               set_default_trial_command_channel)
-from nni.typehint import ParameterRecord
 
-from .export import Architecture
-from .webui import WebUI, WebUIError, retrain_trial
+from ..export import Architecture
+from ..reports import MetricReporter
+from ._protocol import retrain_trial
+from .ui import WebUI, WebUIError
 
 __all__ = ['fresh_subnet', 'fresh_evaluator', 'retrain_as_trials']
 
@@ -81,9 +78,8 @@ def retrain_as_trials(ui: WebUI, architectures: list[Architecture], model_space:
         with torch.random.fork_rng():
             torch.manual_seed(seed + rank)
             model = fresh_subnet(model_space, architecture)
-        with _reports_to(ui, dict(architecture), figures) as finals:
-            fresh_evaluator(template).evaluate(model)
-        results.append({'trial': name, 'architecture': architecture, 'final': finals[-1] if finals else None})
+        results.append({'trial': name, 'architecture': architecture,
+                        'final': _retrain(fresh_evaluator(template), model, ui, dict(architecture), figures)})
     if len(architectures) < ui.retrain_top_k:
         _logger.warning('Only %d architectures to retrain (retrain_top_k=%d): the remaining trials are cancelled.',
                         len(architectures), ui.retrain_top_k)
@@ -97,34 +93,17 @@ def _figures(architecture: Architecture) -> dict[str, float]:
     return figures
 
 
-class _TrialChannel(TrialCommandChannel):
-    """NNI's trial command channel for one retraining: the architecture is the trial's parameter, and every
-    metric the evaluator reports goes, with ``figures`` added, to the web UI's connected trial."""
+def _retrain(evaluator: Any, model: torch.nn.Module, ui: WebUI, architecture: dict[str, Any],
+             figures: dict[str, float]) -> dict[str, Any] | None:
+    """Train ``model`` with ``evaluator``; what it reports goes, with ``figures``, to the connected trial only.
 
-    def __init__(self, ui: WebUI, architecture: dict[str, Any], figures: dict[str, float]):
-        self.ui, self.architecture, self.figures = ui, architecture, figures
-        self.finals: list[dict[str, Any]] = []
-
-    def receive_parameter(self) -> ParameterRecord:
-        return ParameterRecord(parameter_id=0, parameters=self.architecture)
-
-    def send_metric(self, type: str, parameter_id: int | None, trial_job_id: str, sequence: int,  # noqa: A002
-                    value: Any) -> None:
-        metrics = {**(dict(value) if isinstance(value, dict) else {'default': value}), **self.figures}
-        if type == 'FINAL':
-            self.finals.append(metrics)
-            self.ui.report_final(metrics)
-        else:
-            self.ui.report_intermediate(metrics)
-
-
-@contextlib.contextmanager
-def _reports_to(ui: WebUI, architecture: dict[str, Any], figures: dict[str, float]) -> Iterator[list[dict]]:
-    """Route NNI's ``report_*_result`` to the connected trial while the evaluator retrains ``architecture``."""
-    channel, previous = _TrialChannel(ui, architecture, figures), get_default_trial_command_channel()
-    set_default_trial_command_channel(channel)
-    try:
-        nni.get_next_parameter()  # NNI's evaluators report only when the trial has a current parameter
-        yield channel.finals
-    finally:
-        set_default_trial_command_channel(previous)
+    Returns:
+        the final report (``None`` if the evaluator reported none).
+    """
+    if getattr(evaluator, 'trainer', None) is None:
+        raise TypeError(f'retrain_evaluator must be an NNI Lightning evaluator (Classification, Regression, '
+                        f'Lightning), got {type(evaluator).__name__}.')
+    reporter = MetricReporter(figures=figures, sinks=[ui], forward=False, parameter=architecture)
+    evaluator.trainer.callbacks.append(reporter)
+    evaluator.evaluate(model)
+    return reporter.finals[-1] if reporter.finals else None
