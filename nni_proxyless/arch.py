@@ -13,73 +13,20 @@ the device.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from itertools import combinations, permutations
 from typing import Any, Literal, Sequence
 
 import torch
 from torch import nn
 
+from .labels import Choice, Occurrence
 from .routing import Routing, Selection
 
-__all__ = ['ArchParameters', 'Choice', 'Condition', 'ALWAYS', 'Selection', 'BinaryMode', 'draw_log_prob']
+__all__ = ['ArchParameters', 'Selection', 'BinaryMode', 'draw_log_prob']
 
 BinaryMode = Literal['two', 'full_v2']
-ChoiceKind = Literal['layer', 'input', 'value']
 
 _MAX_SUBSETS = 100_000
-
-
-@dataclass(frozen=True)
-class Choice:
-    """What a label chooses from.
-
-    Attributes:
-        label: the NNI label.
-        kind: ``'layer'`` (a ``LayerChoice``), ``'input'`` (an ``InputChoice``) or ``'value'`` (an ``nni.choice``
-            used in layer arguments, expressions or a ``Repeat`` depth).
-        values: the candidates as NNI's samples spell them (names, input indices, values).
-        n_chosen: how many candidates one sample takes (only ``InputChoice`` takes more than one).
-    """
-
-    label: str
-    kind: ChoiceKind
-    values: tuple
-    n_chosen: int = 1
-
-    def __post_init__(self) -> None:
-        # NNI's labels are a str subclass; plain strings keep checkpoints loadable with weights_only=True
-        object.__setattr__(self, 'label', str.__str__(self.label))
-
-    def sample_value(self, indices: Sequence[int]) -> Any:
-        """The value NNI's ``freeze`` expects for these candidate indices."""
-        if self.kind == 'input':
-            return sorted(int(i) for i in indices)
-        return self.values[indices[0]]
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One enclosing choice a label needs: the ``labels``' values must form one of the ``selecting`` tuples.
-
-    A block inside ``LayerChoice`` candidate ``'a'`` has ``Condition(('op',), {('a',)})``; the third block of a
-    ``Repeat`` whose depth is ``d // 2`` has ``Condition(('d',), {(v,) for v with v // 2 > 2})``.
-    """
-
-    labels: tuple[str, ...]
-    selecting: frozenset
-
-    def holds(self, sample: dict[str, Any]) -> bool:
-        """Whether ``sample`` gives these labels values that select the enclosed label."""
-        if any(label not in sample for label in self.labels):
-            return False
-        return tuple(_hashable(sample[label]) for label in self.labels) in self.selecting
-
-
-Occurrence = tuple[Condition, ...]
-
-ALWAYS = Condition((), frozenset([()]))
-"""The condition of a child that runs whenever its parent runs (a cell's preprocessor)."""
 
 
 def draw_log_prob(log_p: torch.Tensor, order: Sequence[int]) -> torch.Tensor:
@@ -327,7 +274,3 @@ def _subsets(n: int, m: int, label: str) -> list[tuple[int, ...]]:
 def _log_prob_of_subset(log_p: torch.Tensor, subset: tuple[int, ...]) -> float:
     """Log-probability that ``len(subset)`` draws without replacement give exactly ``subset``, in any order."""
     return float(torch.logsumexp(torch.stack([draw_log_prob(log_p, order) for order in permutations(subset)]), 0))
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 import torch
 
 if TYPE_CHECKING:
-    from .arch import Choice
+    from .labels import Choice
 
 __all__ = ['Routing', 'Selection']
 

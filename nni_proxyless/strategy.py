@@ -35,9 +35,11 @@ class Proxyless(OneShotStrategy):
     """ProxylessNAS: one sampled path per step for the weights, binary-gate gradients for the architecture.
 
     "Direct Neural Architecture Search on Target Task and Hardware" (Cai et al., ICLR 2019). Each
-    ``LayerChoice``, ``InputChoice`` and ``Repeat`` (with a categorical depth) of the model space becomes a mixed
-    op. Weight steps train one sampled path; every ``arch_update_every`` weight steps an architecture step
-    trains the logits on a validation batch. Validation runs every epoch on the most probable architecture.
+    ``LayerChoice``, ``InputChoice``, ``Repeat`` (its depth a choice or an expression of choices), ``Cell``, and
+    each layer whose arguments hold ``nni.choice`` values (``MutableConv2d``, ``MutableLinear``, ... sharing one
+    max-size weight; other modules through one module per argument combination) becomes a mixed op; a label used
+    in several places is one set of logits (see docs/search-spaces.md). Weight steps train one sampled path;
+    every ``arch_update_every`` weight steps an architecture step trains the logits on a validation batch. Validation runs every epoch on the most probable architecture.
     ``export_top_models(top_k=k)`` returns the ``k`` most probable architectures, exactly, each with its
     probability (``formatter='dict'`` gives :class:`~nni_proxyless.Architecture` dicts;
     ``formatter='instance'`` gives the subnet with the supernet's trained weights).

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from nni_proxyless.arch import ArchParameters, Choice
+from nni_proxyless.arch import ArchParameters
+from nni_proxyless.labels import Choice
 
 
 def _arch(logits: list[float], label: str = 'op') -> ArchParameters:

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from nni_proxyless.arch import ArchParameters, Choice, Condition
+from nni_proxyless.arch import ArchParameters
+from nni_proxyless.labels import Choice, Condition
 from nni_proxyless.export import top_k
 
 

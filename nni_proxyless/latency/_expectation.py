@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..arch import Condition
+from ..labels import Condition
 
 if TYPE_CHECKING:
     from .table import LatencyTable

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from ..arch import Condition
+from ..labels import Condition
 from ..ops import CombinationChoice, MixedCell, MixedInput, MixedLayer, MixedOp, MixedRepeat, SlicedOp
 from .protocol import LatencyPredictor, ModuleCall
 from .table import Term

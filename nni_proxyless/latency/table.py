@@ -28,7 +28,7 @@ import torch
 
 from .._io import write_json_atomically
 from ._expectation import CompiledExpectation
-from ..arch import Condition
+from ..labels import Condition, hashable
 
 __all__ = ['LatencyTable', 'Term', 'TableError']
 
@@ -48,7 +48,7 @@ class Term:
             or one constant when ``labels`` is empty.
         labels: the labels the costs depend on (a single label may be given as a string).
         when: enclosing conditions that must hold for this term to count (``(label, values)`` pairs are accepted
-            for a single enclosing label and turned into :class:`~nni_proxyless.arch.Condition`).
+            for a single enclosing label and turned into :class:`~nni_proxyless.labels.Condition`).
     """
 
     costs: tuple[float, ...]
@@ -228,12 +228,8 @@ def _term_from_json(data: dict, labels: dict[str, list], source: str, version: i
         for label in outer:
             if label not in labels:
                 raise TableError(f'{source}: a term depends on label {label!r}, which is not in its labels.')
-        when.append(Condition(tuple(outer), frozenset(tuple(_hashable(v) for v in values) for values in selecting)))
+        when.append(Condition(tuple(outer), frozenset(tuple(hashable(v) for v in values) for values in selecting)))
     return Term(costs=costs, labels=term_labels, when=tuple(when))
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _finite(value: Any, source: str, what: str) -> float:

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from nni.mutable import Categorical, Mutable, MutableExpression
 
-from ..arch import Choice, Condition
+from ..labels import Choice, Condition
 from ..routing import Routing
 
 __all__ = ['Arguments', 'choices_of', 'is_choice']

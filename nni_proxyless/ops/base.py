@@ -8,7 +8,8 @@ from torch import nn
 from nni.mutable import Mutable
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
-from ..arch import ArchParameters, Choice, Condition
+from ..arch import ArchParameters
+from ..labels import Choice, Condition
 from ..routing import Routing, Selection
 
 __all__ = ['MixedOp', 'record_occurrences', 'register_choice']

@@ -22,7 +22,7 @@ from torch import nn
 from nni.nas.nn.pytorch import Cell
 from nni.nas.nn.pytorch.cell import create_cell_op_candidates, preprocess_cell_inputs
 
-from ..arch import ALWAYS, Choice, Condition
+from ..labels import ALWAYS, Choice, Condition
 from .base import MixedOp, register_choice
 from .gate import gate
 from .subnet import subnet_of

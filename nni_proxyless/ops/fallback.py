@@ -21,7 +21,7 @@ from torch import nn
 from nni.mutable import Mutable
 from nni.nas.nn.pytorch import ParametrizedModule
 
-from ..arch import Condition
+from ..labels import Condition
 from ._expressions import Arguments
 from .base import MixedOp, register_choice
 from .gate import gate

@@ -10,7 +10,7 @@ from nni.mutable import SampleValidationError
 from nni.nas.nn.pytorch import InputChoice
 from nni.nas.nn.pytorch.choice import ChosenInputs
 
-from ..arch import Choice
+from ..labels import Choice
 from .base import SingleChoiceOp, register_choice
 from .gate import gate
 

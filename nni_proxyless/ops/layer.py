@@ -9,7 +9,7 @@ from torch import nn
 from nni.mutable import SampleValidationError
 from nni.nas.nn.pytorch import LayerChoice, MutableModule
 
-from ..arch import Choice, Condition
+from ..labels import Choice, Condition
 from .base import SingleChoiceOp, register_choice
 from .gate import gate
 from .subnet import subnet_of
