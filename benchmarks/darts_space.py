@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = h.parser(__doc__)
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--steps', type=int, default=10, help='timed batches per fit (a multiple of 5)')
-    parser.add_argument('--nni-steps', type=int, default=5, help="timed batches per fit of NNI's strategies")
+    parser.add_argument('--nni-steps', type=int, default=2, help="timed batches per fit of NNI's strategies")
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--subnets', type=int, default=4)
     parser.add_argument('--memory-steps', type=int, default=5)
