@@ -12,6 +12,7 @@ are not pinned: they run every candidate whatever their architecture weights.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -77,6 +78,12 @@ def cost(space_factory: Callable, strategies: dict[str, Callable], batch_size: i
             'frozen_step_ms': round(1000 * base, 2), 'frozen_spread': round(max(frozen) / min(frozen), 3),
             'ratios': {c.name: round(per_step[c.name] / base, 3) for c in searches},
             'step_ms': {c.name: round(1000 * per_step[c.name], 2) for c in searches}, 'errors': errors}
+
+
+def release_memory() -> None:
+    """Collect the timed fits' garbage and give the free heap back to the kernel (before memory children run)."""
+    gc.collect()
+    memory.trim_heap()
 
 
 def add_child_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,7 +43,7 @@ import torch
 from pytorch_lightning import Callback
 
 
-def _trim_heap() -> None:
+def trim_heap() -> None:
     """Give free heap pages back to the kernel (glibc ``malloc_trim``; nothing elsewhere)."""
     try:
         ctypes.CDLL('libc.so.6').malloc_trim(0)
@@ -98,7 +98,7 @@ class MemoryWindows(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if batch_idx == 0 and self.reset:
-            _trim_heap()
+            trim_heap()
             Path('/proc/self/clear_refs').write_text('5')
             self.rss_mb = _status_mb('VmRSS')
         if batch_idx == self.steps:
