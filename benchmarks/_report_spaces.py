@@ -21,15 +21,16 @@ def _headline(title: str, result: dict | None) -> str:
     if not result:
         return ''
     c, m = result['cost'], result['memory']
-    nni = '; '.join(f'{name.split(":")[0]} {fmt_ratio(ratio)} (memory {fmt_ratio(m["tensor_ratios"].get(name))})'
-                    for name, ratio in c['ratios'].items() if not name.startswith('ours'))
+    others = [name for name in m['tensor_ratios'] if not name.startswith('ours')]
+    nni = ''.join(f'; {name.split(":")[0]} {fmt_ratio(c["ratios"].get(name))} (memory '
+                  f'{fmt_ratio(m["tensor_ratios"].get(name))})' for name in others)
     failed = ''.join(f'; {name.split(":")[0]} failed' for name in c['errors'])
     weight = f'weight step {fmt_ratio(c["ratios"][WEIGHT])}, ' if WEIGHT in c['ratios'] else ''
     latency = result.get('latency')
     table = (f'; `cpu` table within 10% for {round(latency["within_10_percent"] * latency["archs"])}/'
              f'{latency["archs"]} random architectures' if latency else '')
     return (f'**Hub {title}**, batch {c["batch_size"]}, ratio to a frozen subnet: ours {weight}search every 5 '
-            f'{fmt_ratio(c["ratios"].get(SEARCH))} (peak memory {fmt_ratio(m["tensor_ratios"].get(SEARCH))}); '
+            f'{fmt_ratio(c["ratios"].get(SEARCH))} (peak memory {fmt_ratio(m["tensor_ratios"].get(SEARCH))})'
             f'{nni}{failed}{table}.')
 
 
@@ -93,6 +94,7 @@ def _cost(result: dict, space: str) -> str:
     rows = [[name, fmt_ratio(ratio), f'{c["step_ms"][name]:.0f}', _target(ratio, targets.get(name))]
             for name, ratio in c['ratios'].items()]
     rows += [[name, 'failed', '-', f'`{error}`'] for name, error in c['errors'].items()]
+    rows += [[name, 'not timed', '-', why] for name, why in result.get('not_timed', {}).items()]
     fewer = ''.join(f'; {name}: {steps} per fit' for name, steps in c.get('steps_of', {}).items())
     return (f'**Cost per epoch** ({c["steps"]} timed batches x {c["rounds"]} rounds{fewer}; ratios of the median '
             'time per batch; baseline: the mean of '
