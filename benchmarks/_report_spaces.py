@@ -77,8 +77,7 @@ def _mobilenet_notes(result: dict) -> str:
         notes.append('The extra tensor memory is the same full-size gradients: the frozen subnet\'s gradients are '
                      'its own weights\' sizes, a step of the supernet allocates, for every layer it runs, a '
                      'gradient of that layer\'s largest width, kernel and expansion, which at batch 32 and 32x32 '
-                     'outweighs the activations. The process RSS grows about as much as the subnet\'s, as the '
-                     'freed gradients\' pages are reused.')
+                     'outweighs the activations.')
     if a['within_10_percent'] < LATENCY_TARGET:
         notes.append('The table over-predicts small architectures most: its fixed part is the whole supernet\'s '
                      'time at the reference architecture (every depth at its greatest) minus the terms, and at '
