@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 import nni_proxyless  # noqa: F401  (quiets NNI's warnings about this torch release)
+from nni.mutable import CategoricalMultiple
 from nni.nas.evaluator.pytorch import DataLoader
-from nni.nas.hub.pytorch import ProxylessNAS
+from nni.nas.hub.pytorch import DARTS, MobileNetV3Space, ProxylessNAS
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,10 +26,32 @@ def hub_space(width_mult: float = 0.35, num_labels: int = 10) -> ProxylessNAS:
     return ProxylessNAS(num_labels=num_labels, width_mult=width_mult)
 
 
+def mobilenet_space(num_labels: int = 10, **options) -> MobileNetV3Space:
+    """NNI's hub MobileNetV3 space at its defaults (value choices of width, kernel, expansion, depth; optional SE).
+
+    The same construction as the tests' hub-space test, which runs it on 32x32 inputs; only the head has 10 labels
+    (``options``: other arguments of ``MobileNetV3Space``, e.g. the tests' small variant).
+    """
+    return MobileNetV3Space(num_labels=num_labels, **options)
+
+
+def darts_space(width: int = 16, num_cells: int = 8) -> DARTS:
+    """NNI's hub DARTS cell space for CIFAR (32x32, 10 labels): NNI ``Cell``s of 8 operations, 2 inputs per node."""
+    return DARTS(width=width, num_cells=num_cells, dataset='cifar')
+
+
 def random_sample(space: ModelSpace, seed: int) -> dict:
     """A uniformly random architecture of ``space`` (one value per label), fixed by ``seed``."""
     rng = random.Random(seed)
-    return {label: rng.choice(list(mutable.values)) for label, mutable in space.simplify().items()}
+    return {label: _draw(rng, mutable) for label, mutable in space.simplify().items()}
+
+
+def _draw(rng: random.Random, mutable) -> object:
+    """One value of a label: a candidate, or for an ``InputChoice`` (``CategoricalMultiple``) a list of them."""
+    if isinstance(mutable, CategoricalMultiple):
+        count = mutable.n_chosen if mutable.n_chosen is not None else rng.randint(1, len(mutable.values))
+        return sorted(rng.sample(list(mutable.values), count))
+    return rng.choice(list(mutable.values))
 
 
 def all_samples(space: ModelSpace) -> list[dict]:

@@ -44,17 +44,19 @@ def _build_seconds(hardware: str, width: float, resolution: int, **options) -> f
         return round(time.perf_counter() - start, 2)
 
 
-def _accuracy(args) -> dict:
-    space = s.hub_space(args.width)
-    shape = (1, 3, args.resolution, args.resolution)
+def accuracy(space, shape: tuple[int, ...], count: int, rounds: int) -> dict:
+    """A fresh ``cpu`` table's predictions for ``count`` random architectures of ``space`` against their frozen
+    subnets' measured latency (median over ``rounds`` round-robin measurements): errors and rank correlation."""
     with tempfile.TemporaryDirectory() as cache:
+        started = time.perf_counter()
         table = build_latency_table(space, 'cpu', shape, cache_dir=cache)
+        build = time.perf_counter() - started
     rng, mutables = random.Random(0), space.simplify()
-    archs = [{label: rng.choice(list(m.values)) for label, m in mutables.items()} for _ in range(args.archs)]
+    archs = [{label: rng.choice(list(m.values)) for label, m in mutables.items()} for _ in range(count)]
     nets = [space.freeze(arch).eval() for arch in archs]
     meter, x = MeasuredPredictor('cpu', cache_dir=False), torch.randn(shape)
     samples: list[list[float]] = [[] for _ in archs]
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for i, net in enumerate(nets):
             samples[i].append(meter.predict([ModuleCall(net, (x,), {})])[0])
     measured = [statistics.median(s) for s in samples]
@@ -63,7 +65,7 @@ def _accuracy(args) -> dict:
     return {'archs': len(archs), 'within_10_percent': sum(abs(e) <= 0.10 for e in errors) / len(errors),
             'median_abs_error': statistics.median(abs(e) for e in errors),
             'max_abs_error': max(abs(e) for e in errors),
-            'spearman': spearmanr(predicted, measured).statistic,
+            'spearman': spearmanr(predicted, measured).statistic, 'table_build_seconds': round(build, 1),
             'measured_ms': [round(m, 3) for m in measured], 'predicted_ms': [round(p, 3) for p in predicted]}
 
 
@@ -138,8 +140,10 @@ def main(argv: list[str] | None = None) -> dict:
     started, result = time.perf_counter(), h.start('latency_accuracy.py', argv)
     if args.quick:
         args.archs, args.rounds = 3, 1
+    shape = (1, 3, args.resolution, args.resolution)
     result.update(space=f'hub ProxylessNAS width {args.width}, {args.resolution}x{args.resolution}, 1 thread',
-                  nnmeter_device=NNMETER_DEVICE, **_accuracy(args), build_seconds=_builds(args))
+                  nnmeter_device=NNMETER_DEVICE, **accuracy(s.hub_space(args.width), shape, args.archs, args.rounds),
+                  build_seconds=_builds(args))
     return h.finish(result, args.json, started)
 
 

@@ -43,7 +43,7 @@ import torch
 from pytorch_lightning import Callback
 
 
-def _trim_heap() -> None:
+def trim_heap() -> None:
     """Give free heap pages back to the kernel (glibc ``malloc_trim``; nothing elsewhere)."""
     try:
         ctypes.CDLL('libc.so.6').malloc_trim(0)
@@ -98,7 +98,7 @@ class MemoryWindows(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if batch_idx == 0 and self.reset:
-            _trim_heap()
+            trim_heap()
             Path('/proc/self/clear_refs').write_text('5')
             self.rss_mb = _status_mb('VmRSS')
         if batch_idx == self.steps:
@@ -115,10 +115,15 @@ PIN = 10.0
 MEMORY_CONTENDERS = [name for name in h.STRATEGIES if name != 'NNI Proxyless: weight step only']
 
 
-def _pinned(logits: torch.Tensor, index: int) -> None:
+def _pinned(logits: torch.Tensor, index: int | list[int]) -> None:
     with torch.no_grad():
         logits.fill_(-PIN)
         logits[index] = PIN
+
+
+def _indices(values, value) -> int | list[int]:
+    """Where ``value`` is among ``values``; for an InputChoice's list of chosen candidates, where each one is."""
+    return [values.index(v) for v in value] if isinstance(value, list) else values.index(value)
 
 
 def pin(strategy, module, sample: dict) -> None:
@@ -126,7 +131,7 @@ def pin(strategy, module, sample: dict) -> None:
     arch = getattr(strategy, 'arch', None)
     if arch is not None:
         for label, choice in arch.choices.items():
-            _pinned(arch.logit(label), choice.values.index(sample[label]))
+            _pinned(arch.logit(label), _indices(choice.values, sample[label]))
         return
     from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
     for op in module.modules():
@@ -169,7 +174,7 @@ def _spawn(name: str, batch_size: int, steps: int, path: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _ratios(runs: list[dict], names: list[str], key: str) -> tuple[dict, dict]:
+def mean_ratios(runs: list[dict], names: list[str], key: str) -> tuple[dict, dict]:
     """Mean of ``key`` over the paths per contender, and its ratio to the subnets' mean."""
     means = {}
     for name in ['subnet'] + names:
@@ -185,8 +190,8 @@ def measure(names: list[str], batch_size: int, steps: int, paths: int, parallel:
     jobs = [(name, path) for path in range(paths) for name in ['subnet'] + names]
     with ThreadPoolExecutor(parallel) as pool:
         runs = list(pool.map(lambda job: _spawn(job[0], batch_size, steps, job[1]), jobs))
-    growth, ratios = _ratios(runs, names, 'growth_mb')
-    tensors, tensor_ratios = _ratios(runs, names, 'tensor_peak_mb')
+    growth, ratios = mean_ratios(runs, names, 'growth_mb')
+    tensors, tensor_ratios = mean_ratios(runs, names, 'tensor_peak_mb')
     return {'batch_size': batch_size, 'steps': steps, 'paths': paths, 'subnet_growth_mb': growth.pop('subnet'),
             'subnet_tensor_peak_mb': tensors.pop('subnet'), 'peak_reset': all(r['peak_reset'] for r in runs),
             'growth_mb': growth, 'ratios': ratios, 'tensor_peak_mb': tensors, 'tensor_ratios': tensor_ratios,

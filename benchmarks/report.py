@@ -16,6 +16,7 @@ import _report_defaults as defaults
 import _report_gpu as gpu_section
 import _report_quality as quality
 import _report_sections as sections
+import _report_spaces as spaces
 import _report_speed as speed
 import _report_truth as truth
 
@@ -25,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 def _load(results: Path) -> dict[str, dict | None]:
     loaded = {}
     for name in ('run', 'cost', 'memory', 'scaling', 'modes', 'planted_optimum', 'latency_target',
-                 'latency_accuracy', 'short_budget', 'batchnorm_recalibration', 'gpu', 'truth_search'):
+                 'latency_accuracy', 'short_budget', 'batchnorm_recalibration', 'gpu', 'truth_search',
+                 'mobilenet_space', 'darts_space'):
         path = results / f'{name}.json'
         loaded[name] = json.loads(path.read_text()) if path.exists() else None
     loaded['planted'] = loaded.pop('planted_optimum')
@@ -61,8 +63,10 @@ def render(results: Path, markdown: Path, plots_folder: Path) -> str:
     r = _load(Path(results))
     figures = _figures(r, Path(plots_folder))
     links = {name: os.path.relpath(path, Path(markdown).parent) for name, path in figures.items()}
-    parts = [sections.intro(r), sections.headline(r, (*defaults.headlines(r), truth.headline(r))),
-             speed.cost(r, links), speed.memory(r, links), speed.scaling(r, links), quality.planted(r, links),
+    parts = [sections.intro(r), sections.headline(r, (*spaces.headlines(r), *defaults.headlines(r),
+                                                      truth.headline(r))),
+             speed.cost(r, links), speed.memory(r, links), speed.scaling(r, links), spaces.mobilenet(r, links),
+             spaces.darts(r, links), quality.planted(r, links),
              truth.truth(r, links), quality.latency_target(r, links), quality.modes(r, links),
              quality.latency_tables(r, links), defaults.short_budget(r, links), defaults.batchnorm(r, links),
              gpu_section.gpu(r, links), sections.reproduce(r)]

@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # Timing-sensitive scripts first; the quality scripts time nothing.
-SCRIPTS = ['latency_accuracy', 'cost', 'scaling', 'modes', 'batchnorm_recalibration', 'memory', 'planted_optimum',
-           'latency_target', 'short_budget', 'truth_search']
+SCRIPTS = ['latency_accuracy', 'cost', 'scaling', 'modes', 'batchnorm_recalibration', 'memory', 'mobilenet_space',
+           'darts_space', 'planted_optimum', 'latency_target', 'short_budget', 'truth_search']
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

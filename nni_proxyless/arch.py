@@ -107,6 +107,9 @@ class ArchParameters(nn.Module):
 
     def host_logit(self, label: str) -> torch.Tensor:
         """The logits of ``label`` on the CPU, detached (do not modify them: they may be a cached copy)."""
+        logit = self.logit(label)
+        if logit.device.type == 'cpu':  # the live tensor, without touching every other label's
+            return logit.detach()
         return self._on_host()[self._index[label]]
 
     def probs(self, label: str) -> torch.Tensor:

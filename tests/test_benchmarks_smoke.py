@@ -9,6 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ['## Headline', '## Cost per epoch', '## Peak memory', '## Scaling with the number of candidates',
+            '## Value choices: hub MobileNetV3', '## Cells: hub DARTS',
             '## Search quality: planted optimum', '## Search quality against the ground truth',
             '## Search quality: accuracy under a latency target',
             '## REINFORCE against binary-gate gradients', '## Latency tables', '## Search quality: short budgets',

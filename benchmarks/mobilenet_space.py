@@ -1,0 +1,79 @@
+"""Cost, peak memory and latency-table accuracy on NNI's hub MobileNetV3 space (value choices), 32x32 inputs.
+
+The space: ``MobileNetV3Space(num_labels=10)`` at NNI's defaults (the tests' hub-space test builds it the same
+way and runs it on 32x32 inputs): value choices (``nni.choice``) of the stage widths, kernel sizes and expansion
+ratios inside ``MutableConv2d`` and friends, a ``Repeat`` depth of 1-4 blocks per stage, and optional
+squeeze-excite ``LayerChoice``s. One torch thread throughout.
+
+1. Cost (cost.py's method, see ``_space_bench``): one epoch of ours with the architecture step off ('weight step
+   only') and of our search (an architecture step every 5 batches), and of NNI 3.0's ``DARTS`` (weighted sums
+   over every value; tens of times slower, so timed on ``--nni-steps`` batches per fit), against the mean of
+   ``--subnets`` random frozen subnets of the space; ratios of time per batch.
+2. Peak memory (memory.py's method): our search pinned to the path of ``--paths`` random subnets, and NNI's
+   ``DARTS``, against those subnets' training.
+3. The ``cpu`` latency table (``build_latency_table``, what ``Proxyless(applied_hardware='cpu', dummy_input=...)``
+   builds) against the end-to-end latency of ``--archs`` random frozen subnets measured by the package's ``cpu``
+   predictor (latency_accuracy.py's method): how many are within 10%, the median and largest error.
+
+``--quick`` runs the tests' small variant of the space (widths x0.75/1/1.5, expansions 4/6), without NNI's DARTS.
+Run: ``python benchmarks/mobilenet_space.py`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+
+import _harness as h
+import _space_bench as bench
+import _spaces as s
+from latency_accuracy import accuracy
+
+OURS = ('ours: weight step only', 'ours: search, arch every 5')
+NNI = 'NNI DARTS: search'
+STRATEGIES = {name: h.STRATEGIES[name] for name in (*OURS, NNI)}
+SMALL = functools.partial(s.mobilenet_space, width_multipliers=(0.75, 1, 1.5), expand_ratios=(4, 6))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = h.parser(__doc__)
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--steps', type=int, default=10, help='timed batches per fit (a multiple of 5)')
+    parser.add_argument('--nni-steps', type=int, default=2, help="timed batches per fit of NNI's DARTS")
+    parser.add_argument('--no-nni-timing', action='store_true',
+                        help="leave NNI's DARTS out of the timed fits (they hold about 14 GB at batch 32)")
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--subnets', type=int, default=4)
+    parser.add_argument('--memory-steps', type=int, default=5)
+    parser.add_argument('--paths', type=int, default=2)
+    parser.add_argument('--archs', type=int, default=20)
+    parser.add_argument('--latency-rounds', type=int, default=3)
+    bench.add_child_arguments(parser)
+    args = parser.parse_args(argv)
+    space = SMALL if args.quick else s.mobilenet_space
+    if args.child:
+        print(json.dumps(bench.child('mobilenet_space.py', space, STRATEGIES, args)))
+        return {}
+    started, result = time.perf_counter(), h.start('mobilenet_space.py', argv)
+    strategies, memory_names = STRATEGIES, [OURS[1], NNI]
+    if args.quick:
+        args.steps, args.rounds, args.subnets, args.memory_steps, args.paths = 5, 1, 2, 2, 1
+        args.archs, args.latency_rounds = 3, 1
+        strategies, memory_names = {name: STRATEGIES[name] for name in OURS}, [OURS[1]]
+    if args.no_nni_timing:
+        strategies = {name: STRATEGIES[name] for name in OURS}
+        result['not_timed'] = {NNI: 'left out of the timed fits (--no-nni-timing): they hold about 14 GB at batch 32'}
+    result['space'] = (f'hub MobileNetV3Space{" (small variant)" if args.quick else " at its defaults"}, 32x32 '
+                       f'inputs, 10 classes, batch {args.batch_size}, SGD lr 0.05')
+    result['cost'] = bench.cost(space, strategies, args.batch_size, args.steps, args.rounds, args.subnets,
+                                slow={NNI: args.nni_steps})
+    bench.release_memory()  # the timed fits' supernets (NNI's DARTS: gigabytes) before the children start
+    result['memory'] = bench.peak_memory(__file__, memory_names, args.batch_size, args.memory_steps, args.paths, 2,
+                                         unpinned=(NNI,), options=['--quick'] if args.quick else [])
+    result['latency'] = accuracy(space(), (1, 3, 32, 32), args.archs, args.latency_rounds)
+    return h.finish(result, args.json, started)
+
+
+if __name__ == '__main__':
+    main()
