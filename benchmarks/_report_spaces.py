@@ -79,11 +79,12 @@ def _mobilenet_notes(result: dict) -> str:
                      'gradient of that layer\'s largest width, kernel and expansion, which at batch 32 and 32x32 '
                      'outweighs the activations.')
     if a['within_10_percent'] < LATENCY_TARGET:
-        notes.append('The table over-predicts small architectures most: its fixed part is the whole supernet\'s '
-                     'time at the reference architecture (every depth at its greatest) minus the terms, and at '
-                     'batch 1 and 32x32 much of that time is the supernet\'s own per-layer overhead (routing and '
-                     'slicing) and the difference between modules timed alone and in the network, which a frozen '
-                     'subnet does not pay and which is charged to every architecture.')
+        notes.append('The table prices every candidate, the parts around them and the whole network as frozen '
+                     'plain layers, and fits its scale and fixed part to whole-network timings of the reference and '
+                     'random architectures; what is left is the non-additivity of a network of tiny layers at batch '
+                     '1 and 32x32 (a layer\'s time in the network depends on its neighbours\' sizes), which a sum of '
+                     'per-layer costs cannot follow: the table ranks architectures well (Spearman above) but its '
+                     'absolute error is larger than on the hub ProxylessNAS space.')
     return 'Notes. ' + ' '.join(notes) if notes else ''
 
 
@@ -133,4 +134,6 @@ def _latency(a: dict) -> str:
             'the package\'s `cpu` predictor (latency_accuracy.py\'s method):\n\n'
             + md_table(['within 10%', 'median error', 'largest error', 'Spearman', 'target'],
                        [[f'{within}/{a["archs"]}', f'{a["median_abs_error"]:.1%}', f'{a["max_abs_error"]:.1%}',
-                         f'{a["spearman"]:.3f}', f'>= 18 of 20: {met}']]))
+                         f'{a["spearman"]:.3f}', f'>= 18 of 20: {met}']])
+            + (f'\n\nCommand: `{a["command"]}` ({a["wall_seconds"]} s, load average {a["load_average_start"]} at '
+               'start), rerun after the rest of this section.' if 'command' in a else ''))

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..labels import Condition
 from ..ops import CombinationChoice, MixedCell, MixedInput, MixedLayer, MixedOp, MixedRepeat, SlicedOp
+from ..ops.subnet import subnet_of
 from .protocol import LatencyPredictor, ModuleCall
 from .table import Term
 
@@ -91,9 +92,15 @@ def _candidates_with_inputs(op: MixedOp, recorded: tuple[tuple, dict]) -> Iterat
                     yield operation, ((states[j],), {})
 
 
-def calls_of(supernet: nn.Module, inputs: Recorded, x: torch.Tensor) -> Iterator[tuple[Any, Callable[[], ModuleCall]]]:
-    """Every call to price, as ``(key, build the call)``; keys repeat where two calls are the same."""
-    yield 'network', lambda: ModuleCall(supernet, (x,), {})
+def calls_of(supernet: nn.Module, inputs: Recorded, x: torch.Tensor, reference: dict[str, Any]
+             ) -> Iterator[tuple[Any, Callable[[], ModuleCall]]]:
+    """Every call to price, as ``(key, build the call)``; keys repeat where two calls are the same.
+
+    Everything is priced as plain layers: a candidate as the layer it freezes to, and the whole network and the
+    parts around choices (``Repeat`` blocks, a cell's preprocessor) as frozen copies on the ``reference``
+    architecture (an NNI sample), so that no price carries the cost of the mixed ops' own routing.
+    """
+    yield 'network', lambda: ModuleCall(subnet_of(supernet, reference), (x,), {})
     for op in supernet.modules():
         if not isinstance(op, MixedOp) or id(op) not in inputs:
             continue
@@ -108,7 +115,7 @@ def calls_of(supernet: nn.Module, inputs: Recorded, x: torch.Tensor) -> Iterator
                 yield id(candidate), lambda candidate=candidate, args=args, kwargs=kwargs: \
                     ModuleCall(candidate, args, kwargs)
         elif isinstance(op, MixedCell):
-            yield from _own_call(op.preprocessor, inputs)
+            yield from _own_call(op.preprocessor, inputs, reference)
             with torch.no_grad():
                 states = op.states(*args, **kwargs)
             for slot, per_input in enumerate(op.candidates):
@@ -123,12 +130,13 @@ def calls_of(supernet: nn.Module, inputs: Recorded, x: torch.Tensor) -> Iterator
         elif isinstance(op, MixedRepeat):
             for part in [*op.blocks, op.first_output_transformation]:
                 if part is not None and not isinstance(part, MixedOp):
-                    yield from _own_call(part, inputs)
+                    yield from _own_call(part, inputs, reference)
 
 
-def _own_call(part: nn.Module, inputs: Recorded) -> Iterator[tuple[Any, Callable[[], ModuleCall]]]:
+def _own_call(part: nn.Module, inputs: Recorded, reference: dict[str, Any]
+              ) -> Iterator[tuple[Any, Callable[[], ModuleCall]]]:
     if id(part) in inputs:
-        yield id(part), lambda: ModuleCall(part, *inputs[id(part)])
+        yield id(part), lambda: ModuleCall(subnet_of(part, reference), *inputs[id(part)])
 
 
 def price(calls: Iterator[tuple[Any, Callable[[], ModuleCall]]], source: LatencyPredictor) -> dict[Any, float]:

@@ -5,15 +5,15 @@
    every ``Repeat`` block (:func:`._pricing.probe`).
 2. Price, in chunks for the predictor, what every mixed op needs (:mod:`._pricing`: ``LayerChoice`` candidates,
    layers whose arguments are choices at every combination, cell operations on every input, ``Repeat`` blocks)
-   and the whole network, on a reference routing (first values, greatest depths).
+   and the whole network, on a reference routing (first values, greatest depths), as a frozen subnet (plain
+   layers, like the candidates: the mixed ops' own routing is no part of an architecture's latency).
 3. Assemble: a candidate's cost is its price minus the cost of the choices nested in it; a block's own cost is
    its price minus its nested choices; the fixed part is the whole network minus all choices on that routing.
 4. Calibrate (predictors that time real runs, ``calibrate = True``: ``'cpu'``, ``'cuda'``): a module timed alone,
-   on warm caches, runs faster than inside the network, and the gap grows with the work done. So the whole
-   network is also priced on a second path, the position routing whose choices differ most in cost from the
-   reference path's, and the choices' costs are scaled by ``s`` and the fixed part reset so that the table
-   reproduces both whole-network prices: ``s = (N_ref - N_2) / (S_ref - S_2)``, ``fixed = N_ref - s * S_ref``
-   (``N``: whole-network price, ``S``: the table's sum of the choices on that path).
+   on warm caches, runs faster than inside the network, and the gap grows with the work done. So
+   ``CALIBRATION_PATHS`` random architectures are also priced as whole frozen networks, and the choices' costs
+   are scaled by ``s`` and the fixed part reset to the least-squares fit of ``N = fixed + s * S`` over them and
+   the reference (``N``: whole-network price, ``S``: the table's sum of the choices on that architecture).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import random
 import time
 from typing import Any, Sequence
 
@@ -30,6 +31,7 @@ from torch import nn
 from .. import _checks
 from ..arch import ArchParameters, Selection
 from ..ops import MixedOp, MixedRepeat
+from ..ops.subnet import subnet_of
 from ..supernet import build_supernet, model_defined_hooks
 from .predictors import available_predictors, create_predictor
 from ._pricing import calls_of, price, probe, terms_of
@@ -39,6 +41,9 @@ from .table import LatencyTable, Term
 __all__ = ['build_latency_table', 'resolve_hardware', 'hardware_kind']
 
 _logger = logging.getLogger('nni.proxyless')
+
+CALIBRATION_PATHS = 6
+"""Random architectures whose whole-network prices, with the reference's, fit the calibration."""
 
 
 def hardware_kind(hardware: Any) -> str:
@@ -101,7 +106,7 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
     reference = _reference(ops)
     inputs = _probe(supernet, ops, x)
     with routing.use(reference), torch.no_grad():
-        prices = price(calls_of(supernet, inputs, x), source)
+        prices = price(calls_of(supernet, inputs, x, _sample(ops, reference)), source)
         terms: list[Term] = []
         total = terms_of(supernet, (), prices, inputs, terms)
     table = LatencyTable(labels=labels, fixed=prices['network'] - total, terms=terms, unit=source.unit,
@@ -175,30 +180,39 @@ def _sample(ops: list[MixedOp], selections: dict[str, Selection]) -> dict[str, A
 
 def _calibrated(table: LatencyTable, supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor,
                 source: LatencyPredictor) -> LatencyTable:
-    """Step 4 of the module docstring; ``table`` unchanged when no second path differs enough or ``s`` is
+    """Step 4 of the module docstring; ``table`` unchanged when the paths' costs differ too little or ``s`` is
     implausible (outside 0.5-2: the timings were disturbed)."""
-    reference = _sample(ops, _reference(ops))
-    s_ref = table.predict(reference) - table.fixed
-    others = []
-    for position in _positions(ops)[1:]:
-        others.append((abs(table.predict(_sample(ops, _reference(ops, position))) - table.fixed - s_ref), position))
-    spread, position = max(others, default=(0.0, 0))
-    if spread < 0.1 * max(abs(s_ref), 1e-12):
+    rng = random.Random(0)
+    paths = [_sample(ops, _reference(ops))]
+    paths += [_sample(ops, _random_selections(ops, rng)) for _ in range(CALIBRATION_PATHS)]
+    sums = [table.predict(path) - table.fixed for path in paths]
+    if max(sums) - min(sums) < 0.1 * max(abs(sums[0]), 1e-12):
         return table
-    second = _reference(ops, position)
-    s_2 = table.predict(_sample(ops, second)) - table.fixed
-    with ops[0].routing.use(second):
-        n_2 = source.predict([ModuleCall(supernet, (x,), {})])[0]
-    n_ref = table.predict(reference)
-    scale = (n_ref - n_2) / (s_ref - s_2)
+    wholes = [table.predict(paths[0])]  # the reference network's price is the table's own, by construction
+    wholes += source.predict([ModuleCall(subnet_of(supernet, path), (x,), {}) for path in paths[1:]])
+    scale, fixed = _least_squares(sums, wholes)
     if not 0.5 <= scale <= 2.0:
         _logger.warning('Latency calibration skipped: whole-network timings imply a factor of %.2f between '
                         'modules timed alone and in the network (expected 0.5-2); the machine was probably busy.',
                         scale)
         return table
-    _logger.info('Latency calibrated on two whole-network timings: candidate costs x%.3f (in the network '
-                 'against alone), fixed part %.3f -> %.3f %s.', scale, table.fixed, n_ref - scale * s_ref,
-                 table.unit)
-    return LatencyTable(labels=table.labels, fixed=n_ref - scale * s_ref,
+    _logger.info('Latency calibrated on %d whole-network timings: candidate costs x%.3f (in the network '
+                 'against alone), fixed part %.3f -> %.3f %s.', len(paths), scale, table.fixed, fixed, table.unit)
+    return LatencyTable(labels=table.labels, fixed=fixed,
                         terms=[Term(tuple(c * scale for c in t.costs), t.labels, t.when) for t in table.terms],
                         unit=table.unit, hardware=table.hardware, dummy_input=table.dummy_input)
+
+
+def _random_selections(ops: list[MixedOp], rng: random.Random) -> dict[str, Selection]:
+    """A uniformly drawn architecture (``n_chosen`` distinct inputs for an input choice)."""
+    return {label: Selection(active=tuple(sorted(rng.sample(range(len(choice.values)), choice.n_chosen))))
+            for label, choice in ops[0].routing.choices.items()}
+
+
+def _least_squares(sums: list[float], wholes: list[float]) -> tuple[float, float]:
+    """``(s, fixed)`` minimising ``sum_i (fixed + s * sums_i - wholes_i) ** 2``."""
+    mean_s, mean_w = sum(sums) / len(sums), sum(wholes) / len(wholes)
+    covariance = sum((a - mean_s) * (b - mean_w) for a, b in zip(sums, wholes))
+    variance = sum((a - mean_s) ** 2 for a in sums)
+    scale = covariance / variance
+    return scale, mean_w - scale * mean_s
