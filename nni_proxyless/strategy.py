@@ -80,7 +80,9 @@ class Proxyless(OneShotStrategy):
             ``{'predictor_dir': ...}`` for nn-Meter.
         seed: seeds path sampling (``None``: derived from ``torch.initial_seed()``). Same seed, same search.
         web_ui: show the search in NNI's web UI: a port number, or a :class:`~nni_proxyless.webui.WebUI` (to
-            choose the experiment's name and folder, or ``retrain_top_k``); ``None`` (the default): no web UI.
+            choose the experiment's name and folder, or ``retrain_top_k``); ``None`` (the default): no web UI,
+            unless a port is given to NNI's ``NasExperiment.run(port=...)`` / ``start(port)``, which does the
+            same as ``web_ui=port`` (the experiment's name and folder are then the web UI's).
             The search then appears as a trial of a real NNI experiment: ``nnictl experiment list`` lists it,
             ``nnictl view`` reopens it, and the plots are saved in its folder. With
             ``WebUI(port, retrain_top_k=k)`` the top ``k`` architectures are then retrained from scratch as
@@ -190,9 +192,13 @@ class Proxyless(OneShotStrategy):
         return ReinforceUpdate(ref_latency=ref, latency=latency, **options)
 
     def _run(self) -> None:
-        """Train the supernet; with ``web_ui``, inside a real NNI experiment that shows the search."""
-        if self.web_ui is None or not _first_process():
+        """Train the supernet; with ``web_ui`` (or a port given to the experiment's ``run`` / ``start``), inside a
+        real NNI experiment that shows the search."""
+        if not _first_process():
             return super()._run()  # under DDP, the first process shows the search for all
+        self._name_experiments()
+        if self.web_ui is None:
+            return super()._run()
         with self.web_ui as ui:
             module = self.oneshot_module
             module.reporter.sinks.append(ui)
@@ -203,6 +209,17 @@ class Proxyless(OneShotStrategy):
                 module.reporter.sinks.remove(ui)
             if ui.retrain_top_k:
                 self._retrain_in(ui)
+
+    def _name_experiments(self) -> None:
+        """Name the experiment's entries of ``nnictl experiment list`` after the space and the strategy (where the
+        user did not), and take a port given to ``NasExperiment.run`` / ``start`` as the web UI's."""
+        from .webui._from_experiment import name_experiment, requested_web_ui
+        name = f'{type(self._supernet).__name__} / Proxyless'
+        name_experiment(name)
+        if self.web_ui is None:
+            self.web_ui = requested_web_ui(name)
+        elif not self.web_ui.named:
+            self.web_ui.experiment_name = f'{name} (web UI)'
 
     def _retrain_in(self, ui: WebUI) -> None:
         """Retrain the top architectures as further trials of the web UI's experiment (``retrain_top_k``)."""
