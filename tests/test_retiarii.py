@@ -267,3 +267,30 @@ def test_example_runs_in_smoke_mode(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'Top-3 architectures' in result.stdout and "'conv'" in result.stdout
+
+
+def test_classification_without_num_classes_runs_and_exports(experiments_root, caplog):
+    """pl.Classification as NNI 2.x's docs wrote it (no num_classes): the search runs, exports, and the log says
+    which number of classes it inferred (10, the width of Net's output)."""
+    train, val = digits_datasets(n_train=256)
+    evaluator = pl.Classification(train_dataloaders=pl.DataLoader(train, batch_size=64),
+                                  val_dataloaders=pl.DataLoader(val, batch_size=64), max_epochs=1, **QUIET)
+    exp = RetiariiExperiment(Net(), evaluator, [], strategy.Proxyless(seed=0, arch_update_every=1))
+    with caplog.at_level('INFO', logger='nni.proxyless.retiarii'):
+        exp.run(RetiariiExeConfig(execution_engine='oneshot', experiment_working_directory=str(experiments_root)))
+    [arch] = exp.export_top_models(formatter='dict')
+    assert Net().freeze(arch)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+    assert 'num_classes=10, inferred' in caplog.text
+    assert 0 <= exp.strategy.oneshot_module.reports[-1]['default'] <= 1
+
+
+def test_inferred_accuracy_is_top1_accuracy():
+    """The accuracy of a Classification without num_classes is the fraction of argmax hits, over 7 classes."""
+    torch.manual_seed(0)
+    evaluator = pl.Classification(train_dataloaders=pl.DataLoader([(torch.zeros(1), 0)]), max_epochs=1)
+    metric = evaluator.module.metrics['acc']
+    logits, target = torch.randn(50, 7), torch.randint(0, 7, (50,))
+    assert metric(logits, target).item() == pytest.approx((logits.argmax(1) == target).float().mean().item())
+    assert metric.accuracy.num_classes == 7
+    with pytest.raises(ValueError, match=r'got shape \(4,\).*num_classes='):
+        pl.Classification(max_epochs=1).module.metrics['acc'](torch.zeros(4), torch.zeros(4))
