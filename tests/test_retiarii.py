@@ -24,7 +24,7 @@ from nni.nas.evaluator.pytorch import Classification, DataLoader
 from nni.nas.experiment import NasExperiment
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, Repeat
 from nni_proxyless import Proxyless, strategies
-from nni_proxyless.retiarii import RetiariiMigrationError, basic_unit, fixed_arch, model_wrapper, serialize
+from nni_proxyless.retiarii import RetiariiMigrationError, model_wrapper, serialize
 from nni_proxyless.retiarii.experiment.pytorch import WEB_UI_ENV, RetiariiExeConfig, RetiariiExperiment
 
 from conftest import digits_datasets
@@ -194,15 +194,13 @@ def _graph_engine_run():
     (lambda: RetiariiExperiment(*_space_and_evaluator(), [], strategy.Proxyless()).export_top_models(
         formatter='code'), "formatter='dict' and model_space.freeze"),
     (lambda: RetiariiExperiment(*_space_and_evaluator(), [object()], strategy.Proxyless()), 'ModelSpace'),
-    (lambda: fixed_arch({'conv': 0}), 'model_space.freeze(arch)'),
     (_graph_engine_run, "execution_engine='oneshot'"),
     (lambda: strategy.BaseStrategy, 'nni.nas.strategy.Strategy'),
-    (lambda: basic_unit(nn.Conv2d), 'ParametrizedModule'),
     (lambda: serialize(nn.Conv2d, 1, 1, 1), 'nni.trace'),
     (lambda: nn.Placeholder, 'LayerChoice'),
     (lambda: RetiariiExperiment(Net(), type('DartsTrainer', (), {'fit': None, 'export': None})()), 'trainer.train()'),
-], ids=['formatter-code', 'applied-mutators', 'fixed-arch', 'graph-engine', 'base-strategy', 'basic-unit',
-        'serialize', 'placeholder', 'one-shot-trainer'])
+], ids=['formatter-code', 'applied-mutators', 'graph-engine', 'base-strategy', 'serialize', 'placeholder',
+        'one-shot-trainer'])
 def test_unsupported_2x_calls_name_the_replacement(call, replacement):
     """2.x features NNI 3.0 removed raise RetiariiMigrationError naming what to use instead."""
     with pytest.raises(RetiariiMigrationError, match='not supported in NNI 3.0') as error:
