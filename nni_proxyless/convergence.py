@@ -70,6 +70,24 @@ def arc_learning_rate(settings: Any, trainer: Trainer) -> float:
     return rate
 
 
+def check_warmup(trainer: Trainer, settings: Any) -> None:
+    """Refuse a ``warmup_epochs`` that leaves the trainer's plan no architecture step (the architecture would never
+    move, and the export would be a uniform pick).
+
+    Raises:
+        ValueError: naming ``warmup_epochs``, the trainer's ``max_epochs`` and the fix.
+    """
+    if not settings.warmup_epochs:
+        return
+    steps = architecture_steps(trainer, warmup_epochs=settings.warmup_epochs,
+                               arch_update_every=settings.arch_update_every)
+    if steps <= 0:
+        raise ValueError(f'warmup_epochs={settings.warmup_epochs} leaves no architecture step: the trainer runs '
+                         f'max_epochs={trainer.max_epochs} (max_steps={trainer.max_steps}), all of them warm-up, so '
+                         'the architecture would never move and the export would be a uniform pick. Make '
+                         'warmup_epochs smaller than max_epochs, or train longer.')
+
+
 class ConvergenceCheck(Callback):
     """At the end of a search, warns when the architecture distribution barely left the uniform one.
 

@@ -50,7 +50,9 @@ class Proxyless(OneShotStrategy):
             ``S`` architecture steps (counted from the trainer's epochs or steps, ``warmup_epochs`` and
             ``arch_update_every``), so that short searches converge too; long ones get the official 1e-3, which
             ``arc_learning_rate=1e-3`` always gives (see :mod:`nni_proxyless.convergence`).
-        warmup_epochs: epochs of weight training before the architecture starts to move. Default 0.
+        warmup_epochs: epochs of weight training before the architecture starts to move. Default 0. A warm-up
+            that leaves the trainer no architecture step (``warmup_epochs >= max_epochs``) is refused when the
+            search starts.
         arch_update_every: weight steps per architecture step (the official code: 5). Default 5.
         binary_mode: ``'two'`` (default; two sampled candidates per label and the logit rescale, the paper's
             memory-saving mode) or ``'full_v2'`` (gates on every candidate).
@@ -58,7 +60,9 @@ class Proxyless(OneShotStrategy):
             whole sampled architectures, the official code's second mode; see :mod:`nni_proxyless.reinforce`).
         reinforce_options: for ``'reinforce'``: ``samples`` (architectures per update, default 10),
             ``latency_weight`` (``w``, default -0.1), ``baseline_decay`` (default 0.99), ``metric``
-            (``(output, batch) -> float``, default top-1 accuracy on ``(input, target)`` batches), ``latency``
+            (``(output, batch) -> float``, default top-1 accuracy on ``(input, target)`` batches), ``input_of``
+            (``batch -> input``, what the model runs on; default ``batch[0]``: give it and ``metric`` for dict
+            batches), ``latency``
             (``'table'``, the default, or ``'measured'``: each sampled subnet timed on this machine at
             ``dummy_input``, on the GPU with ``applied_hardware='cuda'``, else on the CPU; cached per
             architecture). The reward's ``T`` is ``ref_latency``.
