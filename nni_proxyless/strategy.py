@@ -14,6 +14,7 @@ from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.space import RawFormatModelSpace
 
 from . import _checks
+from ._console import quiet_nni_messages
 from .arch import ArchParameters, BinaryMode
 from .export import Architecture, ExportedModelSpace, top_k
 from .latency import LatencyObjective, LatencyTable
@@ -129,6 +130,7 @@ class Proxyless(OneShotStrategy):
                  channels_last: bool = False,
                  mutation_hooks: list[Callable] | None = None):
         super().__init__(mutation_hooks=mutation_hooks)
+        quiet_nni_messages()
         self.settings = SearchSettings(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
                                        arch_update_every=arch_update_every, binary_mode=binary_mode,
                                        gradient_clip_val=gradient_clip_val,
