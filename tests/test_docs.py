@@ -1,0 +1,71 @@
+"""What the documentation shows comes from a run: error messages quoted in docs/reliability.md, outputs shown in
+docs/getting-started.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from nni_proxyless import Proxyless
+
+DOCS = Path(__file__).resolve().parents[1] / 'docs'
+_ROW = re.compile(r'^\| `(\w+)=([^`]+)` \| `([^`]+)` \|$')
+
+
+def _argument_rows() -> list[tuple[str, str, str]]:
+    """The rows of reliability.md's tables of the form | `name=value` | `message` |."""
+    return [m.groups() for line in (DOCS / 'reliability.md').read_text().splitlines() if (m := _ROW.match(line))]
+
+
+def _raised(call) -> str:
+    with pytest.raises(Exception) as error:
+        call()
+    return str(error.value)
+
+
+@pytest.mark.parametrize('name, value, message', _argument_rows(), ids=lambda v: str(v)[:40])
+def test_quoted_argument_errors_are_the_real_ones(name, value, message):
+    """Each `Proxyless(name=value)` row quotes exactly the message that Proxyless raises."""
+    if name == 'applied_hardware' and value == "'cuda'" and torch.cuda.is_available():
+        pytest.skip('a CUDA device is present')
+    kind, _, text = message.partition(': ') if re.match(r'^[A-Z]\w+Error: ', message) else ('', '', message)
+    raised = _raised(lambda: Proxyless(**{name: eval(value)}))
+    assert raised == text
+
+
+def test_quoted_model_space_and_mul_log_errors_are_the_real_ones():
+    """'nothing to search' and mul#log with ref_latency=0.5 quote the messages raised."""
+    from nni.nas.nn.pytorch import ModelSpace
+
+    from conftest import digits_evaluator, run_search
+
+    class Plain(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    text = (DOCS / 'reliability.md').read_text()
+    assert f'`{_raised(lambda: run_search(Plain(), Proxyless(), digits_evaluator(), Path("/tmp")))}`' in text
+    mul_log = _raised(lambda: Proxyless(grad_reg_loss_type='mul#log', ref_latency=0.5))
+    assert f'`{mul_log}`' in text
+
+
+def test_quoted_search_errors_are_the_real_ones(tmp_path, monkeypatch):
+    """The corrupt table, warm-up and REINFORCE dict-batch rows quote the messages raised."""
+    from conftest import ConvSpace, digits_evaluator, run_search
+    from nni_proxyless.reinforce import batch_input
+
+    text = (DOCS / 'reliability.md').read_text()
+    monkeypatch.chdir(tmp_path)
+    Path('table.json').write_text('{"version": 2, "labels": {')
+    assert f"`TableError: {_raised(lambda: Proxyless(applied_hardware='table.json'))}`" in text
+    assert f'`TypeError: {_raised(lambda: batch_input({"image": 0}))}`' in text
+    warmup = _raised(lambda: run_search(ConvSpace(), Proxyless(warmup_epochs=2), digits_evaluator(epochs=2),
+                                        tmp_path))
+    assert f'`{warmup}`' in text
