@@ -69,3 +69,28 @@ def test_quoted_search_errors_are_the_real_ones(tmp_path, monkeypatch):
     warmup = _raised(lambda: run_search(ConvSpace(), Proxyless(warmup_epochs=2), digits_evaluator(epochs=2),
                                         tmp_path))
     assert f'`{warmup}`' in text
+
+
+def _python_block_after(text: str, marker: str) -> str:
+    start = text.index('```python\n', text.index(marker)) + len('```python\n')
+    return text[start:text.index('```', start)]
+
+
+def test_getting_started_search_prints_what_the_page_shows(tmp_path):
+    """The page's smallest search, then its export loop, print the line the page shows ('...': more digits)."""
+    import os
+    import subprocess
+    import sys
+
+    text = (DOCS / 'getting-started.md').read_text()
+    search = _python_block_after(text, 'The smallest complete search looks like this:')
+    export = _python_block_after(text, '## Reading the export')
+    shown = [line[2:] for line in export.splitlines() if line.startswith('# ')]
+    env = dict(os.environ, HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, '-c', search + export], capture_output=True, text=True, timeout=600,
+                            cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = [line for line in result.stdout.splitlines() if line.startswith('{')]
+    assert shown and len(printed) >= len(shown)
+    for line, expected in zip(printed, shown):
+        assert re.fullmatch(re.escape(expected).replace(r'\.\.\.', r'\d*'), line), (line, expected)
