@@ -57,3 +57,26 @@ def test_dummy_input_that_does_not_match_the_data_is_named(caplog, shape, warns)
                 f'{shape}: the latency table is priced at dummy_input, not at the size of the data. Pass '
                 f'dummy_input=(1, {shape[1]}, {shape[2]}, {shape[3]}) (the batch size may differ).'] if warns else []
     assert [r.getMessage() for r in caplog.records] == expected
+
+
+def test_search_warns_when_dummy_input_is_not_the_data_shape(tmp_path, caplog):
+    """A search priced at (1, 1, 16, 16) on 8x8 digits warns once, naming both shapes (the search goes on)."""
+    from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+
+    from conftest import digits_evaluator, run_search
+
+    class Pooled(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.conv = LayerChoice({'k3': torch.nn.Conv2d(1, 4, 3, padding=1),
+                                     'k5': torch.nn.Conv2d(1, 4, 5, padding=2)}, label='conv')
+            self.head = torch.nn.Linear(4, 10)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.conv(x)).mean((2, 3)))
+
+    strategy = Proxyless(seed=0, applied_hardware='flops', dummy_input=(1, 1, 16, 16), ref_latency=0.01)
+    with caplog.at_level(logging.WARNING, logger='nni.proxyless'):
+        run_search(Pooled(), strategy, digits_evaluator(epochs=1), tmp_path)
+    warned = [r.getMessage() for r in caplog.records if 'does not match the first training batch' in r.getMessage()]
+    assert len(warned) == 1 and '(64, 1, 8, 8)' in warned[0] and 'dummy_input=(1, 1, 8, 8)' in warned[0]

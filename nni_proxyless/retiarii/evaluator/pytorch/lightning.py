@@ -18,8 +18,8 @@ import torch
 import torchmetrics
 from torch import nn
 from nni.nas.evaluator.pytorch import lightning as _nni
-from nni.nas.evaluator.pytorch.lightning import (ClassificationModule, DataLoader, Lightning, LightningModule, Regression,
-                                                 RegressionModule, Trainer)
+from nni.nas.evaluator.pytorch.lightning import (ClassificationModule, DataLoader, Lightning, LightningModule,
+                                                 Regression, RegressionModule, Trainer)
 
 __all__ = ['Classification', 'Regression', 'Lightning', 'LightningModule', 'DataLoader', 'Trainer',
            'ClassificationModule', 'RegressionModule']
