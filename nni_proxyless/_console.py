@@ -8,7 +8,7 @@ Dropped, by logger and message (nothing else; the user's own warnings are left a
   of a one-shot one: over a dozen times a run);
 * ``nni.nas.oneshot.pytorch.strategy``: "Checkpoint callback is found to be None in evaluator trainer" (NNI's
   one-shot strategies check for a Lightning checkpoint callback they do not need);
-* ``nni.experiment.experiment``: "Successfully update maxTrialNumber." (the web UI's own update at its end).
+* ``nni.experiment``: "Successfully update maxTrialNumber." (the web UI's own update at its end).
 
 To quiet NNI's remaining information messages too: ``logging.getLogger('nni').setLevel(logging.WARNING)``.
 """
@@ -24,7 +24,7 @@ __all__ = ['quiet_nni_messages']
 _DROPPED = {
     'nni.nas.experiment.config.experiment': '`training_service` will be ignored for sequential execution engine',
     'nni.nas.oneshot.pytorch.strategy': 'Checkpoint callback is found to be None in evaluator trainer',
-    'nni.experiment.experiment': 'Successfully update maxTrialNumber',
+    'nni.experiment': 'Successfully update maxTrialNumber.',
 }
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
 
@@ -35,7 +35,7 @@ class _Dropped(logging.Filter):
         self.start = start
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.start)
+        return not record.getMessage().startswith(self.start)
 
 
 class _Plain(logging.Formatter):

@@ -51,3 +51,16 @@ def test_redirected_search_output_has_no_nni_noise_and_no_colour_codes(tmp_path:
     assert '\x1b[' not in result.stdout
     assert 'Epoch 0: entropy' in result.stdout and 'a warning of the same logger stays' in result.stdout
     assert 'a user warning stays' in result.stderr
+
+
+def test_only_the_named_messages_are_dropped(caplog):
+    """The web UI's 'Successfully update maxTrialNumber.' is dropped; another update of the same logger is not."""
+    import logging
+
+    from nni_proxyless._console import quiet_nni_messages
+
+    quiet_nni_messages()
+    with caplog.at_level(logging.INFO, logger='nni.experiment'):
+        logging.getLogger('nni.experiment').info('Successfully update %s.', 'maxTrialNumber')
+        logging.getLogger('nni.experiment').info('Successfully update %s.', 'trialConcurrency')
+    assert [r.getMessage() for r in caplog.records] == ['Successfully update trialConcurrency.']
