@@ -71,21 +71,18 @@ def arc_learning_rate(settings: Any, trainer: Trainer) -> float:
 
 
 def check_warmup(trainer: Trainer, settings: Any) -> None:
-    """Refuse a ``warmup_epochs`` that leaves the trainer's plan no architecture step (the architecture would never
-    move, and the export would be a uniform pick).
-
-    Raises:
-        ValueError: naming ``warmup_epochs``, the trainer's ``max_epochs`` and the fix.
-    """
-    if not settings.warmup_epochs:
+    """Warn, loudly, when ``warmup_epochs`` leaves the trainer's plan no architecture step: the architecture then
+    never moves and the export is a uniform pick. Not refused: a warm-up beyond the run is also how to time or
+    train the weights alone."""
+    if not settings.warmup_epochs or not trainer.is_global_zero:
         return
     steps = architecture_steps(trainer, warmup_epochs=settings.warmup_epochs,
                                arch_update_every=settings.arch_update_every)
     if steps <= 0:
-        raise ValueError(f'warmup_epochs={settings.warmup_epochs} leaves no architecture step: the trainer runs '
-                         f'max_epochs={trainer.max_epochs} (max_steps={trainer.max_steps}), all of them warm-up, so '
-                         'the architecture would never move and the export would be a uniform pick. Make '
-                         'warmup_epochs smaller than max_epochs, or train longer.')
+        _logger.warning('warmup_epochs=%d leaves no architecture step: the trainer runs max_epochs=%s (max_steps=%s), '
+                        'all of them warm-up, so the architecture will not move and the export will be a uniform '
+                        'pick. Make warmup_epochs smaller than max_epochs, or train longer.',
+                        settings.warmup_epochs, trainer.max_epochs, trainer.max_steps)
 
 
 class ConvergenceCheck(Callback):

@@ -52,8 +52,8 @@ class Proxyless(OneShotStrategy):
             ``arch_update_every``), so that short searches converge too; long ones get the official 1e-3, which
             ``arc_learning_rate=1e-3`` always gives (see :mod:`nni_proxyless.convergence`).
         warmup_epochs: epochs of weight training before the architecture starts to move. Default 0. A warm-up
-            that leaves the trainer no architecture step (``warmup_epochs >= max_epochs``) is refused when the
-            search starts.
+            that leaves the trainer no architecture step (``warmup_epochs >= max_epochs``) is warned about when
+            the search starts.
         arch_update_every: weight steps per architecture step (the official code: 5). Default 5.
         binary_mode: ``'two'`` (default; two sampled candidates per label and the logit rescale, the paper's
             memory-saving mode) or ``'full_v2'`` (gates on every candidate).
