@@ -70,6 +70,21 @@ def arc_learning_rate(settings: Any, trainer: Trainer) -> float:
     return rate
 
 
+def check_warmup(trainer: Trainer, settings: Any) -> None:
+    """Warn, loudly, when ``warmup_epochs`` leaves the trainer's plan no architecture step: the architecture then
+    never moves and the export is a uniform pick. Not refused: a warm-up beyond the run is also how to time or
+    train the weights alone."""
+    if not settings.warmup_epochs or not trainer.is_global_zero:
+        return
+    steps = architecture_steps(trainer, warmup_epochs=settings.warmup_epochs,
+                               arch_update_every=settings.arch_update_every)
+    if steps <= 0:
+        _logger.warning('warmup_epochs=%d leaves no architecture step: the trainer runs max_epochs=%s (max_steps=%s), '
+                        'all of them warm-up, so the architecture will not move and the export will be a uniform '
+                        'pick. Make warmup_epochs smaller than max_epochs, or train longer.',
+                        settings.warmup_epochs, trainer.max_epochs, trainer.max_steps)
+
+
 class ConvergenceCheck(Callback):
     """At the end of a search, warns when the architecture distribution barely left the uniform one.
 

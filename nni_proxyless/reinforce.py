@@ -22,17 +22,39 @@ from torch import nn
 from . import _checks
 from .arch import ArchParameters, Selection
 
-__all__ = ['ReinforceUpdate', 'classification_accuracy', 'check_reinforce_options']
+__all__ = ['ReinforceUpdate', 'classification_accuracy', 'batch_input', 'check_reinforce_options']
 
-_OPTIONS = {'samples', 'latency_weight', 'baseline_decay', 'metric', 'latency'}
+_OPTIONS = {'samples', 'latency_weight', 'baseline_decay', 'metric', 'input_of', 'latency'}
 
 
 def classification_accuracy(output: torch.Tensor, batch: Any) -> torch.Tensor:
     """Top-1 accuracy of ``output`` on an ``(input, target)`` batch: the default reward metric.
 
     A scalar tensor on the output's device (reading it as a float would wait for the device).
+
+    Raises:
+        TypeError: the batch is not an ``(input, target)`` pair (e.g. a dict), naming the option to pass.
     """
-    return (output.argmax(dim=-1) == batch[1]).float().mean()
+    return (output.argmax(dim=-1) == _part(batch, 1, 'target', 'metric')).float().mean()
+
+
+def batch_input(batch: Any) -> Any:
+    """The model's input in an ``(input, target)`` batch: the default ``input_of``.
+
+    Raises:
+        TypeError: the batch is not an ``(input, target)`` pair (e.g. a dict), naming the option to pass.
+    """
+    return _part(batch, 0, 'input', 'input_of')
+
+
+def _part(batch: Any, index: int, what: str, option: str) -> Any:
+    if isinstance(batch, (list, tuple)) and len(batch) > index:
+        return batch[index]
+    raise TypeError(f"arch_update='reinforce' reads the {what} of each validation batch as batch[{index}] of an "
+                    f"(input, target) pair, but the batch is a {type(batch).__name__}. Say how to read your "
+                    "batches: reinforce_options={'input_of': lambda batch: batch['image'], 'metric': lambda output, "
+                    "batch: (output.argmax(-1) == batch['label']).float().mean()} (with your keys); "
+                    f'{option!r} is the one missing.')
 
 
 def check_reinforce_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +63,9 @@ def check_reinforce_options(options: dict[str, Any]) -> dict[str, Any]:
     _checks.one_of("reinforce_options['latency']", options.get('latency', 'table'), ('table', 'measured'))
     if 'metric' in options:
         _checks.function("reinforce_options['metric']", options['metric'], 'metric(output, batch) -> float',
+                          ValueError)
+    if 'input_of' in options:
+        _checks.function("reinforce_options['input_of']", options['input_of'], 'input_of(batch) -> model input',
                           ValueError)
     if 'samples' in options:
         options['samples'] = _checks.integer("reinforce_options['samples']", options['samples'], low=1)
@@ -63,14 +88,17 @@ class ReinforceUpdate(nn.Module):
         metric: ``(output, batch) -> float``, the accuracy-like reward (default: top-1 accuracy); it may return a
             scalar tensor instead, which spares a wait for the GPU per sampled architecture.
         latency: ``sample -> latency`` of an architecture, or ``None`` for an accuracy-only reward.
+        input_of: ``batch -> input`` the model is run on (default: ``batch[0]`` of ``(input, target)`` batches);
+            give it, with ``metric``, for other batches (e.g. dicts).
     """
 
     def __init__(self, *, samples: int = 10, latency_weight: float = -0.1, ref_latency: float = 65.0,
                  baseline_decay: float = 0.99, metric: Callable[[Any, Any], float] = classification_accuracy,
-                 latency: Callable[[dict[str, Any]], float] | None = None):
+                 latency: Callable[[dict[str, Any]], float] | None = None,
+                 input_of: Callable[[Any], Any] = batch_input):
         super().__init__()
         self.samples, self.latency_weight, self.ref_latency = samples, latency_weight, ref_latency
-        self.baseline_decay, self.metric, self.latency = baseline_decay, metric, latency
+        self.baseline_decay, self.metric, self.latency, self.input_of = baseline_decay, metric, latency, input_of
         self.register_buffer('baseline', torch.tensor(float('nan'), dtype=torch.float64))
 
     def reward(self, accuracy: float | torch.Tensor, sample: dict[str, Any]) -> float | torch.Tensor:

@@ -14,6 +14,7 @@ from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.space import RawFormatModelSpace
 
 from . import _checks
+from ._console import quiet_nni_messages
 from .arch import ArchParameters, BinaryMode
 from .export import Architecture, ExportedModelSpace, top_k
 from .latency import LatencyObjective, LatencyTable
@@ -52,7 +53,9 @@ class Proxyless(OneShotStrategy):
             ``S`` architecture steps (counted from the trainer's epochs or steps, ``warmup_epochs`` and
             ``arch_update_every``), so that short searches converge too; long ones get the official 1e-3, which
             ``arc_learning_rate=1e-3`` always gives (see :mod:`nni_proxyless.convergence`).
-        warmup_epochs: epochs of weight training before the architecture starts to move. Default 0.
+        warmup_epochs: epochs of weight training before the architecture starts to move. Default 0. A warm-up
+            that leaves the trainer no architecture step (``warmup_epochs >= max_epochs``) is warned about when
+            the search starts.
         arch_update_every: weight steps per architecture step (the official code: 5). Default 5.
         binary_mode: ``'two'`` (default; two sampled candidates per label and the logit rescale, the paper's
             memory-saving mode) or ``'full_v2'`` (gates on every candidate).
@@ -60,7 +63,9 @@ class Proxyless(OneShotStrategy):
             whole sampled architectures, the official code's second mode; see :mod:`nni_proxyless.reinforce`).
         reinforce_options: for ``'reinforce'``: ``samples`` (architectures per update, default 10),
             ``latency_weight`` (``w``, default -0.1), ``baseline_decay`` (default 0.99), ``metric``
-            (``(output, batch) -> float``, default top-1 accuracy on ``(input, target)`` batches), ``latency``
+            (``(output, batch) -> float``, default top-1 accuracy on ``(input, target)`` batches), ``input_of``
+            (``batch -> input``, what the model runs on; default ``batch[0]``: give it and ``metric`` for dict
+            batches), ``latency``
             (``'table'``, the default, or ``'measured'``: each sampled subnet timed on this machine at
             ``dummy_input``, on the GPU with ``applied_hardware='cuda'``, else on the CPU; cached per
             architecture). The reward's ``T`` is ``ref_latency``.
@@ -82,7 +87,9 @@ class Proxyless(OneShotStrategy):
             ``{'predictor_dir': ...}`` for nn-Meter.
         seed: seeds path sampling (``None``: derived from ``torch.initial_seed()``). Same seed, same search.
         web_ui: show the search in NNI's web UI: a port number, or a :class:`~nni_proxyless.webui.WebUI` (to
-            choose the experiment's name and folder, or ``retrain_top_k``); ``None`` (the default): no web UI.
+            choose the experiment's name and folder, or ``retrain_top_k``); ``None`` (the default): no web UI,
+            unless a port is given to NNI's ``NasExperiment.run(port=...)`` / ``start(port)``, which does the
+            same as ``web_ui=port`` (the experiment's name and folder are then the web UI's).
             The search then appears as a trial of a real NNI experiment: ``nnictl experiment list`` lists it,
             ``nnictl view`` reopens it, and the plots are saved in its folder. With
             ``WebUI(port, retrain_top_k=k)`` the top ``k`` architectures are then retrained from scratch as
@@ -125,6 +132,7 @@ class Proxyless(OneShotStrategy):
                  channels_last: bool = False,
                  mutation_hooks: list[Callable] | None = None):
         super().__init__(mutation_hooks=mutation_hooks)
+        quiet_nni_messages()
         self.settings = SearchSettings(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
                                        arch_update_every=arch_update_every, binary_mode=binary_mode,
                                        gradient_clip_val=gradient_clip_val,
@@ -192,9 +200,13 @@ class Proxyless(OneShotStrategy):
         return ReinforceUpdate(ref_latency=ref, latency=latency, **options)
 
     def _run(self) -> None:
-        """Train the supernet; with ``web_ui``, inside a real NNI experiment that shows the search."""
-        if self.web_ui is None or not _first_process():
+        """Train the supernet; with ``web_ui`` (or a port given to the experiment's ``run`` / ``start``), inside a
+        real NNI experiment that shows the search."""
+        if not _first_process():
             return super()._run()  # under DDP, the first process shows the search for all
+        self._name_experiments()
+        if self.web_ui is None:
+            return super()._run()
         with self.web_ui as ui:
             module = self.oneshot_module
             module.reporter.sinks.append(ui)
@@ -205,6 +217,17 @@ class Proxyless(OneShotStrategy):
                 module.reporter.sinks.remove(ui)
             if ui.retrain_top_k:
                 self._retrain_in(ui)
+
+    def _name_experiments(self) -> None:
+        """Name the experiment's entries of ``nnictl experiment list`` after the space and the strategy (where the
+        user did not), and take a port given to ``NasExperiment.run`` / ``start`` as the web UI's."""
+        from .webui._from_experiment import name_experiment, requested_web_ui
+        name = f'{type(self._supernet).__name__} / Proxyless'
+        name_experiment(name)
+        if self.web_ui is None:
+            self.web_ui = requested_web_ui(name)
+        elif not self.web_ui.named:
+            self.web_ui.experiment_name = f'{name} (web UI)'
 
     def _retrain_in(self, ui: WebUI) -> None:
         """Retrain the top architectures as further trials of the web UI's experiment (``retrain_top_k``)."""

@@ -31,11 +31,12 @@ from ._distributed import allow_unused_parameters
 from ._loss_check import FiniteLossCheck
 from ._precision import check_precision, gradient_scaler, scaled_gradients, scaled_step
 from .callbacks import ArchitectureLogger, RandomStateKeeper
-from .convergence import ConvergenceCheck, arc_learning_rate
+from .convergence import ConvergenceCheck, arc_learning_rate, check_warmup
 from .memory_format import ChannelsLast
 from .plots import SearchPlots
 from .reports import MetricReporter
 from .reinforce import ReinforceUpdate
+from .latency.input_check import DummyInputCheck
 from .latency.loss import LatencyObjective
 from .latency.table import LatencyTable
 from .ops import MixedOp, check_shapes_on_first_batch, check_widening_on_first_batch
@@ -129,6 +130,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         return super().setup(stage)
 
     def on_fit_start(self) -> None:
+        check_warmup(self.trainer, self.settings)
         check_shapes_on_first_batch(self._ops)
         check_widening_on_first_batch(self.training_module.model, self.arch.routing)
         return super().on_fit_start()
@@ -142,6 +144,7 @@ class ProxylessModule(BaseOneShotLightningModule):
     def configure_callbacks(self) -> list[Callback]:
         callbacks = [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder), ConvergenceCheck()]
         callbacks += [ChannelsLast()] if self.settings.channels_last else []
+        callbacks += [DummyInputCheck(self.latency.table.dummy_input)] if self.latency is not None else []
         callbacks.append(self.reporter)
         return callbacks if self.batchnorm is None else [self.batchnorm, *callbacks]
 
@@ -232,7 +235,7 @@ class ProxylessModule(BaseOneShotLightningModule):
                     selections = self.arch.sample(step, phase=2 + k)
                     self.route(selections)
                     sample = self.arch.sample_of(selections)
-                    accuracy = self.reinforce.metric(self.training_module(batch[0]), batch)
+                    accuracy = self.reinforce.metric(self.training_module(self.reinforce.input_of(batch)), batch)
                     rewarded.append((selections, sample, self.reinforce.reward(accuracy, sample)))
         finally:
             model.train(was_training)

@@ -50,3 +50,25 @@ def test_a_distribution_that_barely_moved_is_reported_with_the_fix(tmp_path, cap
         run_search(ConvSpace(), Proxyless(seed=0), digits_evaluator(epochs=1, limit_val_batches=0),
                    tmp_path / 'auto')
     assert not any('barely moved' in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize('warmup, epochs', [(2, 2), (3, 2)])
+def test_warmup_that_leaves_no_architecture_step_is_warned_at_fit_start(tmp_path, caplog, warmup, epochs):
+    """warmup_epochs >= max_epochs: a warning at fit start names both values and the fix; the logits stay 0."""
+    strategy = Proxyless(seed=0, warmup_epochs=warmup)
+    with caplog.at_level(logging.WARNING, logger='nni.proxyless'):
+        run_search(ConvSpace(), strategy, digits_evaluator(epochs=epochs), tmp_path)
+    warned = [r.getMessage() for r in caplog.records if 'leaves no architecture step' in r.getMessage()]
+    assert len(warned) == 1 and f'warmup_epochs={warmup} ' in warned[0] and f'max_epochs={epochs} ' in warned[0]
+    assert 'smaller than max_epochs' in warned[0]
+    assert all(float(p.abs().max()) == 0 for p in strategy.arch.parameters())
+
+
+def test_warmup_shorter_than_the_search_runs(tmp_path, caplog):
+    """warmup_epochs=1 of max_epochs=2: no warning, and the architecture moves (in the second epoch)."""
+    strategy = Proxyless(seed=0, warmup_epochs=1, arch_update_every=1)
+    with caplog.at_level(logging.WARNING, logger='nni.proxyless'):
+        run_search(ConvSpace(), strategy, digits_evaluator(epochs=2), tmp_path)
+    assert len(strategy.oneshot_module.reports) == 2
+    assert not [r for r in caplog.records if 'leaves no architecture step' in r.getMessage()]
+    assert any(float(p.abs().max()) > 0 for p in strategy.arch.parameters())

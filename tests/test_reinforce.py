@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 
+import nni
 import pytest
 import torch
+from nni.nas.evaluator.pytorch.lightning import DataLoader, Lightning, LightningModule, Trainer
 
 from nni_proxyless import Proxyless
 from nni_proxyless.arch import ArchParameters, Selection
 from nni_proxyless.labels import Choice
 from nni_proxyless.reinforce import ReinforceUpdate
 
-from conftest import digits_evaluator, run_search
+from conftest import ConvSpace, digits_datasets, digits_evaluator, run_search
 from planted import PlantedSpace
 from nni_proxyless.latency import LatencyTable, Term
 
@@ -82,3 +84,49 @@ def test_latency_reward_steers_to_the_fast_twin(tmp_path):
         run_search(TwinSpace(), strategy, digits_evaluator(epochs=3), tmp_path / str(seed))
         favoured += all(strategy.arch.probs(f'c{i}')[0] > 0.5 for i in range(2))
     assert favoured >= 4
+
+
+@nni.trace
+class _DictBatches(LightningModule):
+    """An evaluator module whose batches are dicts {'image': ..., 'label': ...}."""
+
+    def forward(self, x):
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        return torch.nn.functional.cross_entropy(self(batch['image']), batch['label'])
+
+    def validation_step(self, batch, batch_idx):
+        self.log('default', (self(batch['image']).argmax(1) == batch['label']).float().mean())
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=3e-3)
+
+
+def _dict_evaluator() -> Lightning:
+    train, val = digits_datasets(n_train=256)
+    as_dicts = lambda data: [{'image': x, 'label': y} for x, y in data]  # noqa: E731
+    trainer = Trainer(max_epochs=1, accelerator='cpu', enable_progress_bar=False, logger=False,
+                      enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
+    return Lightning(_DictBatches(), trainer, train_dataloaders=DataLoader(as_dicts(train), batch_size=64),
+                     val_dataloaders=DataLoader(as_dicts(val), batch_size=64))
+
+
+def test_reinforce_with_dict_batches_uses_input_of(tmp_path):
+    """Dict batches: with input_of and metric, each sampled architecture is run on input_of(batch) (the images,
+    checked by their shape) and the logits move; without input_of, the error names it and shows how to write it."""
+    seen = []
+
+    def input_of(batch):
+        seen.append(tuple(batch['image'].shape))
+        return batch['image']
+
+    metric = lambda output, batch: (output.argmax(-1) == batch['label']).float().mean()  # noqa: E731
+    strategy = Proxyless(seed=0, arch_update='reinforce', arch_update_every=1,
+                         reinforce_options={'input_of': input_of, 'metric': metric, 'samples': 2})
+    run_search(ConvSpace(), strategy, _dict_evaluator(), tmp_path / 'ok')
+    assert seen and all(shape[1:] == (1, 8, 8) for shape in seen) and len(seen) % 2 == 0
+    assert any(float(p.abs().max()) > 0 for p in strategy.arch.parameters())
+    failing = Proxyless(seed=0, arch_update='reinforce', arch_update_every=1, reinforce_options={'metric': metric})
+    with pytest.raises(TypeError, match=r"batch is a dict.*'input_of': lambda batch: batch\['image'\].*'input_of' is"):
+        run_search(ConvSpace(), failing, _dict_evaluator(), tmp_path / 'missing')

@@ -24,7 +24,7 @@ from nni.nas.evaluator.pytorch import Classification, DataLoader
 from nni.nas.experiment import NasExperiment
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, Repeat
 from nni_proxyless import Proxyless, strategies
-from nni_proxyless.retiarii import RetiariiMigrationError, basic_unit, fixed_arch, model_wrapper, serialize
+from nni_proxyless.retiarii import RetiariiMigrationError, model_wrapper, serialize
 from nni_proxyless.retiarii.experiment.pytorch import WEB_UI_ENV, RetiariiExeConfig, RetiariiExperiment
 
 from conftest import digits_datasets
@@ -194,15 +194,13 @@ def _graph_engine_run():
     (lambda: RetiariiExperiment(*_space_and_evaluator(), [], strategy.Proxyless()).export_top_models(
         formatter='code'), "formatter='dict' and model_space.freeze"),
     (lambda: RetiariiExperiment(*_space_and_evaluator(), [object()], strategy.Proxyless()), 'ModelSpace'),
-    (lambda: fixed_arch({'conv': 0}), 'model_space.freeze(arch)'),
     (_graph_engine_run, "execution_engine='oneshot'"),
     (lambda: strategy.BaseStrategy, 'nni.nas.strategy.Strategy'),
-    (lambda: basic_unit(nn.Conv2d), 'ParametrizedModule'),
     (lambda: serialize(nn.Conv2d, 1, 1, 1), 'nni.trace'),
     (lambda: nn.Placeholder, 'LayerChoice'),
     (lambda: RetiariiExperiment(Net(), type('DartsTrainer', (), {'fit': None, 'export': None})()), 'trainer.train()'),
-], ids=['formatter-code', 'applied-mutators', 'fixed-arch', 'graph-engine', 'base-strategy', 'basic-unit',
-        'serialize', 'placeholder', 'one-shot-trainer'])
+], ids=['formatter-code', 'applied-mutators', 'graph-engine', 'base-strategy', 'serialize', 'placeholder',
+        'one-shot-trainer'])
 def test_unsupported_2x_calls_name_the_replacement(call, replacement):
     """2.x features NNI 3.0 removed raise RetiariiMigrationError naming what to use instead."""
     with pytest.raises(RetiariiMigrationError, match='not supported in NNI 3.0') as error:
@@ -267,3 +265,30 @@ def test_example_runs_in_smoke_mode(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'Top-3 architectures' in result.stdout and "'conv'" in result.stdout
+
+
+def test_classification_without_num_classes_runs_and_exports(experiments_root, caplog):
+    """pl.Classification as NNI 2.x's docs wrote it (no num_classes): the search runs, exports, and the log says
+    which number of classes it inferred (10, the width of Net's output)."""
+    train, val = digits_datasets(n_train=256)
+    evaluator = pl.Classification(train_dataloaders=pl.DataLoader(train, batch_size=64),
+                                  val_dataloaders=pl.DataLoader(val, batch_size=64), max_epochs=1, **QUIET)
+    exp = RetiariiExperiment(Net(), evaluator, [], strategy.Proxyless(seed=0, arch_update_every=1))
+    with caplog.at_level('INFO', logger='nni.proxyless.retiarii'):
+        exp.run(RetiariiExeConfig(execution_engine='oneshot', experiment_working_directory=str(experiments_root)))
+    [arch] = exp.export_top_models(formatter='dict')
+    assert Net().freeze(arch)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+    assert 'num_classes=10, inferred' in caplog.text
+    assert 0 <= exp.strategy.oneshot_module.reports[-1]['default'] <= 1
+
+
+def test_inferred_accuracy_is_top1_accuracy():
+    """The accuracy of a Classification without num_classes is the fraction of argmax hits, over 7 classes."""
+    torch.manual_seed(0)
+    evaluator = pl.Classification(train_dataloaders=pl.DataLoader([(torch.zeros(1), 0)]), max_epochs=1)
+    metric = evaluator.module.metrics['acc']
+    logits, target = torch.randn(50, 7), torch.randint(0, 7, (50,))
+    assert metric(logits, target).item() == pytest.approx((logits.argmax(1) == target).float().mean().item())
+    assert metric.accuracy.num_classes == 7
+    with pytest.raises(ValueError, match=r'got shape \(4,\).*num_classes='):
+        pl.Classification(max_epochs=1).module.metrics['acc'](torch.zeros(4), torch.zeros(4))

@@ -14,7 +14,7 @@ from .. import _checks
 from .build import build_latency_table, hardware_kind
 from .predictors import create_predictor
 from .loss import OFFICIAL_PARAMS, LatencyLoss, LatencyObjective
-from .table import LatencyTable
+from .table import LatencyTable, TableError
 
 __all__ = ['LatencyConfig', 'check_target_reachable']
 
@@ -40,19 +40,20 @@ class LatencyConfig:
         Raises:
             ValueError: naming the bad argument, its value and what is allowed.
         """
+        _checks.mapping('predictor_options', options, optional=True)
+        source = None if hardware is None else _resolved(hardware, options or {})
+        if hardware is not None and hardware_kind(hardware) == 'name':
+            hardware, options = source, {}  # built now: a missing predictor or bad option fails here
+        unit = _UNIT_NAMES.get(source.unit, source.unit) if source is not None else 'milliseconds'
         params = loss_params if loss_params is not None else dict(OFFICIAL_PARAMS.get(loss_type, {}))
-        loss = LatencyLoss(loss_type, params, ref_latency)
+        loss = LatencyLoss(loss_type, params, ref_latency, unit)
         if not isinstance(dummy_input, torch.Tensor):
             dummy_input = _checks.shape('dummy_input', dummy_input)
-        target = _checks.number('latency_target', target, positive=True, optional=True, unit='milliseconds')
-        _checks.mapping('predictor_options', options, optional=True)
+        target = _checks.number('latency_target', target, positive=True, optional=True, unit=unit)
         if hardware is None:
             if target is not None:
                 raise ValueError('latency_target needs applied_hardware (where latency comes from).')
             return None
-        _check_hardware(hardware)
-        if hardware_kind(hardware) == 'name':  # build it now: a missing predictor or bad option fails here
-            hardware, options = create_predictor(hardware, **(options or {})), {}
         if loss_params is None and loss_type is not None:
             _logger.info('grad_reg_loss_params not given: using the official ProxylessNAS values %s for %s.',
                          params, loss_type)
@@ -79,6 +80,21 @@ def check_target_reachable(table: LatencyTable, target: float) -> None:
                          f'latency_target to at least {fastest:.4g} {table.unit}, or to None for no limit.')
 
 
-def _check_hardware(hardware: Any) -> None:
-    if hardware_kind(hardware) == 'file' and not os.path.isfile(hardware):
-        _checks.fail('applied_hardware', 'an existing latency table file (.json)', str(hardware))
+_UNIT_NAMES = {'ms': 'milliseconds'}
+"""Units as messages name them (a unit not listed is named as it is, e.g. ``MFLOPs``)."""
+
+
+def _resolved(hardware: Any, options: dict[str, Any]) -> Any:
+    """The predictor or table behind ``applied_hardware`` (a saved table is read and checked now, so that a
+    missing or corrupt file fails in the constructor rather than when the search starts)."""
+    kind = hardware_kind(hardware)
+    if kind == 'file':
+        if not os.path.isfile(hardware):
+            _checks.fail('applied_hardware', 'an existing latency table file (.json)', str(hardware))
+        try:
+            return LatencyTable.load(hardware)
+        except TableError as error:
+            raise TableError(f'applied_hardware={str(hardware)!r}: {error}. Build the table again '
+                             '(build_latency_table(...).save(path)), or pass a predictor name such as '
+                             "'cpu' or 'flops'.") from None
+    return create_predictor(hardware, **options) if kind == 'name' else hardware

@@ -17,7 +17,7 @@ instead of the best one within the target (docs/benchmarks.md).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
@@ -41,7 +41,8 @@ class LatencyLoss:
     Args:
         kind: ``'mul#log'``, ``'add#linear'`` or ``None``.
         params: ``{'alpha', 'beta'}`` for ``'mul#log'``, ``{'lambda'}`` for ``'add#linear'``.
-        ref_latency: reference latency, in the table's unit (ms), > 0 (> 1 for ``'mul#log'``).
+        ref_latency: reference latency, in the table's unit, > 0 (> 1 for ``'mul#log'``).
+        unit: that unit, as error messages name it (``'milliseconds'``, ``'MFLOPs'``).
 
     Raises:
         ValueError: unknown kind, a missing or non-numeric parameter, or a bad reference latency.
@@ -50,6 +51,7 @@ class LatencyLoss:
     kind: str | None
     params: dict[str, float]
     ref_latency: float
+    unit: str = field(default='milliseconds', compare=False)
 
     def __post_init__(self) -> None:
         _checks.one_of('grad_reg_loss_type', self.kind, tuple(_REQUIRED))
@@ -61,13 +63,13 @@ class LatencyLoss:
                              f'The official values are {OFFICIAL_PARAMS[self.kind]}.')
         numbers = {name: _checks.number(f'grad_reg_loss_params[{name!r}]', params[name])
                    for name in _REQUIRED[self.kind]}
-        ref = _checks.number('ref_latency', self.ref_latency, positive=True, unit='milliseconds')
+        if self.kind == 'mul#log' and _checks.is_number(self.ref_latency) and self.ref_latency <= 1:
+            raise ValueError(f"grad_reg_loss_type='mul#log' compares log(latency) with log(ref_latency), so it needs "
+                             f'ref_latency > 1; with ref_latency={self.ref_latency} {self.unit} the ratio divides by '
+                             "zero or inverts. Use 'add#linear', or express latency in a unit where it exceeds 1.")
+        ref = _checks.number('ref_latency', self.ref_latency, positive=True, unit=self.unit)
         object.__setattr__(self, 'params', {**params, **numbers})  # plain floats, whatever numeric type was given
         object.__setattr__(self, 'ref_latency', ref)
-        if self.kind == 'mul#log' and ref <= 1:
-            raise ValueError(f"grad_reg_loss_type='mul#log' compares log(latency) with log(ref_latency); with "
-                             f'ref_latency={ref} ms (<= 1 ms) the ratio divides by zero or inverts. Use '
-                             "'add#linear', or express latency in a unit where it exceeds 1.")
 
     def __call__(self, task_loss: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
         """The architecture loss from the task loss and the expected latency, in float32 at least (a task loss

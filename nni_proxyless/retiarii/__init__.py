@@ -9,17 +9,16 @@ changing its import lines only::
     from nni_proxyless.retiarii import model_wrapper                     # was: nni.retiarii
     from nni_proxyless.retiarii.experiment.pytorch import RetiariiExperiment, RetiariiExeConfig
 
-2.x features with no NNI 3.0 equivalent (``fixed_arch``, ``serialize``, ``basic_unit``, mutators, graph
-execution engines, ``export_top_models(formatter='code')``) raise :class:`RetiariiMigrationError` naming the
-replacement. See ``docs/migrating.md``.
+``fixed_arch`` (a dict or a JSON file, over NNI 3.0's ``model_context``), ``basic_unit`` (a marker, nothing to
+do for one-shot search) and ``nni_proxyless.retiarii.oneshot.pytorch.ProxylessTrainer`` keep their 2.x use.
+2.x features with no NNI 3.0 equivalent (``serialize``, mutators, graph execution engines,
+``export_top_models(formatter='code')``) raise :class:`RetiariiMigrationError` naming the replacement. See
+``docs/migrating.md``.
 """
 
-from ._errors import RetiariiMigrationError, removed
+from ._errors import RetiariiMigrationError
+from .fixed import fixed_arch
 from .serializer import basic_unit, is_model_wrapped, model_wrapper, serialize, serialize_cls
 
 __all__ = ['model_wrapper', 'is_model_wrapped', 'fixed_arch', 'serialize', 'serialize_cls', 'basic_unit',
            'RetiariiMigrationError']
-
-fixed_arch = removed('nni.retiarii.fixed_arch',
-                     'model_space.freeze(arch), or `with nni.nas.space.model_context(arch): model = Net()` '
-                     '(arch: a dict from export_top_models(formatter="dict"); for a JSON file, json.load it first)')

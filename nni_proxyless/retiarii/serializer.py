@@ -4,8 +4,8 @@
 3.0's ``nni.nas.nn.pytorch.ModelSpace`` (in that order, so the user's methods win and ``super().__init__()``
 reaches ``ModelSpace``). Its ``__init__`` is the user's, run inside NNI 3.0's model-space wrapper (which records
 the init arguments and the dry-run context) and inside a :class:`~._labels.WrapperLabelScope` (2.x's labels).
-The other 2.x serializer names (``serialize``, ``serialize_cls``, ``basic_unit``) raise an error naming their
-NNI 3.0 replacement.
+``basic_unit`` is a marker that changes nothing (one-shot search runs modules as they are); ``serialize`` and
+``serialize_cls`` raise an error naming their NNI 3.0 replacement.
 """
 
 from __future__ import annotations
@@ -113,6 +113,19 @@ def _value_choice_error(space: type, choices: list[ValueChoice], what: str) -> R
 
 serialize = removed('nni.retiarii.serialize', 'nni.trace(cls)(*args, **kwargs)')
 serialize_cls = removed('nni.retiarii.serialize_cls', 'nni.trace(cls)')
-basic_unit = removed('nni.retiarii.basic_unit',
-                     'nothing for one-shot strategies such as Proxyless (drop the decorator); to search a module\'s '
-                     'init arguments, subclass nni.nas.nn.pytorch.ParametrizedModule')
+
+
+def basic_unit(cls: T, basic_unit_tag: bool = True) -> T:
+    """NNI 2.x's ``@basic_unit``: marks ``cls`` as a primitive module and returns it unchanged.
+
+    It told 2.x's graph engine not to parse inside the module. One-shot strategies such as ``Proxyless`` run the
+    module as it is, so the decorator has nothing to do; it is kept so that 2.x code runs unchanged (NNI 3.0's
+    legacy ``basic_unit`` also traces the init arguments, which one-shot search does not use).
+
+    Raises:
+        TypeError: ``cls`` is not a subclass of ``torch.nn.Module``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f'@basic_unit decorates a subclass of torch.nn.Module, got {cls!r}.')
+    cls._nni_basic_unit = basic_unit_tag  # type: ignore[attr-defined]
+    return cls

@@ -1,8 +1,9 @@
 """The relay trial of :class:`nni_proxyless.webui.WebUI` (run as ``python -m nni_proxyless.webui._relay``).
 
 NNI's local training service launches this module for each trial of the experiment. It asks NNI for its
-parameters (the trial's name: ``search``, ``retrain top-1``, ...), connects to the user's process on
-``127.0.0.1:<port>``, introduces itself, then reports what it is sent to NNI (see :mod:`._protocol`).
+parameters (the trial's name: ``search``, ``retrain top-1``, ...), reads its token from the file named on its
+command line, connects to the user's process on ``127.0.0.1:<port>``, introduces itself, then reports what it
+is sent to NNI (see :mod:`._protocol`).
 
 If the connection closes without ``done`` the user's process has gone away: the relay asks the NNI manager
 to stop the experiment (so no manager is left running either) and exits with status 3.
@@ -13,6 +14,7 @@ import argparse
 import socket
 import sys
 import urllib.request
+from pathlib import Path
 
 import nni
 
@@ -27,7 +29,9 @@ _EXIT_INTERRUPTED = 130
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m nni_proxyless.webui._relay')
     parser.add_argument('--port', type=int, required=True, help="the user's process listens here (127.0.0.1)")
-    parser.add_argument('--token', required=True, help='proves to the user process who is connecting')
+    parser.add_argument('--token-file', required=True,
+                        help='a file (readable by this user only) holding the token that proves to the user process '
+                             'who is connecting')
     parser.add_argument('--manager-port', type=int, required=True, help="NNI manager's REST port")
     return parser.parse_args(argv)
 
@@ -70,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         parameters = nni.get_next_parameter() or {}  # NNI requires it before any report
-        hello = protocol.hello(args.token, parameters.get('trial', protocol.SEARCH_TRIAL), nni.get_trial_id())
+        token = Path(args.token_file).read_text().strip()
+        hello = protocol.hello(token, parameters.get('trial', protocol.SEARCH_TRIAL), nni.get_trial_id())
         with socket.create_connection(('127.0.0.1', args.port), timeout=30) as conn:
             conn.settimeout(None)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -2,7 +2,7 @@
 
 It starts the experiment (local training service) whose trials are relays (:mod:`._relay`), waits for the relay
 trial to connect to this process (:mod:`._connection`), sends it the metrics to report, and stops everything it
-started when done, failed or interrupted (:mod:`._processes`). A little over 300 lines: one class, the lifetime
+started when done, failed or interrupted (:mod:`._processes`). About 350 lines: one class, the lifetime
 of one experiment, whose parts (start-up, trials, reports, shutdown) share its state.
 """
 from __future__ import annotations
@@ -39,7 +39,8 @@ class WebUI:
 
     Args:
         port: Port of NNI's manager and web UI; it must be free.
-        experiment_name: Name shown by ``nnictl experiment list`` and the web UI.
+        experiment_name: Name shown by ``nnictl experiment list`` and the web UI; ``None`` (the default): named
+            after the model space and the strategy when ``Proxyless`` starts it (else ``'proxyless'``).
         experiment_dir: Directory under which NNI keeps its experiments (NNI's
             ``experiment_working_directory``); ``None`` means NNI's default, ``~/nni-experiments``.
             The :attr:`experiment_dir` property is this experiment's own folder inside it.
@@ -60,7 +61,7 @@ class WebUI:
         ...     ui.report_final({'default': 0.93, 'argmax_latency_ms': 11.8})
     """
 
-    def __init__(self, port: int = 8080, *, experiment_name: str = 'proxyless',
+    def __init__(self, port: int = 8080, *, experiment_name: str | None = None,
                  experiment_dir: str | None = None, startup_timeout: float = 60, retrain_top_k: int = 0,
                  retrain_evaluator: Any = None) -> None:
         self._port = _checks.port('port', port)
@@ -68,8 +69,11 @@ class WebUI:
         self.retrain_top_k = _checks.integer('retrain_top_k', retrain_top_k, low=0)
         self.retrain_evaluator = retrain_evaluator
         self._root = Path(experiment_dir or '~/nni-experiments').expanduser().resolve()
-        self._experiment = Experiment(_experiment.experiment_config(experiment_name, self._root, self.retrain_top_k))
+        self._experiment = Experiment(_experiment.experiment_config(experiment_name or 'proxyless', self._root,
+                                                                    self.retrain_top_k))
+        self.named = experiment_name is not None  # whether the user chose the name
         self._link = RelayLink()
+        self._token_file: Path | None = None
         self._lock = threading.Lock()
         self._manager: psutil.Process | None = None
         self._state = 'new'  # -> 'running' -> 'stopped'
@@ -81,6 +85,25 @@ class WebUI:
     def experiment_id(self) -> str:
         """NNI's ID of the experiment (known before :meth:`start`)."""
         return self._experiment.id
+
+    @property
+    def experiment_name(self) -> str:
+        """The name ``nnictl experiment list`` and the web UI show; it can be changed until :meth:`start`."""
+        assert self._experiment.config is not None
+        return self._experiment.config.experiment_name
+
+    @experiment_name.setter
+    def experiment_name(self, name: str) -> None:
+        if self._state != 'new':
+            raise WebUIError(f'The experiment is already started (state: {self._state}); name it before start()')
+        assert self._experiment.config is not None
+        self._experiment.config.experiment_name = name
+        self.named = True
+
+    @property
+    def port(self) -> int:
+        """Port of NNI's manager and web UI."""
+        return self._port
 
     @property
     def url(self) -> str:
@@ -203,7 +226,8 @@ class WebUI:
 
     def _start_manager(self) -> None:
         assert self._experiment.config is not None
-        self._experiment.config.trial_command = _experiment.relay_command(self._link.port, self._link.token,
+        self._token_file = _experiment.write_token(self._link.token)
+        self._experiment.config.trial_command = _experiment.relay_command(self._link.port, self._token_file,
                                                                           self._port)
         try:
             with _processes.stdin_withheld():
@@ -284,12 +308,21 @@ class WebUI:
         with self._lock:
             self._state = 'stopped'
             if self._link.connected:
+                self._end_trial_count()
                 self._finish_relay(failed)
             self._link.close()
+            if self._token_file is not None:
+                self._token_file.unlink(missing_ok=True)
             leftovers = _processes.family(self._manager)  # manager, tuner, relay: what survives the stop is killed
             if self._manager is None or _processes.alive(self._manager):  # never started: just end NNI's logging
                 self._stop_experiment()
             _processes.kill_all(leftovers)
+
+    def _end_trial_count(self) -> None:
+        """Lower NNI's trial limit to the trials run, so that the experiment ends DONE (see
+        :func:`._experiment.experiment_config`)."""
+        with contextlib.suppress(Exception):  # a manager that does not answer is stopped anyway
+            self._experiment.update_max_trial_number(len(self._ended) + 1)
 
     def _finish_relay(self, failed: bool) -> None:
         self._link.finish(failed)

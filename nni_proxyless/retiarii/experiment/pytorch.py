@@ -15,7 +15,6 @@ Mirrors ``nni.retiarii.experiment.pytorch``. What differs from 2.x, and why:
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from torch import nn
@@ -28,15 +27,13 @@ from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 from ... import _checks
 from ...strategy import Proxyless
 from ...webui import WebUI
+from ...webui._from_experiment import WEB_UI_ENV, web_ui_disabled
 from .._errors import RetiariiMigrationError
 from .config import ONE_SHOT, RetiariiExeConfig
 
 __all__ = ['RetiariiExperiment', 'RetiariiExeConfig', 'DEFAULT_PORT', 'WEB_UI_ENV']
 
 _logger = logging.getLogger('nni.proxyless.retiarii')
-
-WEB_UI_ENV = 'NNI_PROXYLESS_WEB_UI'
-"""Set to ``off`` (or ``0``, ``false``, ``no``) to show no web UI even when ``run()`` gets a port."""
 
 
 class _DefaultPort(int):
@@ -142,13 +139,14 @@ class RetiariiExperiment(NasExperiment):
             raise ValueError(f"execution_engine='oneshot' needs a one-shot strategy (Proxyless, DARTS, ENAS, ...), "
                              f"got {type(self.strategy).__name__}; use execution_engine='py' for multi-trial ones.")
         self.config = config.to_nas_config(self.one_shot)
-        if self.one_shot:
-            self._attach_web_ui(port)
-        elif port is None:
+        if not self.one_shot and port is None:
             raise ValueError('A multi-trial strategy runs its trials under NNI\'s manager, which needs a port; '
                              'got port=None.')
         self._started = True
-        super().start(8080 if port is None else int(port), debug, run_mode)
+        if self.one_shot and not self._shows_web_ui(port):
+            super().start(debug=debug, run_mode=run_mode)  # NNI's default port: the strategy shows no web UI
+        else:
+            super().start(int(port), debug, run_mode)  # Proxyless shows the search on that port
 
     def stop(self) -> None:
         """Stop the experiment (safe to call more than once; nothing happens before it started)."""
@@ -180,22 +178,19 @@ class RetiariiExperiment(NasExperiment):
         _checks.one_of('optimize_mode', optimize_mode, ('maximize', 'minimize'))
         return super().export_top_models(top_k, formatter=formatter)
 
-    def _attach_web_ui(self, port: int | None) -> None:
-        if port is None or port is DEFAULT_PORT:
-            return
-        if os.environ.get(WEB_UI_ENV, '').strip().lower() in ('0', 'off', 'false', 'no'):
-            _logger.info('No web UI: %s=%s', WEB_UI_ENV, os.environ[WEB_UI_ENV])
-            return
+    def _shows_web_ui(self, port: int | None) -> bool:
+        """Whether the port given to a one-shot run brings up the web UI (the strategy starts it, seeing the
+        port passed on to NNI's ``NasExperiment.start``; see :mod:`nni_proxyless.webui._from_experiment`)."""
+        if port is None or port is DEFAULT_PORT or web_ui_disabled():
+            return False
         if not isinstance(self.strategy, Proxyless):
             _logger.warning('Port %s ignored: the web UI shows one-shot searches of nni_proxyless.Proxyless only; '
                             '%s runs without it.', port, type(self.strategy).__name__)
-            return
+            return False
         if self.strategy.web_ui is not None:
             _logger.warning('Port %s ignored: the strategy was given its own web_ui.', port)
-            return
-        self.strategy.web_ui = WebUI(int(port), experiment_name=self.config.experiment_name or 'proxyless',
-                                     experiment_dir=str(self.config.experiment_working_directory))
-
+            return False
+        return True
 
 def _check_arguments(base_model: Any, evaluator: Any, strategy: Any) -> None:
     if not isinstance(base_model, ModelSpace):

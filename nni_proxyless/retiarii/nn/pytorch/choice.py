@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from nni.mutable import Categorical
+from nni.mutable.frozen import frozen_context
 from nni.nas.nn.pytorch import InputChoice as _InputChoice
 from nni.nas.nn.pytorch import LayerChoice as _LayerChoice
 from nni.nas.space import current_model
@@ -46,7 +47,9 @@ class LayerChoice(_LayerChoice):
 
     def __init__(self, candidates: Any, *, prior: list[float] | None = None, label: str | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(candidates, weights=prior, label=_label(label, kwargs, 'LayerChoice'))
+        label = _label(label, kwargs, 'LayerChoice')
+        with _outside_a_space(label, candidates):
+            super().__init__(candidates, weights=prior, label=label)
 
 
 class InputChoice(_InputChoice):
@@ -115,3 +118,12 @@ def tracking_value_choices() -> Iterator[list[ValueChoice]]:
         yield created
     finally:
         _TRACKERS.pop()
+
+
+def _outside_a_space(label: str | None, candidates: Any) -> Any:
+    """Outside a model space's ``__init__`` (2.x one-shot trainers took plain modules), NNI 3.0 refuses to pick the
+    candidate its choices run before a strategy replaces them; 2.x ran the first one: so does this context."""
+    if label is None or frozen_context.current() is not None or not candidates:
+        return contextlib.nullcontext()
+    first = next(iter(candidates)) if isinstance(candidates, dict) else 0
+    return frozen_context({label: first})

@@ -1,0 +1,1 @@
+"""NNI 2.x's ``nni.retiarii.oneshot``: the one-shot trainers; ``ProxylessTrainer`` is in :mod:`.pytorch`."""

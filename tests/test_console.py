@@ -1,0 +1,66 @@
+"""What a search prints when its output is redirected: no NNI noise that our flow triggers, no colour codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+_SEARCH = """
+import logging, sys, warnings
+import torch
+from torch import nn
+import nni_proxyless
+from nni_proxyless import Proxyless
+from nni.nas.evaluator.pytorch import Classification, DataLoader
+from nni.nas.experiment import NasExperiment
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+
+class Space(ModelSpace):
+    def __init__(self):
+        super().__init__()
+        self.hidden = LayerChoice({'a': nn.Linear(4, 8), 'b': nn.Linear(4, 8)}, label='hidden')
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(self.hidden(x))
+
+data = torch.utils.data.TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+evaluator = Classification(train_dataloaders=DataLoader(data, batch_size=8),
+                           val_dataloaders=DataLoader(data, batch_size=8), num_classes=2, max_epochs=1, enable_progress_bar=False, logger=False,
+                           enable_checkpointing=False, enable_model_summary=False)
+exp = NasExperiment(Space(), evaluator, Proxyless(seed=0))
+exp.config.experiment_working_directory = sys.argv[1]
+exp.run()
+logging.getLogger('nni.nas.experiment.config.experiment').warning('a warning of the same logger stays')
+warnings.warn('a user warning stays')
+"""
+
+
+def test_redirected_search_output_has_no_nni_noise_and_no_colour_codes(tmp_path: Path):
+    """Redirected: none of the NNI messages our flow triggers (training_service x many, checkpoint callback), no
+    ANSI escape; our epoch line, another message of the same NNI logger and the user's warning still show."""
+    env = dict(os.environ, HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, '-c', _SEARCH, str(tmp_path / 'nni')], capture_output=True, text=True,
+                            timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert 'training_service` will be ignored' not in output
+    assert 'Checkpoint callback is found to be None' not in output
+    assert '\x1b[' not in result.stdout
+    assert 'Epoch 0: entropy' in result.stdout and 'a warning of the same logger stays' in result.stdout
+    assert 'a user warning stays' in result.stderr
+
+
+def test_only_the_named_messages_are_dropped(caplog):
+    """The web UI's 'Successfully update maxTrialNumber.' is dropped; another update of the same logger is not."""
+    import logging
+
+    from nni_proxyless._console import quiet_nni_messages
+
+    quiet_nni_messages()
+    with caplog.at_level(logging.INFO, logger='nni.experiment'):
+        logging.getLogger('nni.experiment').info('Successfully update %s.', 'maxTrialNumber')
+        logging.getLogger('nni.experiment').info('Successfully update %s.', 'trialConcurrency')
+    assert [r.getMessage() for r in caplog.records] == ['Successfully update trialConcurrency.']
