@@ -1,4 +1,8 @@
-"""The ``Proxyless`` strategy: NNI's one-shot strategy protocol around the mixed ops and the training module."""
+"""The ``Proxyless`` strategy: NNI's one-shot strategy protocol around the mixed ops and the training module.
+
+A little over 300 lines, most of them the documented arguments of the one public class users construct; the
+work is delegated (supernet, latency, training module, export, web UI).
+"""
 
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ class Proxyless(OneShotStrategy):
     each layer whose arguments hold ``nni.choice`` values (``MutableConv2d``, ``MutableLinear``, ... sharing one
     max-size weight; other modules through one module per argument combination) becomes a mixed op; a label used
     in several places is one set of logits (see docs/search-spaces.md). Weight steps train one sampled path;
-    every ``arch_update_every`` weight steps an architecture step trains the logits on a validation batch. Validation runs every epoch on the most probable architecture.
+    every ``arch_update_every`` weight steps an architecture step trains the logits on a validation batch.
+    Validation runs every epoch on the most probable architecture.
     ``export_top_models(top_k=k)`` returns the ``k`` most probable architectures, exactly, each with its
     probability (``formatter='dict'`` gives :class:`~nni_proxyless.Architecture` dicts;
     ``formatter='instance'`` gives the subnet with the supernet's trained weights).
@@ -162,8 +167,9 @@ class Proxyless(OneShotStrategy):
         model = build_supernet(model, self.arch, hooks, finish=[no_default_hook])
         self._supernet = model
         if not self.arch.choices:
-            raise ValueError(f'The model space {type(model).__name__} has no choice (LayerChoice, InputChoice, Repeat '
-                             'with a depth choice, Cell, or nni.choice in layer arguments): there is nothing to search.')
+            raise ValueError(f'The model space {type(model).__name__} has no choice (LayerChoice, InputChoice, '
+                             'Repeat with a depth choice, Cell, or nni.choice in layer arguments): there is nothing '
+                             'to search.')
         if self.latency_config is not None:
             self._latency = self.latency_config.build(model)
         return model

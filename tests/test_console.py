@@ -28,8 +28,9 @@ class Space(ModelSpace):
 
 data = torch.utils.data.TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
 evaluator = Classification(train_dataloaders=DataLoader(data, batch_size=8),
-                           val_dataloaders=DataLoader(data, batch_size=8), num_classes=2, max_epochs=1, enable_progress_bar=False, logger=False,
-                           enable_checkpointing=False, enable_model_summary=False)
+                           val_dataloaders=DataLoader(data, batch_size=8), num_classes=2, max_epochs=1,
+                           enable_progress_bar=False, logger=False, enable_checkpointing=False,
+                           enable_model_summary=False)
 exp = NasExperiment(Space(), evaluator, Proxyless(seed=0))
 exp.config.experiment_working_directory = sys.argv[1]
 exp.run()

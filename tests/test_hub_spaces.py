@@ -54,7 +54,8 @@ def hub_space(alias: str) -> tuple[ModelSpace, tuple[int, ...], int]:
 def _evaluator(size: tuple[int, ...], classes: int, labels: int | None = None) -> Classification:
     data = FakeData(4, size, num_classes=labels or classes, transform=transforms.ToTensor(),
                     random_offset=1)
-    return Classification(train_dataloaders=DataLoader(data, batch_size=2), val_dataloaders=DataLoader(data, batch_size=2),
+    return Classification(train_dataloaders=DataLoader(data, batch_size=2),
+                          val_dataloaders=DataLoader(data, batch_size=2),
                           num_classes=classes, max_epochs=1, accelerator='cpu', enable_progress_bar=False,
                           logger=False, enable_checkpointing=False, enable_model_summary=False,
                           num_sanity_val_steps=0)
