@@ -73,6 +73,20 @@ def run_search(space: ModelSpace, strategy, evaluator, workdir: Path) -> NasExpe
     return exp
 
 
+def planted_found(space_of, seeds: int, tmp_path: Path, **options) -> int:
+    """In how many of ``seeds`` searches (10 epochs on digits, an architecture step every batch) the exported top-1
+    is the planted architecture of ``space_of(seed)``; ``options`` go to ``Proxyless``."""
+    from nni_proxyless import Proxyless
+    solved = 0
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        space = space_of(seed)
+        exp = run_search(space, Proxyless(arch_update_every=1, seed=seed, **options), digits_evaluator(epochs=10),
+                         tmp_path / str(seed))
+        solved += exp.export_top_models(top_k=1, formatter='dict')[0] == space.planted_architecture()
+    return solved
+
+
 class ConvSpace(ModelSpace):
     """A small convolutional space for 8x8 digits: two convolution choices, then a linear head."""
 

@@ -8,9 +8,8 @@ import torch
 from torch import nn
 
 from nni.nas.nn.pytorch import Cell, ModelSpace, MutableLinear
-from nni_proxyless import Proxyless
 
-from conftest import digits_evaluator, run_search
+from conftest import planted_found
 
 THIRDS = [slice(0, 24), slice(24, 48), slice(48, 64)]  # rows 0-2, 3-5 and 6-7 of the 8x8 digits
 
@@ -43,13 +42,7 @@ class PlantedWidths(ModelSpace):
 
 def test_planted_widths_found_in_nine_of_ten_seeds(tmp_path):
     """Value choices: the exported widths are the planted (signal-carrying) ones in at least 9 of 10 seeds."""
-    solved = 0
-    for seed in range(10):
-        torch.manual_seed(seed)
-        space = PlantedWidths(plant_seed=200 + seed)
-        exp = run_search(space, Proxyless(arch_update_every=1, seed=seed), digits_evaluator(epochs=10),
-                         tmp_path / str(seed))
-        solved += exp.export_top_models(top_k=1, formatter='dict')[0] == space.planted_architecture()
+    solved = planted_found(lambda seed: PlantedWidths(plant_seed=200 + seed), 10, tmp_path)
     assert solved >= 9, f'planted widths exported in {solved}/10 seeds'
 
 
@@ -116,11 +109,5 @@ class PlantedCell(ModelSpace):
 
 def test_planted_cell_found_in_nine_of_ten_seeds(tmp_path):
     """Cells: every node's exported (input, operation) pair is the planted one in at least 9 of 10 seeds."""
-    solved = 0
-    for seed in range(10):
-        torch.manual_seed(seed)
-        space = PlantedCell(plant_seed=300 + seed)
-        exp = run_search(space, Proxyless(arch_update_every=1, seed=seed), digits_evaluator(epochs=10),
-                         tmp_path / str(seed))
-        solved += exp.export_top_models(top_k=1, formatter='dict')[0] == space.planted_architecture()
+    solved = planted_found(lambda seed: PlantedCell(plant_seed=300 + seed), 10, tmp_path)
     assert solved >= 9, f'planted cell exported in {solved}/10 seeds'

@@ -8,25 +8,13 @@ from torch import nn
 from nni.nas.nn.pytorch import ModelSpace, Repeat
 from nni_proxyless import Proxyless
 
-from conftest import digits_evaluator, run_search
+from conftest import digits_evaluator, planted_found, run_search
 from planted import DegradingSpace, PlantedSpace, Zero
-
-
-def _planted_found(seeds: int, tmp_path, **options) -> int:
-    """In how many of ``seeds`` searches (10 epochs on digits each) the exported top-1 is the planted architecture."""
-    solved = 0
-    for seed in range(seeds):
-        torch.manual_seed(seed)
-        space = PlantedSpace(plant_seed=100 + seed)
-        strategy = Proxyless(arch_update_every=1, seed=seed, **options)
-        exp = run_search(space, strategy, digits_evaluator(epochs=10), tmp_path / str(seed))
-        solved += exp.export_top_models(top_k=1, formatter='dict')[0] == space.planted_architecture()
-    return solved
 
 
 def test_planted_optimum_found_in_nine_of_ten_seeds(tmp_path):
     """10 seeds x 10 epochs on digits: the exported top-1 is the planted architecture at least 9 times."""
-    solved = _planted_found(10, tmp_path)
+    solved = planted_found(lambda seed: PlantedSpace(plant_seed=100 + seed), 10, tmp_path)
     assert solved >= 9, f'planted optimum exported in {solved}/10 seeds'
 
 
@@ -49,7 +37,8 @@ def test_degraded_planted_optimum_converges_at_the_default_settings(tmp_path):
 def test_full_v2_search_finds_the_planted_optimum(tmp_path):
     """binary_mode='full_v2' (gates on every candidate), 5 seeds x 10 epochs on digits: the exported top-1 is the
     planted architecture at least 4 times (a random export would be right 1 time in 27)."""
-    solved = _planted_found(5, tmp_path, binary_mode='full_v2')
+    solved = planted_found(lambda seed: PlantedSpace(plant_seed=100 + seed), 5, tmp_path,
+                           binary_mode='full_v2')
     assert solved >= 4, f'planted optimum exported in {solved}/5 seeds'
 
 
