@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     result['space'] = (f'hub MobileNetV3Space{" (small variant)" if args.quick else " at its defaults"}, 32x32 '
                        f'inputs, 10 classes, batch {args.batch_size}, SGD lr 0.05')
     result['cost'] = bench.cost(space, strategies, args.batch_size, args.steps, args.rounds, args.subnets,
-                                slow={NNI: args.nni_steps})
+                                slow={NNI: args.nni_steps}, trimmed=True)
     bench.release_memory()  # the timed fits' supernets (NNI's DARTS: gigabytes) before the children start
     result['memory'] = bench.peak_memory(__file__, memory_names, args.batch_size, args.memory_steps, args.paths, 2,
                                          unpinned=(NNI,), options=['--quick'] if args.quick else [])

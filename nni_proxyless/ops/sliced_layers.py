@@ -6,7 +6,7 @@ max-size layer is built with, and runs a slice of it (see :mod:`.sliced` for how
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,10 +14,11 @@ from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
 
 from ._expressions import Arguments, is_choice
+from ._parameter_slice import parameter_slice
 from .sliced import SlicedOp, fit
 
 __all__ = ['SlicedConv1d', 'SlicedConv2d', 'SlicedConv3d', 'SlicedLinear', 'SlicedBatchNorm1d', 'SlicedBatchNorm2d',
-           'SlicedBatchNorm3d', 'SlicedLayerNorm', 'SlicedDropout', 'SLICED_LAYERS']
+           'SlicedBatchNorm3d', 'SlicedLayerNorm', 'SlicedDropout', 'SLICED_LAYERS', 'trim_to_input']
 
 _FACTORY = ('device', 'dtype')
 
@@ -44,25 +45,23 @@ class _SlicedConv(SlicedOp):
         return ('in_channels',), ('out_channels',)
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
-        in_channels, out_channels, groups = args['in_channels'], args['out_channels'], args['groups']
-        weight = self._kernel(self.layer.weight[:out_channels, :in_channels // groups], args['kernel_size'])
-        bias = None if self.layer.bias is None else self.layer.bias[:out_channels]
-        x = fit(x, in_channels, 1)
-        return type(self).convolution(x, weight, bias, args['stride'], args['padding'], args['dilation'], groups)
+        weight = parameter_slice(self.layer.weight, self._weight_index(args))
+        bias = None if self.layer.bias is None else parameter_slice(self.layer.bias, (slice(args['out_channels']),))
+        x = fit(x, args['in_channels'], 1)
+        weight, padding = trim_to_input(weight, x.shape[2:], args['stride'], args['padding'], args['dilation'])
+        return type(self).convolution(x, weight, bias, args['stride'], padding, args['dilation'], args['groups'])
 
-    def _kernel(self, weight: torch.Tensor, kernel_size: Any) -> torch.Tensor:
-        for dim, size in enumerate(_tuple(kernel_size, weight.dim() - 2)):
-            start = (weight.shape[2 + dim] - size) // 2
-            if start or size != weight.shape[2 + dim]:
-                weight = weight.narrow(2 + dim, start, size)
-        return weight
+    def _weight_index(self, args: dict[str, Any]) -> tuple[slice, ...]:
+        """The weight's slice: ``[:out, :in // groups]`` and the centre crop of the kernel."""
+        full = self.layer.weight.shape[2:]
+        crop = tuple(slice((k - size) // 2, (k - size) // 2 + size)
+                     for k, size in zip(full, _tuple(args['kernel_size'], len(full))))
+        return (slice(args['out_channels']), slice(args['in_channels'] // args['groups']), *crop)
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
-        out_channels, groups = args['out_channels'], args['groups']
-        state = {'weight': self._kernel(self.layer.weight[:out_channels, :args['in_channels'] // groups],
-                                        args['kernel_size'])}
+        state = {'weight': self.layer.weight[self._weight_index(args)]}
         if self.layer.bias is not None:
-            state['bias'] = self.layer.bias[:out_channels]
+            state['bias'] = self.layer.bias[:args['out_channels']]
         return {name: tensor.detach().clone() for name, tensor in state.items()}
 
 
@@ -93,9 +92,9 @@ class SlicedLinear(SlicedOp):
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         in_features, out_features = args['in_features'], args['out_features']
-        bias = None if self.layer.bias is None else self.layer.bias[:out_features]
+        bias = None if self.layer.bias is None else parameter_slice(self.layer.bias, (slice(out_features),))
         x = fit(x, in_features, -1)
-        return F.linear(x, self.layer.weight[:out_features, :in_features], bias)
+        return F.linear(x, parameter_slice(self.layer.weight, (slice(out_features), slice(in_features))), bias)
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
         out_features = args['out_features']
@@ -126,8 +125,7 @@ class _SlicedBatchNorm(SlicedOp):
         stats = bn.running_mean is not None and (not bn.training or bn.track_running_stats)
         return F.batch_norm(x, bn.running_mean[:channels] if stats else None,
                             bn.running_var[:channels] if stats else None,
-                            None if bn.weight is None else bn.weight[:channels],
-                            None if bn.bias is None else bn.bias[:channels],
+                            _prefix(bn.weight, channels), _prefix(bn.bias, channels),
                             bn.training or bn.running_mean is None, factor, bn.eps)
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -170,8 +168,7 @@ class SlicedLayerNorm(SlicedOp):
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         features, ln = args['normalized_shape'], self.layer
         x = fit(x, features, -1)
-        return F.layer_norm(x, (features,), None if ln.weight is None else ln.weight[:features],
-                            None if ln.bias is None else ln.bias[:features], ln.eps)
+        return F.layer_norm(x, (features,), _prefix(ln.weight, features), _prefix(ln.bias, features), ln.eps)
 
     def output_width(self, args: dict[str, Any]) -> int | None:
         return args['normalized_shape']
@@ -203,6 +200,36 @@ def _depthwise(arguments: dict[str, Any]) -> bool:
     values = Arguments({name: arguments[name] for name in ('in_channels', 'out_channels', 'groups')}, 'conv')
     return all(found['in_channels'] == found['out_channels'] == found['groups']
                for found in (values.at_values(v) for v in values.combinations()))
+
+
+def trim_to_input(weight: torch.Tensor, sizes: Sequence[int], stride: Any, padding: Any, dilation: Any
+                  ) -> tuple[torch.Tensor, Any]:
+    """The kernel without the taps that meet only zero padding at input ``sizes``, and the padding that keeps the
+    output the same: an exact result at a lower cost on small feature maps (a 7x7 kernel on the 1x1 and 2x2 maps
+    of a network's last stages at 32x32 inputs is its centre tap or 3x3 centre). Unchanged where the trimmed
+    kernel would need asymmetric padding, or ``padding`` is a string. The same number of taps goes off both ends
+    (torch's CPU convolutions crashed on some kernels left even-sized and off-centre).
+    """
+    if isinstance(padding, str):
+        return weight, padding
+    n = weight.dim() - 2
+    stride, dilation, trimmed = _tuple(stride, n), _tuple(dilation, n), list(_tuple(padding, n))
+    for dim, size in enumerate(sizes):
+        k, s, p, d = weight.shape[2 + dim], stride[dim], trimmed[dim], dilation[dim]
+        out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+        first = max(0, -((out - 1) * s - p) // d)  # first tap that meets input: ceil((p - (out-1)s) / d)
+        last = min(k - 1, (size - 1 + p) // d)  # last tap that meets input
+        cut = min(first, k - 1 - last)  # as many taps off each end (odd kernels stay odd and centred)
+        kept, left = k - 2 * cut, p - cut * d
+        if out < 1 or cut < 1 or first > last or (size + 2 * left - d * (kept - 1) - 1) // s + 1 != out:
+            continue
+        weight, trimmed[dim] = weight.narrow(2 + dim, cut, kept), left
+    return weight, tuple(trimmed)
+
+
+def _prefix(parameter: torch.Tensor | None, width: int) -> torch.Tensor | None:
+    """The first ``width`` entries of a one-dimensional parameter (``None`` stays ``None``)."""
+    return None if parameter is None else parameter_slice(parameter, (slice(width),))
 
 
 def _tuple(value: Any, n: int) -> tuple[int, ...]:

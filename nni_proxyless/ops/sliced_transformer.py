@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._expressions import Arguments
+from ._parameter_slice import parameter_slice
 from .sliced import SlicedOp, fit, pad_to
 
 __all__ = ['SlicedMultiheadAttention', 'SlicedClassToken', 'SlicedPositionEmbedding']
@@ -58,18 +59,19 @@ class SlicedMultiheadAttention(SlicedOp):
 
     def _projections(self, dim: int) -> dict[str, torch.Tensor | None]:
         """The slices of the max-size layer's parameters at ``embed_dim = dim``."""
-        mha, full = self.layer, self.layer.embed_dim
+        mha, full, prefix = self.layer, self.layer.embed_dim, slice(dim)
         if mha._qkv_same_embed_dim:
-            q, k, v = (mha.in_proj_weight[i * full:i * full + dim, :dim] for i in range(3))
+            q, k, v = (parameter_slice(mha.in_proj_weight, (slice(i * full, i * full + dim), prefix)) for i in range(3))
         else:
-            q, k, v = mha.q_proj_weight[:dim, :dim], mha.k_proj_weight[:dim], mha.v_proj_weight[:dim]
+            q = parameter_slice(mha.q_proj_weight, (prefix, prefix))
+            k, v = parameter_slice(mha.k_proj_weight, (prefix,)), parameter_slice(mha.v_proj_weight, (prefix,))
         bias = None if mha.in_proj_bias is None else \
-            torch.cat([mha.in_proj_bias[i * full:i * full + dim] for i in range(3)])
+            torch.cat([parameter_slice(mha.in_proj_bias, (slice(i * full, i * full + dim),)) for i in range(3)])
         return {'q': q, 'k': k, 'v': v, 'in_proj_bias': bias,
-                'bias_k': None if mha.bias_k is None else mha.bias_k[..., :dim],
-                'bias_v': None if mha.bias_v is None else mha.bias_v[..., :dim],
-                'out_proj.weight': mha.out_proj.weight[:dim, :dim],
-                'out_proj.bias': None if mha.out_proj.bias is None else mha.out_proj.bias[:dim]}
+                'bias_k': None if mha.bias_k is None else parameter_slice(mha.bias_k, (..., prefix)),
+                'bias_v': None if mha.bias_v is None else parameter_slice(mha.bias_v, (..., prefix)),
+                'out_proj.weight': parameter_slice(mha.out_proj.weight, (prefix, prefix)),
+                'out_proj.bias': None if mha.out_proj.bias is None else parameter_slice(mha.out_proj.bias, (prefix,))}
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
         state = self._projections(args['embed_dim'])
@@ -102,7 +104,7 @@ class _SlicedFeatureParameter(SlicedOp):
         return found if is_hub else None
 
     def _sliced(self, dim: int) -> torch.Tensor:
-        return getattr(self.layer, self.parameter)[..., :dim]
+        return parameter_slice(getattr(self.layer, self.parameter), (..., slice(dim)))
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {self.parameter: self._sliced(args['embed_dim']).detach().clone()}

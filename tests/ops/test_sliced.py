@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 import nni
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.autograd.functional import jacobian
 from torch.utils.flop_counter import FlopCounterMode
 
 from nni.nas.nn.pytorch import ModelSpace, MutableConv2d, MutableLinear
 from nni_proxyless.arch import ArchParameters
+from nni_proxyless.ops.sliced_layers import trim_to_input
 from nni_proxyless.ops.subnet import subnet_of
 from nni_proxyless.routing import Selection
 from nni_proxyless.supernet import build_supernet
@@ -163,3 +167,45 @@ def test_weight_step_costs_the_subnet_and_trains_only_its_slice():
     grad = net.second.layer.weight.grad
     assert grad[:, :16].abs().sum() > 0 and grad[:, 16:].abs().sum() == 0
     assert net.first.layer.weight.grad[16:].abs().sum() == 0
+
+
+@pytest.mark.parametrize('dims', [1, 2, 3])
+def test_trimmed_kernel_gives_the_same_output_and_gradient(dims):
+    """Kernel taps that meet only padding are dropped; output and weight gradient equal the full kernel's."""
+    rng, convolution = random.Random(dims), {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[dims]
+    trimmed = 0
+    for _ in range(300):
+        k, s, d, p = rng.choice([1, 3, 5, 7]), rng.choice([1, 2, 3]), rng.choice([1, 2]), rng.randint(0, 4)
+        sizes = [rng.randint(1, 7) for _ in range(dims)]
+        if any(size + 2 * p - d * (k - 1) - 1 < 0 for size in sizes):
+            continue
+        x, w = torch.randn(2, 3, *sizes), torch.randn(4, 3, *[k] * dims, requires_grad=True)
+        full = convolution(x, w, None, s, p, d)
+        grad_full, = torch.autograd.grad((full * full.detach()).sum(), w)
+        kernel, padding = trim_to_input(w, sizes, s, p, d)
+        cut = convolution(x, kernel, None, s, padding, d)
+        grad_cut, = torch.autograd.grad((cut * full.detach()).sum(), w)
+        assert cut.shape == full.shape and torch.allclose(cut, full, atol=1e-5)
+        assert torch.allclose(grad_cut, grad_full, atol=1e-4)
+        trimmed += kernel.shape != w.shape
+    assert trimmed > 20  # the cases above include small maps
+
+
+def test_large_kernel_on_a_one_pixel_map_runs_its_centre_tap():
+    """A sliced 7x7 depthwise convolution on a 1x1 map does one multiply per channel (the centre tap)."""
+    class Depthwise(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            k = nni.choice('k', [3, 7])
+            self.conv = MutableConv2d(8, 8, k, padding=k // 2, groups=8, bias=False)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    net, arch = _supernet(Depthwise())
+    arch.routing.set(arch.selections_for({'k': 7}))
+    x = torch.randn(2, 8, 1, 1)
+    with FlopCounterMode(display=False) as counted:
+        y = net(x)
+    assert counted.get_total_flops() == 2 * 2 * 8  # batch x channels multiply-adds
+    assert torch.allclose(y, x * net.conv.layer.weight[:, :, 3:4, 3:4].reshape(1, 8, 1, 1))
