@@ -29,8 +29,11 @@ def _headline(title: str, result: dict | None) -> str:
     latency = result.get('latency')
     table = (f'; `cpu` table within 10% for {round(latency["within_10_percent"] * latency["archs"])}/'
              f'{latency["archs"]} random architectures' if latency else '')
+    trimmed = c.get('ratios_to_trimmed')
+    own = (f' (against the same subnets with their kernels trimmed as ours: {fmt_ratio(trimmed.get(WEIGHT))} / '
+           f'{fmt_ratio(trimmed.get(SEARCH))})' if trimmed else '')
     return (f'**Hub {title}**, batch {c["batch_size"]}, ratio to a frozen subnet: ours {weight}search every 5 '
-            f'{fmt_ratio(c["ratios"].get(SEARCH))} (peak memory {fmt_ratio(m["tensor_ratios"].get(SEARCH))})'
+            f'{fmt_ratio(c["ratios"].get(SEARCH))}{own} (peak memory {fmt_ratio(m["tensor_ratios"].get(SEARCH))})'
             f'{nni}{failed}{table}.')
 
 
@@ -65,42 +68,55 @@ def darts(r: dict, links: dict) -> str:
 def _mobilenet_notes(result: dict) -> str:
     c, m, a = result['cost'], result['memory'], result['latency']
     notes = []
-    if c['ratios'].get(WEIGHT, 0) > TARGETS['mobilenet'][WEIGHT] or c['ratios'].get(SEARCH, 0) > TARGETS[
-            'mobilenet'][SEARCH]:
-        notes.append('Where a weight step\'s extra time goes (torch.profiler on steady-state steps of a pinned path): '
-                     'the convolutions are the subnet\'s, at its sizes; the extra is the gradient of the sliced '
-                     'weights, which autograd makes at the full supernet shape (`SliceBackward0` allocates a '
-                     'zero tensor of the whole weight and copies the slice\'s gradient into it; the gradient '
-                     'accumulation, the optimiser update and `zero_grad` then handle full-size tensors), plus the '
-                     'draw of every label, one at a time, each step.')
+    if 'ratios_to_trimmed' in c:
+        notes.append('At 32x32 the last stages run on 1x1 and 2x2 maps, where most taps of a 5x5 or 7x7 depthwise '
+                     'kernel meet only zero padding; our sliced convolutions drop those taps (`trim_to_input`: the '
+                     'same outputs and gradients) and a plain `nn.Conv2d` does not. That saving is part of the '
+                     'ratios to the frozen subnets; the second baseline, the same subnets with their convolutions '
+                     'trimmed the same way, leaves it out and shows the search\'s own overhead: the supernet\'s '
+                     'Python-level routing of about a hundred sliced layers and 67 labels per step, the optimiser\'s '
+                     'update of the max-size weights, and in an architecture step the widened layers and the gated '
+                     'values\' extra outputs.')
     if (m['tensor_ratios'].get(SEARCH) or 0) > MEMORY_TARGET['mobilenet']:
-        notes.append('The extra tensor memory is the same full-size gradients: the frozen subnet\'s gradients are '
-                     'its own weights\' sizes, a step of the supernet allocates, for every layer it runs, a '
-                     'gradient of that layer\'s largest width, kernel and expansion, which at batch 32 and 32x32 '
-                     'outweighs the activations.')
+        notes.append('The per-step memory of the search is its architecture step\'s: width labels run at the '
+                     'widest of the two gated values (DESIGN section 9), so the activations of that step are wider '
+                     'than the pinned path\'s, and each gated output is kept twice (the gate keeps the active '
+                     'output for its inner product and hands on a copy that later layers may change in place). The '
+                     'weight steps alone stay within the subnet\'s per-step memory (`ours: weight step only`).')
     if a['within_10_percent'] < LATENCY_TARGET:
         notes.append('The table prices every candidate, the parts around them and the whole network as frozen '
                      'plain layers, and fits its scale and fixed part to whole-network timings of the reference and '
                      'random architectures; what is left is the non-additivity of a network of tiny layers at batch '
-                     '1 and 32x32 (a layer\'s time in the network depends on its neighbours\' sizes), which a sum of '
-                     'per-layer costs cannot follow: the table ranks architectures well (Spearman above) but its '
-                     'absolute error is larger than on the hub ProxylessNAS space.')
+                     '1 and 32x32 (a layer\'s time in the network depends on its neighbours\' sizes; activations and '
+                     'residual additions, which are no choices, are priced at the reference widths), which a sum of '
+                     'per-layer costs cannot follow. A layer timed alone runs with its weights in cache; in the '
+                     'network at batch 1 they are not (a 1x1 convolution with 5 MB of weights on a 1x1 map: 110 us '
+                     'hot, 466 us after the caches were flushed; a 16-channel 3x3 depthwise one on 16x16: 57 us and '
+                     '291 us), and one calibration factor cannot follow ratios that differ that much between layers. '
+                     'The measurements also spread: the same frozen network measured in two runs differed by up to '
+                     '15% (2-11 ms networks on a shared machine), and four standalone runs of this table on one day '
+                     'met 10% on 5, 6, 13 and 14 of 20 architectures. The table ranks architectures well (Spearman '
+                     'above) but its absolute error is larger than on the hub ProxylessNAS space.')
     return 'Notes. ' + ' '.join(notes) if notes else ''
 
 
 def _cost(result: dict, space: str) -> str:
     c = result['cost']
-    targets = TARGETS[space]
-    rows = [[name, fmt_ratio(ratio), f'{c["step_ms"][name]:.0f}', _target(ratio, targets.get(name))]
-            for name, ratio in c['ratios'].items()]
-    rows += [[name, 'failed', '-', f'`{error}`'] for name, error in c['errors'].items()]
-    rows += [[name, 'not timed', '-', why] for name, why in result.get('not_timed', {}).items()]
+    targets, trimmed = TARGETS[space], c.get('ratios_to_trimmed')
+    rows = [[name, fmt_ratio(ratio), *([fmt_ratio(trimmed.get(name))] if trimmed else []), f'{c["step_ms"][name]:.0f}',
+             _target(ratio, targets.get(name))] for name, ratio in c['ratios'].items()]
+    blank = ['-'] * (1 if trimmed else 0)
+    rows += [[name, 'failed', *blank, '-', f'`{error}`'] for name, error in c['errors'].items()]
+    rows += [[name, 'not timed', *blank, '-', why] for name, why in result.get('not_timed', {}).items()]
     fewer = ''.join(f'; {name}: {steps} per fit' for name, steps in c.get('steps_of', {}).items())
+    second = (f'; second baseline: the same subnets with their convolutions trimmed as ours are, '
+              f'{c["trimmed_step_ms"]:.0f} ms per step' if trimmed else '')
     return (f'**Cost per epoch** ({c["steps"]} timed batches x {c["rounds"]} rounds{fewer}; ratios of the median '
             'time per batch; baseline: the mean of '
             f'{c["subnets"]} random frozen subnets, {c["frozen_step_ms"]:.0f} ms per step, slowest '
-            f'{c["frozen_spread"]:.2f}x the fastest):\n\n'
-            + md_table(['contender', 'ratio to a frozen subnet', 'ms per step', 'target'], rows))
+            f'{c["frozen_spread"]:.2f}x the fastest{second}):\n\n'
+            + md_table(['contender', 'ratio to a frozen subnet', *(['ratio to a trimmed subnet'] if trimmed else []),
+                        'ms per step', 'target'], rows))
 
 
 def _target(value: float | None, target: float | None) -> str:
@@ -112,18 +128,25 @@ def _target(value: float | None, target: float | None) -> str:
 
 def _memory(result: dict, space: str) -> str:
     m = result['memory']
-    target = MEMORY_TARGET[space]
-    rows = [['frozen subnet (baseline)', f'{m["subnet_tensor_peak_mb"] or 0:.0f} MB',
-             f'{m["subnet_growth_mb"]:.0f} MB', '']]
-    rows += [[name, fmt_ratio(m['tensor_ratios'].get(name)), fmt_ratio(ratio),
+    target, resident = MEMORY_TARGET[space], 'resident_ratios' in m
+    extra = (lambda name: [fmt_ratio(m['resident_ratios'].get(name)), fmt_ratio(m['total_ratios'].get(name))]) \
+        if resident else (lambda name: [])
+    rows = [['frozen subnet (baseline)', f'{m["subnet_tensor_peak_mb"] or 0:.0f} MB', f'{m["subnet_growth_mb"]:.0f} MB',
+             *([f'{m["subnet_resident_mb"]:.0f} MB', f'{m["subnet_total_mb"]:.0f} MB'] if resident else []), '']]
+    rows += [[name, fmt_ratio(m['tensor_ratios'].get(name)), fmt_ratio(ratio), *extra(name),
               _target(m['tensor_ratios'].get(name), target) if name == SEARCH else '']
              for name, ratio in m['ratios'].items()]
-    rows += [[name, 'failed', '-', f'`{error}`'] for name, error in m['errors'].items()]
+    rows += [[name, 'failed', '-', *(['-', '-'] if resident else []), f'`{error}`']
+             for name, error in m['errors'].items()]
+    kept = (' Resident: what stays allocated between steps (weights, their gradients, the optimisers\' state; the '
+            'supernet keeps its layers at their largest sizes, as Once-for-All does, and each weight\'s full-size '
+            'gradient from its first step on); total: resident plus the step\'s tensors.' if resident else '')
     return (f'**Peak memory** of a training step (memory.py\'s method: one process per contender and path; '
             f'{m["paths"]} random paths, ours pinned to each; NNI\'s strategies run every candidate whatever their '
             f'architecture weights, so they are not pinned; {m["steps"]} batches per window): torch\'s live '
-            'allocations and the process RSS growth, ratio to the frozen subnets\'.\n\n'
-            + md_table(['contender', 'tensors', 'RSS', 'target (tensors)'], rows))
+            f'allocations during the steps and the process RSS growth, ratio to the frozen subnets\'.{kept}\n\n'
+            + md_table(['contender', 'tensors (per step)', 'RSS', *(['resident', 'total'] if resident else []),
+                        'target (tensors)'], rows))
 
 
 def _latency(a: dict) -> str:

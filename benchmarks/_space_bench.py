@@ -110,3 +110,79 @@ def _trimmed_forward(conv: torch.nn.modules.conv._ConvNd, x: torch.Tensor) -> to
     weight, padding = trim_to_input(conv.weight, x.shape[2:], conv.stride, conv.padding, conv.dilation)
     convolution = (F.conv1d, F.conv2d, F.conv3d)[weight.dim() - 3]
     return convolution(x, weight, conv.bias, conv.stride, padding, conv.dilation, conv.groups)
+
+
+def release_memory() -> None:
+    """Collect the timed fits' garbage and give the free heap back to the kernel (before memory children run)."""
+    gc.collect()
+    memory.trim_heap()
+
+
+def add_child_arguments(parser: argparse.ArgumentParser) -> None:
+    """The hidden options by which a script runs one memory child of itself (it has ``--batch-size`` already)."""
+    parser.add_argument('--child', help=argparse.SUPPRESS)
+    parser.add_argument('--child-steps', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--path', type=int, default=0, help=argparse.SUPPRESS)
+
+
+def child(script: str, space_factory: Callable, strategies: dict[str, Callable], args) -> dict:
+    """In a fresh process: the memory peaks of one contender (or ``subnet``) on one random path."""
+    h.start(script, None)
+    name, steps, batch_size = args.child, args.child_steps, args.batch_size
+    train = s.fake_loader(2 * steps + 1, batch_size)
+    val = s.fake_loader(2 * steps + 1, batch_size, seed=1)
+    sample = s.random_sample(space_factory(), args.path)
+    if name == 'subnet':
+        contender = h.frozen_contender(name, space_factory().freeze(sample), train)
+    else:
+        strategy = strategies[name]()
+        contender = h.oneshot_contender(name, strategy, space_factory, train, val)
+        if getattr(strategy, 'arch', None) is not None:  # ours; NNI's DARTS runs every candidate anyway
+            memory.pin(strategy, contender.module, sample)
+    reset = memory.peak_reset_works()
+    meter = memory.MemoryWindows(reset, steps)
+    h.quiet_trainer(max_epochs=1, limit_train_batches=2 * steps + 1, callbacks=[meter]).fit(
+        contender.module, contender.train, contender.val)
+    tensors = None if meter.tensor_peak_mb is None else round(meter.tensor_peak_mb, 2)
+    return {'name': name, 'path': args.path, 'batch_size': batch_size, 'peak_reset': reset,
+            'rss_mb': round(meter.rss_mb, 1), 'growth_mb': round(meter.rss_growth_mb, 1), 'tensor_peak_mb': tensors,
+            'resident_mb': round(meter.resident_mb, 2),
+            'total_mb': None if tensors is None else round(meter.resident_mb + tensors, 2)}
+
+
+def _spawn(script_path: str, name: str, batch_size: int, steps: int, path: int, options: list[str]) -> dict:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='65536')
+    command = [sys.executable, script_path, '--child', name, '--batch-size', str(batch_size), '--child-steps',
+               str(steps), '--path', str(path), *options]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        return {'name': name, 'path': path, 'error': done.stderr.strip().splitlines()[-1][:600]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def peak_memory(script_path: str, names: list[str], batch_size: int, steps: int, paths: int, parallel: int,
+                unpinned: tuple[str, ...] = (), options: list[str] | None = None) -> dict:
+    """Memory peaks of every contender and of the frozen subnets on ``paths`` random paths; ratios to the subnets'.
+
+    The ``unpinned`` contenders (NNI's, whose peak does not depend on the path) run on the first path only.
+    ``options`` are passed on to the children (``--quick``: the script's small space).
+    """
+    jobs = [(name, path) for path in range(paths) for name in ['subnet'] + names
+            if path == 0 or name not in unpinned]
+    with ThreadPoolExecutor(parallel) as pool:
+        runs = list(pool.map(lambda job: _spawn(script_path, job[0], batch_size, steps, job[1], options or []), jobs))
+    errors = {r['name']: r['error'] for r in runs if 'error' in r}
+    if 'subnet' in errors:
+        raise RuntimeError(f'the frozen subnet failed: {errors["subnet"]}')
+    fine = [r for r in runs if r['name'] not in errors]
+    kept = [name for name in names if name not in errors]
+    growth, ratios = memory.mean_ratios(fine, kept, 'growth_mb')
+    tensors, tensor_ratios = memory.mean_ratios(fine, kept, 'tensor_peak_mb')
+    resident, resident_ratios = memory.mean_ratios(fine, kept, 'resident_mb')
+    total, total_ratios = memory.mean_ratios(fine, kept, 'total_mb')
+    return {'batch_size': batch_size, 'steps': steps, 'paths': paths, 'subnet_growth_mb': growth.pop('subnet'),
+            'subnet_tensor_peak_mb': tensors.pop('subnet'), 'peak_reset': all(r['peak_reset'] for r in fine),
+            'growth_mb': growth, 'ratios': ratios, 'tensor_peak_mb': tensors, 'tensor_ratios': tensor_ratios,
+            'subnet_resident_mb': resident.pop('subnet'), 'resident_mb': resident, 'resident_ratios': resident_ratios,
+            'subnet_total_mb': total.pop('subnet'), 'total_mb': total, 'total_ratios': total_ratios,
+            'errors': errors, 'runs': runs}

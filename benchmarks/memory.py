@@ -85,6 +85,23 @@ def tensor_peak_mb(profiler) -> float | None:
     return peak / 2 ** 20
 
 
+def resident_mb(module: torch.nn.Module, trainer) -> float:
+    """What stays allocated from one step to the next, in MB: the parameters, their gradients (alive between a
+    step's backward and the next ``zero_grad``; the search's kept full-size gradients too) and the optimisers'
+    state. The windows below count only what a step allocates on top of this."""
+    from nni_proxyless.ops._parameter_slice import _GRADIENTS  # the search's kept gradients (a private registry)
+    tensors: dict[int, torch.Tensor] = {}
+    for parameter in module.parameters():
+        kept = _GRADIENTS.get(parameter)
+        for tensor in (parameter, parameter.grad, None if kept is None else kept.tensor):
+            if tensor is not None:
+                tensors[tensor.data_ptr()] = tensor
+    for optimizer in trainer.optimizers:
+        for state in optimizer.state.values():
+            tensors.update({v.data_ptr(): v for v in state.values() if isinstance(v, torch.Tensor) and v.dim()})
+    return sum(t.numel() * t.element_size() for t in tensors.values()) / 2 ** 20
+
+
 class MemoryWindows(Callback):
     """Batch 0: set-up. Batches 1..steps: the RSS peak (VmHWM reset after batch 0, when the kernel allows).
     Batches steps+1..2*steps: the peak of torch's live allocations, from the profiler's memory events (profiling
@@ -94,6 +111,7 @@ class MemoryWindows(Callback):
     def __init__(self, reset: bool, steps: int):
         self.reset, self.steps = reset, steps
         self.rss_mb, self.rss_growth_mb, self.tensor_peak_mb = _status_mb('VmRSS'), None, None
+        self.resident_mb: float | None = None
         self.profiler = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -103,6 +121,7 @@ class MemoryWindows(Callback):
             self.rss_mb = _status_mb('VmRSS')
         if batch_idx == self.steps:
             self.rss_growth_mb = _status_mb('VmHWM') - self.rss_mb
+            self.resident_mb = resident_mb(pl_module, trainer)
             self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                                    profile_memory=True)
             self.profiler.start()

@@ -8,9 +8,12 @@ squeeze-excite ``LayerChoice``s. One torch thread throughout.
 1. Cost (cost.py's method, see ``_space_bench``): one epoch of ours with the architecture step off ('weight step
    only') and of our search (an architecture step every 5 batches), and of NNI 3.0's ``DARTS`` (weighted sums
    over every value; tens of times slower, so timed on ``--nni-steps`` batches per fit), against the mean of
-   ``--subnets`` random frozen subnets of the space; ratios of time per batch.
+   ``--subnets`` random frozen subnets of the space; ratios of time per batch. The same subnets are also timed
+   with their convolutions trimmed as ours are (kernel taps that meet only padding dropped, exact), so that the
+   search's own overhead shows apart from the trimming's gain on the 1x1 and 2x2 maps of the last stages.
 2. Peak memory (memory.py's method): our search pinned to the path of ``--paths`` random subnets, and NNI's
-   ``DARTS``, against those subnets' training.
+   ``DARTS``, against those subnets' training; and what stays allocated between steps (weights, gradients,
+   optimiser state: the supernet's layers are at their largest sizes).
 3. The ``cpu`` latency table (``build_latency_table``, what ``Proxyless(applied_hardware='cpu', dummy_input=...)``
    builds) against the end-to-end latency of ``--archs`` random frozen subnets measured by the package's ``cpu``
    predictor (latency_accuracy.py's method): how many are within 10%, the median and largest error.
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument('--no-nni-timing', action='store_true',
                         help="leave NNI's DARTS out of the timed fits (they hold about 14 GB at batch 32)")
     parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--subnets', type=int, default=4)
+    parser.add_argument('--subnets', type=int, default=8)
     parser.add_argument('--memory-steps', type=int, default=5)
     parser.add_argument('--paths', type=int, default=2)
     parser.add_argument('--archs', type=int, default=20)
@@ -61,11 +64,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.latency_only:
         return _latency_only(args)
     started, result = time.perf_counter(), h.start('mobilenet_space.py', argv)
-    strategies, memory_names = STRATEGIES, [OURS[1], NNI]
+    strategies, memory_names = STRATEGIES, [*OURS, NNI]
     if args.quick:
         args.steps, args.rounds, args.subnets, args.memory_steps, args.paths = 5, 1, 2, 2, 1
         args.archs, args.latency_rounds = 3, 1
-        strategies, memory_names = {name: STRATEGIES[name] for name in OURS}, [OURS[1]]
+        strategies, memory_names = {name: STRATEGIES[name] for name in OURS}, list(OURS)
     if args.no_nni_timing:
         strategies = {name: STRATEGIES[name] for name in OURS}
         result['not_timed'] = {NNI: 'left out of the timed fits (--no-nni-timing): they hold about 14 GB at batch 32'}

@@ -35,12 +35,14 @@ def test_two_process_ddp_search_agrees_on_every_rank(tmp_path):
     """Under DDP (gloo, 2 processes) both ranks end with identical logits and exports; rank 0 draws the plots.
 
     The space has BatchNorm: every validation, and the exported instance, run with the same recomputed
-    statistics on both ranks."""
+    statistics on both ranks; and a sliced stem (a kernel-size value choice), whose weights must get the same
+    averaged gradients on both ranks."""
     _run(tmp_path, '--ddp', '--epochs', '2', '--logger', '--batchnorm')
     assert len(list((tmp_path / 'logs').glob('lightning_logs/version_*/probabilities.png'))) == 1
     rank0, rank1 = (json.loads((tmp_path / f'rank{r}.json').read_text()) for r in (0, 1))
     assert rank0['logits'] == rank1['logits']
     assert rank0['export'] == rank1['export']
+    assert rank0['weights'] == rank1['weights']
     assert len(rank0['validation_statistics']) == 2
     assert rank0['validation_statistics'] == rank1['validation_statistics']
     assert rank0['instance_statistics'] == rank1['instance_statistics']

@@ -144,7 +144,8 @@ class SlicedOp(MixedOp):
     """The argument that is the width of the inputs (along :attr:`output_dim`), if any."""
 
     def layer_at(self, args: dict[str, Any]) -> nn.Module:
-        """A plain ``layer_type`` built with ``args`` (fresh weights: for pricing, not for export)."""
+        """A plain ``layer_type`` built with ``args``, on the layer's device (fresh weights: :meth:`freeze` loads
+        the slice into it)."""
         return self.layer_type(**args).to(next(self.layer.parameters(), torch.empty(0)).device)
 
     def inputs_at(self, args: dict[str, Any], inputs: tuple) -> tuple:
@@ -183,7 +184,7 @@ class SlicedOp(MixedOp):
         """The layer at the sample's values (a plain ``layer_type``), with its slice of the weights."""
         self.validate(sample)
         args = self.arguments.at_sample(sample)
-        frozen = self.layer_type(**args).to(next(self.layer.parameters(), torch.empty(0)).device)
+        frozen = self.layer_at(args)
         frozen.load_state_dict(self.sliced_state(args))
         frozen.train(self.training)
         return frozen

@@ -1,9 +1,9 @@
 """A digits search run as its own process, for the distributed and resume tests.
 
 Usage: python search_digits.py OUT_DIR [--ddp] [--epochs N] [--kill-at-step S] [--resume CKPT] [--batchnorm]
-Writes OUT_DIR/rank<R>.json with the architecture logits and the top-3 export of each process (with
-``--batchnorm``, on a space with BatchNorm, also the BatchNorm statistics each validation and the exported
-instance ran with).
+Writes OUT_DIR/rank<R>.json with the architecture logits, the top-3 export and a sum per weight tensor of each
+process (with ``--batchnorm``, on a space with BatchNorm and a sliced stem, also the BatchNorm statistics each
+validation and the exported instance ran with).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
+import nni
 import torch
+from nni.nas.nn.pytorch import MutableConv2d
 from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -51,6 +53,20 @@ def statistics(model: torch.nn.Module) -> list[float]:
             for v in torch.cat([m.running_mean, m.running_var])]
 
 
+class SlicedBatchNormSpace(BatchNormSpace):
+    """The BatchNorm space with a stem whose kernel size is a value choice (a sliced layer)."""
+
+    def __init__(self, width: int = 8):
+        super().__init__(width)
+        kernel = nni.choice('stem_kernel', [3, 5])
+        self.stem[0] = MutableConv2d(1, width, kernel, padding=kernel // 2, bias=False)
+
+
+def weight_sums(model: torch.nn.Module) -> list[float]:
+    """One number per weight tensor of the supernet (equal on every rank when DDP averaged the gradients)."""
+    return [float(p.detach().double().sum()) for name, p in model.named_parameters() if 'arch' not in name]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument('out', type=Path)
@@ -77,11 +93,12 @@ def main() -> None:
     if args.resume:
         evaluator.fit_kwargs['ckpt_path'] = args.resume
     strategy = Proxyless(arch_update_every=2, seed=7)
-    exp = run_search(BatchNormSpace() if args.batchnorm else ConvSpace(), strategy, evaluator, args.out / 'nni')
+    exp = run_search(SlicedBatchNormSpace() if args.batchnorm else ConvSpace(), strategy, evaluator, args.out / 'nni')
     rank = strategy.oneshot_module.global_rank
     result = {'logits': {label: strategy.arch.logit(label).tolist() for label in strategy.arch.labels()},
               'export': [dict(a) for a in exp.export_top_models(top_k=3, formatter='dict')],
-              'step_count': strategy.oneshot_module.step_count}
+              'step_count': strategy.oneshot_module.step_count,
+              'weights': weight_sums(strategy.oneshot_module.training_module.model)}
     if args.batchnorm:
         result['validation_statistics'] = validation_statistics.seen
         result['instance_statistics'] = statistics(exp.export_top_models(formatter='instance')[0])
