@@ -217,11 +217,11 @@ def trim_to_input(weight: torch.Tensor, sizes: Sequence[int], stride: Any, paddi
     for dim, size in enumerate(sizes):
         k, s, p, d = weight.shape[2 + dim], stride[dim], trimmed[dim], dilation[dim]
         out = (size + 2 * p - d * (k - 1) - 1) // s + 1
-        first = max(0, -((out - 1) * s - p) // d)  # first tap that meets input: ceil((p - (out-1)s) / d)
+        first = max(0, -(((out - 1) * s - p) // d))  # first tap that meets input: ceil((p - (out-1)s) / d)
         last = min(k - 1, (size - 1 + p) // d)  # last tap that meets input
         cut = min(first, k - 1 - last)  # as many taps off each end (odd kernels stay odd and centred)
         kept, left = k - 2 * cut, p - cut * d
-        if out < 1 or cut < 1 or first > last or (size + 2 * left - d * (kept - 1) - 1) // s + 1 != out:
+        if out < 1 or cut < 1 or first > last or left < 0 or (size + 2 * left - d * (kept - 1) - 1) // s + 1 != out:
             continue
         weight, trimmed[dim] = weight.narrow(2 + dim, cut, kept), left
     return weight, tuple(trimmed)
