@@ -86,14 +86,12 @@ def tensor_peak_mb(profiler) -> float | None:
 
 
 def resident_mb(module: torch.nn.Module, trainer) -> float:
-    """What stays allocated from one step to the next, in MB: the parameters, their gradients (alive between a
-    step's backward and the next ``zero_grad``; the search's kept full-size gradients too) and the optimisers'
-    state. The windows below count only what a step allocates on top of this."""
-    from nni_proxyless.ops._parameter_slice import _GRADIENTS  # the search's kept gradients (a private registry)
+    """What stays allocated from one step to the next, in MB: the parameters, their gradients (read at a batch's
+    end, between its backward and the next ``zero_grad``; the search's kept full-size gradients are then its
+    ``.grad``) and the optimisers' state. The windows below count only what a step allocates on top of this."""
     tensors: dict[int, torch.Tensor] = {}
     for parameter in module.parameters():
-        kept = _GRADIENTS.get(parameter)
-        for tensor in (parameter, parameter.grad, None if kept is None else kept.tensor):
+        for tensor in (parameter, parameter.grad):
             if tensor is not None:
                 tensors[tensor.data_ptr()] = tensor
     for optimizer in trainer.optimizers:

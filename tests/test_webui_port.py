@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,8 @@ from nni_proxyless.webui import WebUI, WebUIError
 from nni_proxyless.webui._from_experiment import WEB_UI_ENV
 
 from conftest import ConvSpace, digits_evaluator
-from webui_tools import (NNICTL, assert_nothing_left, child_processes, experiments_root, free_port,  # noqa: F401
-                         metric_records, rest, wait_for)
+from webui_tools import (assert_nothing_left, child_processes, experiment_listing, experiments_root,  # noqa: F401
+                         free_port, reopened, rest)
 
 
 def _search(workdir: Path, **run_kwargs) -> tuple[NasExperiment, Proxyless]:
@@ -41,22 +40,14 @@ def test_run_with_port_shows_the_search_in_nni(experiments_root):
     exp, strategy = _search(experiments_root, port=free_port())
     ui = strategy.web_ui
     assert ui is not None and ui.experiment_dir.parent == experiments_root
-    listing = subprocess.run([str(NNICTL), 'experiment', 'list', '--all'], capture_output=True, text=True,
-                             timeout=60, check=True).stdout
+    listing = experiment_listing()
     rows = {row for row in listing.splitlines() if ui.experiment_id in row or exp.id in row}
     assert len(rows) == 2 and all('ConvSpace / Proxyless' in row for row in rows), listing
-    view = free_port()
-    subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(view)], capture_output=True, timeout=60,
-                   check=True)
-    try:
-        job = wait_for(lambda: rest(view, 'trial-jobs'), 10, 'the search trial')[0]
+    with reopened(ui.experiment_id) as (_, (job,), records):
         assert job['status'] == 'SUCCEEDED'
-        records = metric_records(view)
         assert [r['type'] for r in records].count('PERIODICAL') == 2
         final = [r['data'] for r in records if r['type'] == 'FINAL']
         assert final == [pytest.approx(strategy.oneshot_module.reports[-1])]
-    finally:
-        subprocess.run([str(NNICTL), 'stop', ui.experiment_id], capture_output=True, timeout=60)
     plain, plain_strategy = _search(experiments_root)
     assert plain_strategy.web_ui is None
     assert _exports(exp) == _exports(plain)

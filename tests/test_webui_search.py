@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,8 @@ from nni_proxyless import Proxyless
 from nni_proxyless.webui import WebUI
 
 from conftest import ConvSpace, digits_evaluator, run_search
-from webui_tools import (ARTIFACTS, CHROMEDRIVER, CHROMIUM, NNICTL, WebDriver, experiments_root, free_port,
-                         metric_records, rest, wait_for)  # noqa: F401  (experiments_root is a fixture)
+from webui_tools import (ARTIFACTS, CHROMEDRIVER, CHROMIUM, WebDriver, experiment_listing, experiments_root,
+                         free_port, reopened, wait_for)  # noqa: F401  (experiments_root is a fixture)
 
 FIGURES = {'default', 'entropy', 'expected_latency_MFLOPs', 'argmax_latency_MFLOPs'}
 
@@ -53,24 +52,15 @@ def test_search_in_web_ui_then_nnictl_view(experiments_root, tmp_path):
     strategy, exported = _search(tmp_path / 'with-ui', web_ui=ui)
     assert {p.name for p in (ui.experiment_dir / 'plots').glob('*.png')} == {
         'probabilities.png', 'curves.png', 'top_k.png'}
-    listing = subprocess.run([str(NNICTL), 'experiment', 'list', '--all'], capture_output=True, text=True,
-                             timeout=60, check=True).stdout
-    assert ui.experiment_id in listing
-    port = free_port()
-    subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(port)], capture_output=True, timeout=60,
-                   check=True)
-    try:
-        job = wait_for(lambda: rest(port, 'trial-jobs'), 10, 'the search trial')[0]
+    assert ui.experiment_id in experiment_listing()
+    with reopened(ui.experiment_id) as (port, (job,), records):
         assert job['status'] == 'SUCCEEDED'
-        records = metric_records(port)
         periodical = [r['data'] for r in records if r['type'] == 'PERIODICAL']
         final = [r['data'] for r in records if r['type'] == 'FINAL']
         assert len(periodical) == 3 and all(FIGURES <= set(r) for r in periodical) and len(final) == 1
         assert final[0]['default'] == pytest.approx(strategy.oneshot_module.reports[-1]['default'])
         if CHROMIUM.exists() and CHROMEDRIVER.exists():
             _show_in_browser(f'http://localhost:{port}', job['trialJobId'], final[0]['default'], tmp_path / 'profile')
-    finally:
-        subprocess.run([str(NNICTL), 'stop', ui.experiment_id], capture_output=True, timeout=60)
     _, without_ui = _search(tmp_path / 'without-ui')
     assert exported == without_ui
 
@@ -92,15 +82,10 @@ def test_top_k_retrained_as_further_trials(experiments_root, tmp_path):
     strategy, exported = _search(tmp_path, web_ui=ui)
     assert [r['trial'] for r in strategy.retrained] == ['retrain top-1', 'retrain top-2']
     assert [dict(r['architecture']) for r in strategy.retrained] == [arch for arch, _ in exported[:2]]
-    port = free_port()
-    subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(port)], capture_output=True, timeout=60,
-                   check=True)
-    try:
-        jobs = sorted(wait_for(lambda: rest(port, 'trial-jobs'), 10, 'the trials'), key=lambda j: j['sequenceId'])
+    with reopened(ui.experiment_id) as (port, jobs, records):
         names = [json.loads(job['hyperParameters'][0])['parameters']['trial'] for job in jobs]
         assert names == ['search', 'retrain top-1', 'retrain top-2']
         assert all(job['status'] == 'SUCCEEDED' for job in jobs)
-        records = metric_records(port)
         for job, retrained, (_, probability) in zip(jobs[1:], strategy.retrained, exported):
             mine = [r for r in records if r['trialJobId'] == job['trialJobId']]
             periodical = [r['data'] for r in mine if r['type'] == 'PERIODICAL']
@@ -110,8 +95,6 @@ def test_top_k_retrained_as_further_trials(experiments_root, tmp_path):
         if CHROMIUM.exists() and CHROMEDRIVER.exists():
             _show_trials_in_browser(f'http://localhost:{port}', [job['trialJobId'] for job in jobs],
                                     tmp_path / 'profile')
-    finally:
-        subprocess.run([str(NNICTL), 'stop', ui.experiment_id], capture_output=True, timeout=60)
 
 
 def test_fresh_subnet_has_new_weights(tmp_path):

@@ -74,6 +74,26 @@ def metric_records(port: int) -> list[dict[str, Any]]:
     return records
 
 
+def experiment_listing() -> str:
+    """What ``nnictl experiment list --all`` prints."""
+    return subprocess.run([str(NNICTL), 'experiment', 'list', '--all'], capture_output=True, text=True, timeout=60,
+                          check=True).stdout
+
+
+@contextlib.contextmanager
+def reopened(experiment_id: str) -> Iterator[tuple[int, list[dict[str, Any]], list[dict[str, Any]]]]:
+    """``nnictl view`` a finished experiment on a free port; yields the port, its trial jobs (in order) and their
+    metric records; stops it afterwards."""
+    port = free_port()
+    subprocess.run([str(NNICTL), 'view', experiment_id, '--port', str(port)], capture_output=True, timeout=60,
+                   check=True)
+    try:
+        jobs = wait_for(lambda: rest(port, 'trial-jobs'), 10, 'the trials')
+        yield port, sorted(jobs, key=lambda job: job['sequenceId']), metric_records(port)
+    finally:
+        subprocess.run([str(NNICTL), 'stop', experiment_id], capture_output=True, timeout=60)
+
+
 def trial_events(ui: WebUI) -> list[str]:
     """The relay trial's status changes as recorded in the experiment's database, oldest first."""
     with contextlib.closing(sqlite3.connect(ui.experiment_dir / 'db' / 'nni.sqlite')) as db:

@@ -22,6 +22,7 @@ import copy
 import logging
 import os
 import random
+import statistics
 import time
 from typing import Any, Sequence
 
@@ -190,7 +191,7 @@ def _calibrated(table: LatencyTable, supernet: nn.Module, ops: list[MixedOp], x:
         return table
     wholes = [table.predict(paths[0])]  # the reference network's price is the table's own, by construction
     wholes += source.predict([ModuleCall(subnet_of(supernet, path), (x,), {}) for path in paths[1:]])
-    scale, fixed = _least_squares(sums, wholes)
+    scale, fixed = statistics.linear_regression(sums, wholes)  # least squares: wholes ~ fixed + scale * sums
     if not 0.5 <= scale <= 2.0:
         _logger.warning('Latency calibration skipped: whole-network timings imply a factor of %.2f between '
                         'modules timed alone and in the network (expected 0.5-2); the machine was probably busy.',
@@ -208,11 +209,3 @@ def _random_selections(ops: list[MixedOp], rng: random.Random) -> dict[str, Sele
     return {label: Selection(active=tuple(sorted(rng.sample(range(len(choice.values)), choice.n_chosen))))
             for label, choice in ops[0].routing.choices.items()}
 
-
-def _least_squares(sums: list[float], wholes: list[float]) -> tuple[float, float]:
-    """``(s, fixed)`` minimising ``sum_i (fixed + s * sums_i - wholes_i) ** 2``."""
-    mean_s, mean_w = sum(sums) / len(sums), sum(wholes) / len(wholes)
-    covariance = sum((a - mean_s) * (b - mean_w) for a, b in zip(sums, wholes))
-    variance = sum((a - mean_s) ** 2 for a in sums)
-    scale = covariance / variance
-    return scale, mean_w - scale * mean_s
