@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--subnets', type=int, default=8)
     parser.add_argument('--memory-steps', type=int, default=5)
-    parser.add_argument('--paths', type=int, default=2)
+    parser.add_argument('--paths', type=int, default=4)
     parser.add_argument('--archs', type=int, default=20)
     parser.add_argument('--latency-rounds', type=int, default=3)
     parser.add_argument('--latency-only', action='store_true',

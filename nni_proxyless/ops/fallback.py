@@ -87,7 +87,8 @@ class CombinationChoice(MixedOp):
         for label in gated:
             selection = routing[label]
             y = gate(y, selection, selection.active[0],
-                     lambda k, label=label: _fit(self._adapted(alternatives[label][k], inputs), shape), label)
+                     lambda k, label=label: _fit(self._adapted(alternatives[label][k], inputs), shape), label,
+                     recomputes=True)
         return y
 
     def candidate_index(self, values: tuple) -> int:

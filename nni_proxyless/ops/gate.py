@@ -8,7 +8,9 @@ over the whole output), and the logits receive
 
 where ``w`` is the selection's weights: the softmax over its support (the sampled pair in ``two`` mode, all
 candidates in ``full_v2`` mode). Outputs of the gated candidates that did not run are computed inside backward,
-without building a graph, so they cost one forward each and no weight gradient. Every mixed op, whatever it
+without building a graph, so they cost one forward each and no weight gradient. The active output is kept for
+backward; ops that can compute it again from their inputs (layers, sliced layers) pass it on without a copy, so an
+architecture step holds each activation once, as plain training does. Every mixed op, whatever it
 chooses (layers, inputs, depths, values of layer arguments, cell inputs and operations), gates through
 :func:`gate`; a label used in several places gets the sum of its gates' gradients.
 
@@ -40,8 +42,15 @@ def logit_grad_from_gates(gate_grads: torch.Tensor, selection: Selection) -> tor
         return w * (dg - (w * dg).sum())
 
 
-def gate(output: Any, selection: Selection, active: int, output_of: Callable[[int], Any], label: str) -> Any:
+def gate(output: Any, selection: Selection, active: int, output_of: Callable[[int], Any], label: str, *,
+         recomputes: bool = False) -> Any:
     """Return ``output`` unchanged; in backward, add the binary-gate gradient to ``selection.logits``.
+
+    The gate keeps ``output`` for its backward. Layers after it may change what it returns in place
+    (``ReLU(inplace=True)``), so by default it returns a copy. With ``recomputes=True`` (``output_of(active)``
+    computes the output afresh from the op's inputs, as a layer or a sliced layer does) it returns ``output``
+    itself, saving the copy's memory, and in the rare case that a later layer did change it in place, backward
+    recomputes it with ``output_of(active)``.
 
     Args:
         output: the active candidate's output (``o_active``): a tensor, or a tuple or list of tensors (then the
@@ -50,11 +59,13 @@ def gate(output: Any, selection: Selection, active: int, output_of: Callable[[in
         active: index of the candidate that produced ``output``.
         output_of: computes ``o_k`` for another gated candidate ``k`` (called in backward, without a graph).
         label: named in errors.
+        recomputes: whether ``output_of(active)`` computes ``output`` again from intact inputs (not from stored
+            outputs, as a ``Repeat``'s deeper blocks or an ``InputChoice`` do).
     """
     tensors = _tensors(output, label)
     assert selection.logits is not None
     gated = iter(_BinaryGate.apply(selection.logits, selection, active, lambda k: _tensors(output_of(k), label),
-                                   label, *tensors))
+                                   label, recomputes, *tensors))
     if isinstance(output, torch.Tensor):
         return next(gated)
     return type(output)(next(gated) if isinstance(item, torch.Tensor) else item for item in output)
@@ -64,21 +75,36 @@ class _BinaryGate(torch.autograd.Function):
     """Identity on the outputs; backward also returns the logits' gradient from the gates."""
 
     @staticmethod
-    def forward(ctx, logits, selection, active, output_of, label, *outputs):  # noqa: D102
+    def forward(ctx, logits, selection, active, output_of, label, recomputes, *outputs):  # noqa: D102
         ctx.selection, ctx.active, ctx.output_of, ctx.label = selection, active, output_of, label
         ctx.autocast = _autocast_of(outputs[0].device.type)
-        ctx.save_for_backward(*outputs)
-        # copies, not views: layers after the gate may work in place (ReLU(inplace=True))
-        return tuple(output.clone() for output in outputs)
+        if not recomputes:  # copies: layers after the gate may work in place (ReLU(inplace=True))
+            ctx.save_for_backward(*outputs)
+            return tuple(output.clone() for output in outputs)
+        # the same memory (a detached alias shares the version counter, so a change in place shows in backward)
+        ctx.kept = [(output.detach(), output._version) for output in outputs]
+        return tuple(output.detach() for output in outputs)
 
     @staticmethod
     def backward(ctx, *grad_outputs):  # noqa: D102
-        outputs = ctx.saved_tensors
         with torch.no_grad():
+            outputs = _kept_outputs(ctx)
             gate_grads = torch.stack([_inner(grad_outputs, _candidate_outputs(ctx, k, outputs))
                                       for k in ctx.selection.gated])
             grad_logits = logit_grad_from_gates(gate_grads, ctx.selection)
-        return (grad_logits, None, None, None, None, *grad_outputs)
+        return (grad_logits, None, None, None, None, None, *grad_outputs)
+
+
+def _kept_outputs(ctx) -> tuple:
+    """The active output as forward produced it: saved, kept (unchanged since), or computed again."""
+    kept = getattr(ctx, 'kept', None)
+    if kept is None:
+        return ctx.saved_tensors
+    ctx.kept = None
+    if all(output._version == version for output, version in kept):
+        return tuple(output for output, _ in kept)
+    with ctx.autocast():
+        return ctx.output_of(ctx.active)
 
 
 def _inner(grads: tuple, outputs: tuple) -> torch.Tensor:

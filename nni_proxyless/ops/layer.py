@@ -34,7 +34,8 @@ class MixedLayer(SingleChoiceOp):
         output = self.candidates[active](*args, **kwargs)
         if not selection.is_gated:
             return output
-        return gate(output, selection, active, lambda k: self.candidates[k](*args, **kwargs), self.label)
+        return gate(output, selection, active, lambda k: self.candidates[k](*args, **kwargs), self.label,
+                    recomputes=True)
 
     def candidate_outputs(self, *args, **kwargs):
         return ((value, candidate(*args, **kwargs))

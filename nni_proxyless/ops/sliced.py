@@ -120,7 +120,8 @@ class SlicedOp(MixedOp):
             selection = routing[label]
             if selection.is_gated:
                 y = gate(y, selection, selection.active[0],
-                         lambda k, label=label: self._run_widened(self._args_with(label, k), *inputs, **kwargs), label)
+                         lambda k, label=label: self._run_widened(self._args_with(label, k), *inputs, **kwargs), label,
+                         recomputes=True)
         return y
 
     def _run_widened(self, args: dict[str, Any], *inputs: Any, **kwargs: Any) -> Any:

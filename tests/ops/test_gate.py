@@ -109,6 +109,51 @@ def test_repeat_depth_gate_matches_brute_force(active):
     torch.testing.assert_close(ours, _expected(logits, (0, 1, 2), dict(enumerate(gate_grads))))
 
 
+def _changed_in_place(y: torch.Tensor) -> torch.Tensor:
+    """What a later in-place scaling and ``ReLU(inplace=True)`` do to a gated output."""
+    return torch.relu_(y.mul_(2.0))
+
+
+def test_layer_gate_passes_its_output_on_and_survives_a_change_in_place():
+    """A layer's gate hands on the candidate's own output (no copy); a later in-place change of it leaves the gate
+    gradient equal to brute force over relu(2 y) (the gate recomputes the active output)."""
+    op, logits = _mixed(_layer_choice(), MixedLayer.mutate)
+    x = torch.randn(2, 3, generator=torch.Generator().manual_seed(1))
+    _route(op, Selection(active=(1,), gated=(0, 1, 2), support=(0, 1, 2), logits=logits))
+    produced = []
+    handle = op.candidates[1].register_forward_hook(lambda module, args, output: produced.append(output))
+    y = op(x)
+    handle.remove()
+    assert y.untyped_storage().data_ptr() == produced[0].untyped_storage().data_ptr()
+    (ours,) = torch.autograd.grad(_loss(_changed_in_place(y)), [logits])
+
+    gates = torch.tensor([0.0, 1.0, 0.0], requires_grad=True)
+    y = sum(gates[k] * candidate(x) for k, candidate in enumerate(op.candidates))
+    (gate_grads,) = torch.autograd.grad(_loss(torch.relu(y * 2.0)), [gates])
+    torch.testing.assert_close(ours, _expected(logits, (0, 1, 2), dict(enumerate(gate_grads))))
+
+
+@pytest.mark.parametrize('active', [0, 1])
+def test_repeat_gate_survives_a_change_in_place(active):
+    """A Repeat's deeper outputs continue from its stored block outputs, so its gate passes on a copy: a later
+    in-place change of the output leaves the gate gradient equal to brute force."""
+    torch.manual_seed(0)
+    op, logits = _mixed(Repeat(lambda i: nn.Sequential(nn.Linear(4, 4), nn.Tanh()), (1, 3), label='depth'),
+                        MixedRepeat.mutate)
+    x = torch.randn(2, 4, generator=torch.Generator().manual_seed(1))
+    _route(op, Selection((active,), (0, 1, 2), (0, 1, 2), logits))
+    (ours,) = torch.autograd.grad(_loss(_changed_in_place(op(x))), [logits])
+
+    outputs, h = [], x
+    for block in op.blocks:
+        h = block(h)
+        outputs.append(h)
+    gates = torch.nn.functional.one_hot(torch.tensor(active), 3).float().requires_grad_()
+    y = sum(g * o for g, o in zip(gates, outputs))
+    (gate_grads,) = torch.autograd.grad(_loss(torch.relu(y * 2.0)), [gates])
+    torch.testing.assert_close(ours, _expected(logits, (0, 1, 2), dict(enumerate(gate_grads))))
+
+
 @pytest.mark.parametrize('reduction', ['sum', 'mean', 'concat'])
 def test_input_choice_of_two_gates_each_chosen_input(reduction):
     """InputChoice(n_chosen=2): gates on the two chosen inputs (taken in index order, as NNI's fixed
