@@ -154,7 +154,7 @@ def latency_tables(r: dict, links: dict) -> str:
         f'Accuracy of a `cpu` table: {a["space"]}; {a["archs"]} random architectures, each frozen subnet\'s '
         'end-to-end latency measured by the package\'s `cpu` predictor (median of repeats; cache off), round-robin, '
         'median of 3 rounds, against the table\'s prediction (fixed part plus the chosen candidates). The '
-        'table is calibrated on two whole-network timings of the supernet (docs/latency.md, `build_latency_table` '
+        'table is calibrated on whole-network timings of 11 architectures (docs/latency.md, `build_latency_table` '
         'step 4); without that step the large architectures measured up to 15% above the table (84% within 10% '
         'in one full run), since a module timed alone on warm caches runs faster than inside the network. What '
         'remains between runs is mostly a uniform shift of a few percent: the machine\'s speed when the table was '

@@ -80,23 +80,17 @@ def _mobilenet_notes(result: dict) -> str:
     if (m['tensor_ratios'].get(SEARCH) or 0) > MEMORY_TARGET['mobilenet']:
         notes.append('The per-step memory of the search is its architecture step\'s: width labels run at the '
                      'widest of the two gated values (DESIGN section 9), so the activations of that step are wider '
-                     'than the pinned path\'s, and each gated output is kept twice (the gate keeps the active '
-                     'output for its inner product and hands on a copy that later layers may change in place). The '
-                     'weight steps alone stay within the subnet\'s per-step memory (`ours: weight step only`).')
+                     'than the pinned path\'s. The weight steps alone stay within the subnet\'s per-step memory '
+                     '(`ours: weight step only`).')
+    notes.append('A layer timed alone runs with its weights in cache; in the network at batch 1 it reads them from '
+                 'memory (a 1x1 convolution with 5 MB of weights on a 1x1 map: 110 us hot, 466 us after the caches '
+                 'were flushed). So the table\'s calibration fits a cost per megabyte of weights besides its scale '
+                 '(docs/latency.md, `build_latency_table` step 4); with the scale alone, runs of this table met 10% '
+                 'on 5 to 14 of 20 architectures.')
     if a['within_10_percent'] < LATENCY_TARGET:
-        notes.append('The table prices every candidate, the parts around them and the whole network as frozen '
-                     'plain layers, and fits its scale and fixed part to whole-network timings of the reference and '
-                     'random architectures; what is left is the non-additivity of a network of tiny layers at batch '
-                     '1 and 32x32 (a layer\'s time in the network depends on its neighbours\' sizes; activations and '
-                     'residual additions, which are no choices, are priced at the reference widths), which a sum of '
-                     'per-layer costs cannot follow. A layer timed alone runs with its weights in cache; in the '
-                     'network at batch 1 they are not (a 1x1 convolution with 5 MB of weights on a 1x1 map: 110 us '
-                     'hot, 466 us after the caches were flushed; a 16-channel 3x3 depthwise one on 16x16: 57 us and '
-                     '291 us), and one calibration factor cannot follow ratios that differ that much between layers. '
-                     'The measurements also spread: the same frozen network measured in two runs differed by up to '
-                     '15% (2-11 ms networks on a shared machine), and four standalone runs of this table on one day '
-                     'met 10% on 5, 6, 13 and 14 of 20 architectures. The table ranks architectures well (Spearman '
-                     'above) but its absolute error is larger than on the hub ProxylessNAS space.')
+        notes.append('What is left is the spread of the measurements: the same frozen network measured in two runs '
+                     'differed by up to 15% (2-11 ms networks on a shared machine), and a table built while the '
+                     'machine ran faster than when the subnets were timed predicts them all a few percent low.')
     return 'Notes. ' + ' '.join(notes) if notes else ''
 
 

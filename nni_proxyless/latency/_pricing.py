@@ -96,9 +96,10 @@ def calls_of(supernet: nn.Module, inputs: Recorded, x: torch.Tensor, reference: 
              ) -> Iterator[tuple[Any, Callable[[], ModuleCall]]]:
     """Every call to price, as ``(key, build the call)``; keys repeat where two calls are the same.
 
-    Everything is priced as plain layers: a candidate as the layer it freezes to, and the whole network and the
-    parts around choices (``Repeat`` blocks, a cell's preprocessor) as frozen copies on the ``reference``
-    architecture (an NNI sample), so that no price carries the cost of the mixed ops' own routing.
+    Everything is priced as plain layers: a candidate as the layer it freezes to, and the whole network, the
+    candidates and cell operations with choices nested in them, and the parts around choices (``Repeat`` blocks, a
+    cell's preprocessor) as frozen copies on the ``reference`` architecture (an NNI sample), so that no price
+    carries the cost of the mixed ops' own routing, nor the weights of their largest sizes.
     """
     yield 'network', lambda: ModuleCall(subnet_of(supernet, reference), (x,), {})
     for op in supernet.modules():
@@ -113,7 +114,7 @@ def calls_of(supernet: nn.Module, inputs: Recorded, x: torch.Tensor, reference: 
         elif isinstance(op, MixedLayer):
             for candidate in op.candidates:
                 yield id(candidate), lambda candidate=candidate, args=args, kwargs=kwargs: \
-                    ModuleCall(candidate, args, kwargs)
+                    ModuleCall(subnet_of(candidate, reference), args, kwargs)
         elif isinstance(op, MixedCell):
             yield from _own_call(op.preprocessor, inputs, reference)
             with torch.no_grad():
@@ -122,7 +123,7 @@ def calls_of(supernet: nn.Module, inputs: Recorded, x: torch.Tensor, reference: 
                 for j, operations in enumerate(per_input):
                     for k, operation in enumerate(operations):
                         yield (id(op), slot, j, k), lambda operation=operation, state=states[j]: \
-                            ModuleCall(operation, (state,), {})
+                            ModuleCall(subnet_of(operation, reference), (state,), {})
         elif isinstance(op, CombinationChoice):
             for index, candidate in enumerate(op.candidates):
                 yield (id(op), index), lambda op=op, index=index, candidate=candidate, args=args, kwargs=kwargs: \
@@ -230,8 +231,7 @@ def _own_terms(part: nn.Module, when: tuple, prices: dict, inputs: Recorded, ter
     nested = terms_of(part, when, prices, inputs, terms)
     if isinstance(part, MixedOp) or id(part) not in prices:
         return nested
-    if prices[id(part)] - nested:
-        terms.append(Term(costs=(prices[id(part)] - nested,), when=when))
+    terms.append(Term(costs=(prices[id(part)] - nested,), when=when))  # even 0: tables of one space align
     return prices[id(part)]
 
 

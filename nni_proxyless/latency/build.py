@@ -10,10 +10,9 @@
 3. Assemble: a candidate's cost is its price minus the cost of the choices nested in it; a block's own cost is
    its price minus its nested choices; the fixed part is the whole network minus all choices on that routing.
 4. Calibrate (predictors that time real runs, ``calibrate = True``: ``'cpu'``, ``'cuda'``): a module timed alone,
-   on warm caches, runs faster than inside the network, and the gap grows with the work done. So
-   ``CALIBRATION_PATHS`` random architectures are also priced as whole frozen networks, and the choices' costs
-   are scaled by ``s`` and the fixed part reset to the least-squares fit of ``N = fixed + s * S`` over them and
-   the reference (``N``: whole-network price, ``S``: the table's sum of the choices on that architecture).
+   on warm caches, runs faster than inside the network, where it also reads its weights from memory. So
+   ``CALIBRATION_PATHS`` random architectures are also priced as whole frozen networks, and the table is fitted to
+   them by :mod:`._calibration`: each choice costs ``s * time + b * weight megabytes``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import copy
 import logging
 import os
 import random
-import statistics
 import time
 from typing import Any, Sequence
 
@@ -35,6 +33,7 @@ from ..ops import MixedOp, MixedRepeat
 from ..ops.subnet import subnet_of
 from ..supernet import build_supernet, model_defined_hooks
 from .predictors import available_predictors, create_predictor
+from ._calibration import CALIBRATION_PATHS, WithWeightMegabytes, calibrated
 from ._pricing import calls_of, price, probe, terms_of
 from .protocol import LatencyPredictor, ModuleCall
 from .table import LatencyTable, Term
@@ -42,8 +41,6 @@ from .table import LatencyTable, Term
 __all__ = ['build_latency_table', 'resolve_hardware', 'hardware_kind']
 
 _logger = logging.getLogger('nni.proxyless')
-
-CALIBRATION_PATHS = 6
 """Random architectures whose whole-network prices, with the reference's, fit the calibration."""
 
 
@@ -106,17 +103,23 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
     started = time.perf_counter()
     reference = _reference(ops)
     inputs = _probe(supernet, ops, x)
+    calls = calls_of(supernet, inputs, x, _sample(ops, reference))
+    calibrate = getattr(source, 'calibrate', False)
     with routing.use(reference), torch.no_grad():
-        prices = price(calls_of(supernet, inputs, x, _sample(ops, reference)), source)
-        terms: list[Term] = []
-        total = terms_of(supernet, (), prices, inputs, terms)
-    table = LatencyTable(labels=labels, fixed=prices['network'] - total, terms=terms, unit=source.unit,
-                         hardware=source.description, dummy_input=list(x.shape))
-    if getattr(source, 'calibrate', False):
-        table = _calibrated(table, supernet, ops, x, source)
+        if not calibrate:
+            table = _assembled(supernet, inputs, price(calls, source), labels, source, x)
+        else:  # priced with each call's weight megabytes, for the fit
+            both = price(calls, WithWeightMegabytes(source))
+            table = _assembled(supernet, inputs, {key: p for key, (p, _) in both.items()}, labels, source, x)
+            megabytes = _assembled(supernet, inputs, {key: mb for key, (_, mb) in both.items()}, labels, source, x)
+    if calibrate:
+        paths = _calibration_paths(ops)
+        wholes = [table.predict(paths[0])]  # the reference network's price is the table's own, by construction
+        wholes += source.predict([ModuleCall(subnet_of(supernet, path), (x,), {}) for path in paths[1:]])
+        table = calibrated(table, megabytes, paths, wholes)
     low, high = table.bounds()
     _logger.info('Latency table on %s built in %.1f s: %d terms, fixed %.3f %s, architectures from %.3f to '
-                 '%.3f %s.', source.description, time.perf_counter() - started, len(terms), table.fixed,
+                 '%.3f %s.', source.description, time.perf_counter() - started, len(table.terms), table.fixed,
                  table.unit, low, high, table.unit)
     return table
 
@@ -179,29 +182,20 @@ def _sample(ops: list[MixedOp], selections: dict[str, Selection]) -> dict[str, A
     return {label: choices[label].sample_value(selection.active) for label, selection in selections.items()}
 
 
-def _calibrated(table: LatencyTable, supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor,
-                source: LatencyPredictor) -> LatencyTable:
-    """Step 4 of the module docstring; ``table`` unchanged when the paths' costs differ too little or ``s`` is
-    implausible (outside 0.5-2: the timings were disturbed)."""
+def _assembled(supernet: nn.Module, inputs: dict, prices: dict, labels: dict, source: LatencyPredictor,
+               x: torch.Tensor) -> LatencyTable:
+    """Step 3 of the module docstring, on the reference routing."""
+    terms: list[Term] = []
+    total = terms_of(supernet, (), prices, inputs, terms)
+    return LatencyTable(labels=labels, fixed=prices['network'] - total, terms=terms, unit=source.unit,
+                        hardware=source.description, dummy_input=list(x.shape))
+
+
+def _calibration_paths(ops: list[MixedOp]) -> list[dict[str, Any]]:
+    """The reference architecture, then ``CALIBRATION_PATHS`` random ones (seeded)."""
     rng = random.Random(0)
-    paths = [_sample(ops, _reference(ops))]
-    paths += [_sample(ops, _random_selections(ops, rng)) for _ in range(CALIBRATION_PATHS)]
-    sums = [table.predict(path) - table.fixed for path in paths]
-    if max(sums) - min(sums) < 0.1 * max(abs(sums[0]), 1e-12):
-        return table
-    wholes = [table.predict(paths[0])]  # the reference network's price is the table's own, by construction
-    wholes += source.predict([ModuleCall(subnet_of(supernet, path), (x,), {}) for path in paths[1:]])
-    scale, fixed = statistics.linear_regression(sums, wholes)  # least squares: wholes ~ fixed + scale * sums
-    if not 0.5 <= scale <= 2.0:
-        _logger.warning('Latency calibration skipped: whole-network timings imply a factor of %.2f between '
-                        'modules timed alone and in the network (expected 0.5-2); the machine was probably busy.',
-                        scale)
-        return table
-    _logger.info('Latency calibrated on %d whole-network timings: candidate costs x%.3f (in the network '
-                 'against alone), fixed part %.3f -> %.3f %s.', len(paths), scale, table.fixed, fixed, table.unit)
-    return LatencyTable(labels=table.labels, fixed=fixed,
-                        terms=[Term(tuple(c * scale for c in t.costs), t.labels, t.when) for t in table.terms],
-                        unit=table.unit, hardware=table.hardware, dummy_input=table.dummy_input)
+    return [_sample(ops, _reference(ops))] + [_sample(ops, _random_selections(ops, rng))
+                                             for _ in range(CALIBRATION_PATHS)]
 
 
 def _random_selections(ops: list[MixedOp], rng: random.Random) -> dict[str, Selection]:

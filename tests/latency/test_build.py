@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, Repeat
 from nni_proxyless.latency import build_latency_table
-from nni_proxyless.latency.build import CALIBRATION_PATHS
+from nni_proxyless.latency._calibration import CALIBRATION_PATHS
 from nni_proxyless.latency.measure import MeasuredPredictor
 
 from conftest import ConvSpace
@@ -94,13 +94,14 @@ def test_unknown_hardware_lists_the_allowed_names():
 
 
 class InContextFlops:
-    """A predictor whose modules cost their FLOPs alone and ``c + s * FLOPs`` as a whole network: the
-    in-context slowdown that calibration must fit (the network is the only call that is a ModelSpace)."""
+    """A predictor whose modules cost their FLOPs alone and ``c + s * FLOPs + b * weight megabytes`` as a whole
+    network: the in-context slowdown that calibration must fit (the network is the only call that is a
+    ModelSpace)."""
 
     unit, description, calibrate = 'MFLOPs', 'FLOPs, slower in context', True
 
-    def __init__(self, offset: float, scale: float):
-        self.offset, self.scale, self.network_calls = offset, scale, 0
+    def __init__(self, offset: float, scale: float, per_megabyte: float = 0.0):
+        self.offset, self.scale, self.per_megabyte, self.network_calls = offset, scale, per_megabyte, 0
 
     def predict(self, calls):
         prices = []
@@ -108,16 +109,21 @@ class InContextFlops:
             flops = _flops(call.module, *call.args)
             if isinstance(call.module, ModelSpace):
                 self.network_calls += 1
-                flops = self.offset + self.scale * flops
+                flops = self.offset + self.scale * flops + self.per_megabyte * _megabytes(call.module)
             prices.append(flops)
         return prices
 
 
-@pytest.mark.parametrize('scale', [1.3, 0.8])
-def test_calibration_fits_whole_network_prices(scale):
-    """With calibrate=True and modules that cost `scale` times more in the network, the table predicts
-    offset + scale * FLOPs of every frozen subnet, from whole-network prices."""
-    space, predictor = NestedSpace(), InContextFlops(offset=0.5, scale=scale)
+def _megabytes(model: nn.Module) -> float:
+    return sum(4 * t.numel() for t in [*model.parameters(), *model.buffers()]) / 2 ** 20
+
+
+@pytest.mark.parametrize('scale,per_megabyte', [(1.3, 0.0), (0.8, 0.0), (1.3, 50.0)])
+def test_calibration_fits_whole_network_prices(scale, per_megabyte):
+    """With calibrate=True and modules that cost `scale` times more in the network, plus `per_megabyte` for
+    every megabyte of weights the network holds, the table predicts offset + scale * FLOPs + per_megabyte *
+    megabytes of every frozen subnet, from whole-network prices."""
+    space, predictor = NestedSpace(), InContextFlops(offset=0.5, scale=scale, per_megabyte=per_megabyte)
     table = build_latency_table(space, predictor, (4, 8))
     assert predictor.network_calls == 1 + CALIBRATION_PATHS
     x, rng = torch.randn(4, 8), random.Random(1)
@@ -125,4 +131,6 @@ def test_calibration_fits_whole_network_prices(scale):
     for _ in range(30):
         sample = {label: rng.choice(list(m.grid())) if label == 'skip' else rng.choice(list(m.values))
                   for label, m in mutables.items()}
-        assert table.predict(sample) == pytest.approx(0.5 + scale * _flops(space.freeze(sample), x), rel=1e-9)
+        subnet = space.freeze(sample)
+        expected = 0.5 + scale * _flops(subnet, x) + per_megabyte * _megabytes(subnet)
+        assert table.predict(sample) == pytest.approx(expected, rel=1e-6)

@@ -1,0 +1,44 @@
+"""The calibration fit: whole-network timings against the table's times and weight megabytes."""
+
+from __future__ import annotations
+
+import torch
+
+from nni_proxyless.latency._calibration import _fit, _left_out_error
+
+
+def _data(per_megabyte: float, noise: float, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    sums = (1 + 5 * torch.rand(11, generator=g, dtype=torch.float64)).tolist()
+    weights = (60 * torch.rand(11, generator=g, dtype=torch.float64)).tolist()
+    wholes = [0.3 + 1.2 * s + per_megabyte * w + noise * float(torch.randn(1, generator=g, dtype=torch.float64))
+              for s, w in zip(sums, weights)]
+    return sums, weights, wholes
+
+
+def test_left_out_error_equals_refitting_without_each_point():
+    """PRESS from the leverages equals the squared errors of 11 explicit fits, each without one point."""
+    sums, weights, wholes = _data(0.05, 0.2)
+    design = torch.tensor([[1.0, s, w] for s, w in zip(sums, weights)], dtype=torch.float64)
+    target = torch.tensor(wholes, dtype=torch.float64)
+    brute = 0.0
+    for i in range(len(wholes)):
+        keep = [j for j in range(len(wholes)) if j != i]
+        coef = torch.linalg.lstsq(design[keep], target[keep, None]).solution.flatten()
+        brute += float(target[i] - design[i] @ coef) ** 2
+    assert abs(_left_out_error(design, target) - brute) < 1e-9 * brute
+
+
+def test_weights_term_is_fitted_when_timings_depend_on_it():
+    fixed, scale, per_megabyte = _fit(*_data(0.05, 0.01))
+    assert abs(fixed - 0.3) < 0.05 and abs(scale - 1.2) < 0.02 and abs(per_megabyte - 0.05) < 0.002
+
+
+def test_weights_term_is_left_out_when_it_explains_only_noise():
+    """Timings that do not depend on the weights: the term would fit noise, so b = 0 and s is the plain fit."""
+    sums, weights, wholes = _data(0.0, 0.2, seed=0)  # unselected, b would come out at +0.002
+    fixed, scale, per_megabyte = _fit(sums, weights, wholes)
+    assert per_megabyte == 0.0
+    design = torch.tensor([[1.0, s] for s in sums], dtype=torch.float64)
+    plain = torch.linalg.lstsq(design, torch.tensor(wholes, dtype=torch.float64)[:, None]).solution.flatten()
+    assert abs(fixed - float(plain[0])) < 1e-9 and abs(scale - float(plain[1])) < 1e-9
