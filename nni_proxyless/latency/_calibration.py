@@ -87,10 +87,13 @@ def calibrated(table: LatencyTable, megabytes: LatencyTable, paths: list[dict], 
 
 
 def _fit(sums: list[float], weights: list[float], wholes: list[float]) -> tuple[float, float, float]:
-    """Least squares ``wholes ~ fixed + s * sums (+ b * weights)``: the weights' term is kept when it predicts
-    left-out timings better (leave-one-out error), with ``b >= 0`` and a plausible ``s``; else ``b = 0``."""
+    """Least squares ``wholes ~ fixed + s * sums (+ b * weights)`` over the timings that are no outliers: the
+    weights' term is kept when it predicts left-out timings better (leave-one-out error), with ``b >= 0`` and a
+    plausible ``s``; else ``b = 0``."""
     n = torch.tensor(wholes, dtype=torch.float64)
     with_weights = torch.tensor([[1.0, s, w] for s, w in zip(sums, weights)], dtype=torch.float64)
+    kept = _without_outliers(with_weights, n)
+    with_weights, n = with_weights[kept], n[kept]
     without = with_weights[:, :2]
     fixed, scale, per_megabyte = _least_squares(with_weights, n)
     if per_megabyte >= 0 and _PLAUSIBLE_SCALE[0] <= scale <= _PLAUSIBLE_SCALE[1] and \
@@ -100,6 +103,26 @@ def _fit(sums: list[float], weights: list[float], wholes: list[float]) -> tuple[
     return fixed, scale, 0.0
 
 
+def _without_outliers(design: torch.Tensor, target: torch.Tensor) -> list[int]:
+    """Indices of the timings left after dropping, one at a time and at most a quarter of them, the one that the
+    fit of the others misses most, if by more than 5% and more than 3 times the median miss of the others (a
+    timing disturbed by another process; judged by the fit without it, so that it cannot bend the fit)."""
+    kept = list(range(len(target)))
+    for _ in range(len(target) // 4):
+        misses = {}
+        for position, i in enumerate(kept):
+            others = kept[:position] + kept[position + 1:]
+            coefficients = torch.tensor(_least_squares(design[others], target[others]), dtype=torch.float64)
+            relative = ((design[kept] @ coefficients - target[kept]) / target[kept]).abs()
+            spread = float(relative[torch.arange(len(kept)) != position].median())
+            if relative[position] > max(0.05, 3 * spread):
+                misses[i] = float(relative[position])
+        if not misses:
+            break
+        kept.remove(max(misses, key=misses.__getitem__))
+    return kept
+
+
 def _least_squares(design: torch.Tensor, target: torch.Tensor) -> list[float]:
     return torch.linalg.lstsq(design, target[:, None], driver='gelsd').solution.flatten().tolist()
 
@@ -107,5 +130,4 @@ def _least_squares(design: torch.Tensor, target: torch.Tensor) -> list[float]:
 def _left_out_error(design: torch.Tensor, target: torch.Tensor) -> float:
     """Sum of squared leave-one-out residuals of the least-squares fit (PRESS: residual / (1 - leverage))."""
     hat = design @ torch.linalg.pinv(design)
-    residuals = target - hat @ target
-    return float(((residuals / (1 - hat.diagonal()).clamp_min(1e-9)) ** 2).sum())
+    return float((((target - hat @ target) / (1 - hat.diagonal()).clamp_min(1e-9)) ** 2).sum())

@@ -41,7 +41,6 @@ from .table import LatencyTable, Term
 __all__ = ['build_latency_table', 'resolve_hardware', 'hardware_kind']
 
 _logger = logging.getLogger('nni.proxyless')
-"""Random architectures whose whole-network prices, with the reference's, fit the calibration."""
 
 
 def hardware_kind(hardware: Any) -> str:

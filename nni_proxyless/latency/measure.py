@@ -2,7 +2,9 @@
 
 A module call is timed in eval mode without gradients, with a fixed torch thread count: ``warmup`` untimed calls,
 one call to size the blocks, then the median over ``repeats`` blocks of about ``min_repeat_ms`` each
-(:func:`median_ms`). On the CPU a block is timed with ``time.perf_counter`` (:func:`cpu_block`); on a GPU with CUDA
+(:func:`median_ms`). The calls priced together take their blocks in turns (:func:`interleaved_medians`): a burst
+of other work on the machine then disturbs one block of many calls, which the medians ignore, instead of all the
+blocks of a few calls. On the CPU a block is timed with ``time.perf_counter`` (:func:`cpu_block`); on a GPU with CUDA
 events, read once the GPU has finished the block (:func:`cuda_block`).
 
 Why not ``torch.utils.benchmark.Timer.blocked_autorange`` on the CPU: it sizes its blocks so that the timer's own
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -38,7 +41,8 @@ from .. import _checks
 from .._io import write_json_atomically
 from .protocol import ModuleCall
 
-__all__ = ['MeasuredPredictor', 'MeasuredSubnetLatency', 'median_ms', 'cpu_block', 'cuda_block', 'default_cache_dir']
+__all__ = ['MeasuredPredictor', 'MeasuredSubnetLatency', 'median_ms', 'interleaved_medians', 'cpu_block', 'cuda_block',
+           'default_cache_dir']
 
 _logger = logging.getLogger('nni.proxyless')
 
@@ -89,31 +93,31 @@ class MeasuredPredictor:
         todo = [(key, call) for key, call in zip(keys, calls) if key not in cache]
         _logger.info('Latency on %s: %d module calls, %d from the cache %s, %d to measure.', self.description,
                      len(calls), len(calls) - len(todo), self.cache_file or '(disabled)', len(todo))
-        started, reported = time.perf_counter(), time.perf_counter()
-        for done, (key, call) in enumerate(todo, start=1):
-            cache[key] = self._measure(call)
-            if time.perf_counter() - reported > 10:
-                _logger.info('Measured %d of %d module calls (%.0f s).', done, len(todo),
-                             time.perf_counter() - started)
-                reported = time.perf_counter()
+        for (key, _), milliseconds in zip(todo, self._measure([call for _, call in todo])):
+            cache[key] = milliseconds
         if todo and self.cache_file is not None:
             write_json_atomically(self.cache_file, cache)
         return [cache[key] for key in keys]
 
-    def _measure(self, call: ModuleCall) -> float:
-        module, args, kwargs = call.module, call.args, call.kwargs
-        if self.device == 'cuda':
-            module, args, kwargs = copy.deepcopy(module).cuda(), _to_cuda(args), _to_cuda(kwargs)
-        was_training = module.training
-        module.eval()
+    def _measure(self, calls: list[ModuleCall]) -> list[float]:
+        """Milliseconds per call of each of ``calls``, their timed blocks interleaved (:func:`interleaved_medians`)."""
+        runs, modules = [], []
+        for call in calls:
+            module, args, kwargs = call.module, call.args, call.kwargs
+            if self.device == 'cuda':
+                module, args, kwargs = copy.deepcopy(module).cuda(), _to_cuda(args), _to_cuda(kwargs)
+            modules.append((module, module.training))
+            runs.append(functools.partial(_call, module, args, kwargs))
         try:
             with torch.no_grad(), _torch_threads(self.threads):
-                run = lambda: module(*args, **kwargs)  # noqa: E731
-                block = cuda_block(run) if self.device == 'cuda' else cpu_block(run)
-                return median_ms(block, warmup=self.warmup, repeats=self.repeats,
-                                 min_repeat_ms=self.min_repeat_s * 1000)
+                for module, _ in modules:
+                    module.eval()
+                blocks = [cuda_block(run) if self.device == 'cuda' else cpu_block(run) for run in runs]
+                return interleaved_medians(blocks, warmup=self.warmup, repeats=self.repeats,
+                                           min_repeat_ms=self.min_repeat_s * 1000)
         finally:
-            module.train(was_training)
+            for module, was_training in modules:
+                module.train(was_training)
 
     def _read_cache(self) -> dict[str, float]:
         if self.cache_file is None or not self.cache_file.exists():
@@ -165,10 +169,31 @@ def median_ms(block: Callable[[int], float], *, warmup: int = 3, repeats: int = 
         block: ``block(number)`` runs the call ``number`` times and returns the milliseconds per call
             (:func:`cpu_block`, :func:`cuda_block`).
     """
+    return interleaved_medians([block], warmup=warmup, repeats=repeats, min_repeat_ms=min_repeat_ms)[0]
+
+
+def interleaved_medians(blocks: Sequence[Callable[[int], float]], *, warmup: int = 3, repeats: int = 9,
+                        min_repeat_ms: float = 1.0) -> list[float]:
+    """:func:`median_ms` of several calls at once, their timed blocks taken in turns (one block of each call per
+    round, each after one untimed call), so that a stretch of time in which other work slowed the machine disturbs
+    one block of many calls rather than every block of one call, and a drift of the machine's speed shifts all
+    calls alike. With one call, the untimed calls between its blocks are left out."""
     if warmup:
-        block(warmup)
-    number = max(1, math.ceil(min_repeat_ms / max(block(1), 1e-6)))
-    return statistics.median(block(number) for _ in range(repeats))
+        for block in blocks:
+            block(warmup)
+    numbers = [max(1, math.ceil(min_repeat_ms / max(block(1), 1e-6))) for block in blocks]
+    samples: list[list[float]] = [[] for _ in blocks]
+    started, reported = time.perf_counter(), time.perf_counter()
+    for round_ in range(1, repeats + 1):
+        for block, number, timings in zip(blocks, numbers, samples):
+            if len(blocks) > 1:
+                block(1)  # untimed: the block starts on warm caches, as it would timed on its own
+            timings.append(block(number))
+        if time.perf_counter() - reported > 10:
+            _logger.info('Timed %d of %d rounds of %d module calls (%.0f s).', round_, repeats, len(blocks),
+                         time.perf_counter() - started)
+            reported = time.perf_counter()
+    return [statistics.median(timings) for timings in samples]
 
 
 def cpu_block(run: Callable[[], object]) -> Callable[[int], float]:
@@ -208,6 +233,10 @@ def _torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _call(module: nn.Module, args: tuple, kwargs: dict) -> Any:
+    return module(*args, **kwargs)
 
 
 def _to_cuda(value: Any) -> Any:

@@ -36,9 +36,22 @@ def test_weights_term_is_fitted_when_timings_depend_on_it():
 
 def test_weights_term_is_left_out_when_it_explains_only_noise():
     """Timings that do not depend on the weights: the term would fit noise, so b = 0 and s is the plain fit."""
-    sums, weights, wholes = _data(0.0, 0.2, seed=0)  # unselected, b would come out at +0.002
+    sums, weights, wholes = _data(0.0, 0.05, seed=13)  # unselected, b would come out at +0.0016
     fixed, scale, per_megabyte = _fit(sums, weights, wholes)
     assert per_megabyte == 0.0
     design = torch.tensor([[1.0, s] for s in sums], dtype=torch.float64)
     plain = torch.linalg.lstsq(design, torch.tensor(wholes, dtype=torch.float64)[:, None]).solution.flatten()
     assert abs(fixed - float(plain[0])) < 1e-9 and abs(scale - float(plain[1])) < 1e-9
+
+
+def test_a_disturbed_timing_is_left_out_of_the_fit():
+    """Ten timings on N = 0.3 + 1.2 S + 0.05 W and one 30% too slow, where the weights' term could bend towards
+    it: the fit drops that timing and finds the model; least squares over all eleven does not."""
+    sums, weights, wholes = _data(0.05, 0.0, seed=1)
+    worst = max(range(len(weights)), key=weights.__getitem__)
+    wholes[worst] *= 1.3
+    fixed, scale, per_megabyte = _fit(sums, weights, wholes)
+    assert abs(fixed - 0.3) < 1e-6 and abs(scale - 1.2) < 1e-6 and abs(per_megabyte - 0.05) < 1e-6
+    design = torch.tensor([[1.0, s, w] for s, w in zip(sums, weights)], dtype=torch.float64)
+    plain = torch.linalg.lstsq(design, torch.tensor(wholes, dtype=torch.float64)[:, None]).solution.flatten()
+    assert abs(float(plain[2]) - 0.05) > 0.005

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from nni_proxyless.latency import ModuleCall
-from nni_proxyless.latency.measure import MeasuredPredictor, MeasuredSubnetLatency, cpu_block, cuda_block, median_ms
+from nni_proxyless.latency.measure import (MeasuredPredictor, MeasuredSubnetLatency, cpu_block, cuda_block,
+                                          interleaved_medians, median_ms)
 
 from conftest import ConvSpace
 
@@ -127,3 +128,22 @@ def test_measured_subnet_latency_times_each_architecture_once(monkeypatch):
     assert latency(architecture) == latency(dict(architecture)) == 1.5 and len(timed) == 1
     assert latency({'conv1': 'skip', 'conv2': 'k1'}) == 1.5 and len(timed) == 2
     assert isinstance(timed[0].conv1, nn.Conv2d) and timed[0].conv1.kernel_size == (5, 5)
+
+
+def test_interleaved_blocks_spread_a_burst_of_other_work_over_the_calls():
+    """Two calls, 5 timed blocks each, each after one untimed call, and a burst of other work that slows the 4
+    blocks timed first (10 times). Taken in turns, each call has 2 slow blocks of 5, so both medians are the
+    undisturbed times (timed one call after the other, the first call would have had 4 slow blocks of 5)."""
+    invocations = []
+
+    def block_of(name: str, undisturbed: float):
+        def block(number: int) -> float:
+            invocations.append((name, number))
+            timed_so_far = sum(n > 1 for _, n in invocations)  # timed blocks run 4 and 2 calls, the others 1
+            return undisturbed * (10 if number > 1 and timed_so_far <= 4 else 1)
+        return block
+
+    medians = interleaved_medians([block_of('a', 0.5), block_of('b', 0.8)], warmup=1, repeats=5, min_repeat_ms=1.6)
+    assert medians == [0.5, 0.8]
+    assert invocations[:4] == [('a', 1), ('b', 1), ('a', 1), ('b', 1)]  # warm-up, then sizing
+    assert invocations[4:] == [('a', 1), ('a', 4), ('b', 1), ('b', 2)] * 5  # ceil(1.6 / 0.5), ceil(1.6 / 0.8)
