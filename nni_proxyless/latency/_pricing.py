@@ -94,14 +94,14 @@ def _candidates_with_inputs(op: MixedOp, recorded: tuple[tuple, dict]) -> Iterat
 
 def calls_of(supernet: nn.Module, inputs: Recorded, x: torch.Tensor, reference: dict[str, Any]
              ) -> Iterator[tuple[Any, Callable[[], ModuleCall]]]:
-    """Every call to price, as ``(key, build the call)``; keys repeat where two calls are the same.
+    """Every call to price but the whole network's, as ``(key, build the call)``; keys repeat where two calls are
+    the same.
 
-    Everything is priced as plain layers: a candidate as the layer it freezes to, and the whole network, the
-    candidates and cell operations with choices nested in them, and the parts around choices (``Repeat`` blocks, a
-    cell's preprocessor) as frozen copies on the ``reference`` architecture (an NNI sample), so that no price
-    carries the cost of the mixed ops' own routing, nor the weights of their largest sizes.
+    Everything is priced as plain layers: a candidate as the layer it freezes to, and the candidates and cell
+    operations with choices nested in them and the parts around choices (``Repeat`` blocks, a cell's preprocessor)
+    as frozen copies on the ``reference`` architecture (an NNI sample), so that no price carries the cost of the
+    mixed ops' own routing, nor the weights of their largest sizes.
     """
-    yield 'network', lambda: ModuleCall(subnet_of(supernet, reference), (x,), {})
     for op in supernet.modules():
         if not isinstance(op, MixedOp) or id(op) not in inputs:
             continue

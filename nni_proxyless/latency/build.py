@@ -4,9 +4,10 @@
    value, every depth at its greatest) with pre-forward hooks that record the inputs of every mixed op and of
    every ``Repeat`` block (:func:`._pricing.probe`).
 2. Price, in chunks for the predictor, what every mixed op needs (:mod:`._pricing`: ``LayerChoice`` candidates,
-   layers whose arguments are choices at every combination, cell operations on every input, ``Repeat`` blocks)
-   and the whole network, on a reference routing (first values, greatest depths), as a frozen subnet (plain
-   layers, like the candidates: the mixed ops' own routing is no part of an architecture's latency).
+   layers whose arguments are choices at every combination, cell operations on every input, ``Repeat`` blocks),
+   and, in a batch of their own, the whole network on a reference routing (first values, greatest depths) and on
+   the calibration's architectures (step 4), as frozen subnets (plain layers, like the candidates: the mixed ops'
+   own routing is no part of an architecture's latency).
 3. Assemble: a candidate's cost is its price minus the cost of the choices nested in it; a block's own cost is
    its price minus its nested choices; the fixed part is the whole network minus all choices on that routing.
 4. Calibrate (predictors that time real runs, ``calibrate = True``: ``'cpu'``, ``'cuda'``): a module timed alone,
@@ -102,20 +103,20 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
     started = time.perf_counter()
     reference = _reference(ops)
     inputs = _probe(supernet, ops, x)
-    calls = calls_of(supernet, inputs, x, _sample(ops, reference))
     calibrate = getattr(source, 'calibrate', False)
+    pricer = WithWeightMegabytes(source) if calibrate else source  # calibration also needs weight megabytes
+    paths = _calibration_paths(ops) if calibrate else [_sample(ops, reference)]
     with routing.use(reference), torch.no_grad():
+        prices = price(calls_of(supernet, inputs, x, paths[0]), pricer)
+        wholes = pricer.predict([_network(supernet, path, x) for path in paths])
+        prices['network'] = wholes[0]
         if not calibrate:
-            table = _assembled(supernet, inputs, price(calls, source), labels, source, x)
-        else:  # priced with each call's weight megabytes, for the fit
-            both = price(calls, WithWeightMegabytes(source))
-            table = _assembled(supernet, inputs, {key: p for key, (p, _) in both.items()}, labels, source, x)
-            megabytes = _assembled(supernet, inputs, {key: mb for key, (_, mb) in both.items()}, labels, source, x)
+            table = _assembled(supernet, inputs, prices, labels, source, x)
+        else:
+            table = _assembled(supernet, inputs, {key: p for key, (p, _) in prices.items()}, labels, source, x)
+            megabytes = _assembled(supernet, inputs, {key: mb for key, (_, mb) in prices.items()}, labels, source, x)
     if calibrate:
-        paths = _calibration_paths(ops)
-        wholes = [table.predict(paths[0])]  # the reference network's price is the table's own, by construction
-        wholes += source.predict([ModuleCall(subnet_of(supernet, path), (x,), {}) for path in paths[1:]])
-        table = calibrated(table, megabytes, paths, wholes)
+        table = calibrated(table, megabytes, paths, [whole for whole, _ in wholes])
     low, high = table.bounds()
     _logger.info('Latency table on %s built in %.1f s: %d terms, fixed %.3f %s, architectures from %.3f to '
                  '%.3f %s.', source.description, time.perf_counter() - started, len(table.terms), table.fixed,
@@ -179,6 +180,12 @@ def _sample(ops: list[MixedOp], selections: dict[str, Selection]) -> dict[str, A
     """The architecture (an NNI sample) of these selections."""
     choices = ops[0].routing.choices
     return {label: choices[label].sample_value(selection.active) for label, selection in selections.items()}
+
+
+def _network(supernet: nn.Module, sample: dict[str, Any], x: torch.Tensor) -> ModuleCall:
+    """The whole network on one architecture, as a frozen subnet. Whole networks are priced in a batch of their
+    own: a measuring predictor times each call of a batch on its own, but in rounds with the others."""
+    return ModuleCall(subnet_of(supernet, sample), (x,), {})
 
 
 def _assembled(supernet: nn.Module, inputs: dict, prices: dict, labels: dict, source: LatencyPredictor,

@@ -2,9 +2,9 @@
 
 A module call is timed in eval mode without gradients, with a fixed torch thread count: ``warmup`` untimed calls,
 one call to size the blocks, then the median over ``repeats`` blocks of about ``min_repeat_ms`` each
-(:func:`median_ms`). The calls priced together take their blocks in turns (:func:`interleaved_medians`): a burst
-of other work on the machine then disturbs one block of many calls, which the medians ignore, instead of all the
-blocks of a few calls. On the CPU a block is timed with ``time.perf_counter`` (:func:`cpu_block`); on a GPU with CUDA
+(:func:`median_ms`). The calls priced together are timed in three rounds, each call on its own within a round
+(:func:`interleaved_medians`): a burst of other work on the machine then disturbs one round of many calls, which
+their medians ignore, instead of every block of a few calls. On the CPU a block is timed with ``time.perf_counter`` (:func:`cpu_block`); on a GPU with CUDA
 events, read once the GPU has finished the block (:func:`cuda_block`).
 
 Why not ``torch.utils.benchmark.Timer.blocked_autorange`` on the CPU: it sizes its blocks so that the timer's own
@@ -173,26 +173,28 @@ def median_ms(block: Callable[[int], float], *, warmup: int = 3, repeats: int = 
 
 
 def interleaved_medians(blocks: Sequence[Callable[[int], float]], *, warmup: int = 3, repeats: int = 9,
-                        min_repeat_ms: float = 1.0) -> list[float]:
-    """:func:`median_ms` of several calls at once, their timed blocks taken in turns (one block of each call per
-    round, each after one untimed call), so that a stretch of time in which other work slowed the machine disturbs
-    one block of many calls rather than every block of one call, and a drift of the machine's speed shifts all
-    calls alike. With one call, the untimed calls between its blocks are left out."""
-    if warmup:
-        for block in blocks:
-            block(warmup)
-    numbers = [max(1, math.ceil(min_repeat_ms / max(block(1), 1e-6))) for block in blocks]
+                        min_repeat_ms: float = 1.0, rounds: int = 3) -> list[float]:
+    """:func:`median_ms` of several calls at once, measured in ``rounds`` rounds: in each round every call in turn
+    gets its ``warmup`` untimed calls, then its share of the ``repeats`` blocks one after the other. So each call
+    is timed on its own and warm, as :func:`median_ms` times it, while a stretch of time in which other work
+    slowed the machine falls on one round of many calls rather than on every block of a few. One call: one round.
+    """
+    rounds = 1 if len(blocks) == 1 else max(1, min(rounds, repeats))
+    numbers: list[int | None] = [None] * len(blocks)
     samples: list[list[float]] = [[] for _ in blocks]
     started, reported = time.perf_counter(), time.perf_counter()
-    for round_ in range(1, repeats + 1):
-        for block, number, timings in zip(blocks, numbers, samples):
-            if len(blocks) > 1:
-                block(1)  # untimed: the block starts on warm caches, as it would timed on its own
-            timings.append(block(number))
-        if time.perf_counter() - reported > 10:
-            _logger.info('Timed %d of %d rounds of %d module calls (%.0f s).', round_, repeats, len(blocks),
-                         time.perf_counter() - started)
-            reported = time.perf_counter()
+    for round_ in range(rounds):
+        share = repeats // rounds + (round_ < repeats % rounds)
+        for i, block in enumerate(blocks):
+            if warmup:
+                block(warmup)
+            if numbers[i] is None:
+                numbers[i] = max(1, math.ceil(min_repeat_ms / max(block(1), 1e-6)))
+            samples[i].extend(block(numbers[i]) for _ in range(share))
+            if time.perf_counter() - reported > 10:
+                _logger.info('Timed round %d of %d: %d of %d calls (%.0f s).', round_ + 1, rounds, i + 1,
+                             len(blocks), time.perf_counter() - started)
+                reported = time.perf_counter()
     return [statistics.median(timings) for timings in samples]
 
 

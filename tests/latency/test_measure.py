@@ -130,10 +130,11 @@ def test_measured_subnet_latency_times_each_architecture_once(monkeypatch):
     assert isinstance(timed[0].conv1, nn.Conv2d) and timed[0].conv1.kernel_size == (5, 5)
 
 
-def test_interleaved_blocks_spread_a_burst_of_other_work_over_the_calls():
-    """Two calls, 5 timed blocks each, each after one untimed call, and a burst of other work that slows the 4
-    blocks timed first (10 times). Taken in turns, each call has 2 slow blocks of 5, so both medians are the
-    undisturbed times (timed one call after the other, the first call would have had 4 slow blocks of 5)."""
+def test_rounds_spread_a_burst_of_other_work_over_the_calls():
+    """Two calls, 6 timed blocks each in 3 rounds, and a burst of other work that slows the 4 blocks timed first
+    (10 times): both calls' first-round blocks. Each call has 2 slow blocks of 6, so both medians are the
+    undisturbed times (timed one call after the other, the first call would have had 4 slow blocks of 6). Within
+    a round each call runs on its own: its warm-up, then its blocks."""
     invocations = []
 
     def block_of(name: str, undisturbed: float):
@@ -143,7 +144,7 @@ def test_interleaved_blocks_spread_a_burst_of_other_work_over_the_calls():
             return undisturbed * (10 if number > 1 and timed_so_far <= 4 else 1)
         return block
 
-    medians = interleaved_medians([block_of('a', 0.5), block_of('b', 0.8)], warmup=1, repeats=5, min_repeat_ms=1.6)
+    medians = interleaved_medians([block_of('a', 0.5), block_of('b', 0.8)], warmup=1, repeats=6, min_repeat_ms=1.6)
     assert medians == [0.5, 0.8]
-    assert invocations[:4] == [('a', 1), ('b', 1), ('a', 1), ('b', 1)]  # warm-up, then sizing
-    assert invocations[4:] == [('a', 1), ('a', 4), ('b', 1), ('b', 2)] * 5  # ceil(1.6 / 0.5), ceil(1.6 / 0.8)
+    first = [('a', 1), ('a', 1), ('a', 4), ('a', 4), ('b', 1), ('b', 1), ('b', 2), ('b', 2)]  # warm-up, sizing
+    assert invocations == first + [('a', 1), ('a', 4), ('a', 4), ('b', 1), ('b', 2), ('b', 2)] * 2
