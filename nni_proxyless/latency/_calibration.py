@@ -13,7 +13,8 @@ over whole-network timings ``N`` of a few architectures, where ``S`` is the tabl
 that architecture and ``W`` the sum of their weights' megabytes (parameters and buffers, a second table of the same
 terms). Each term's cost becomes ``s * time + b * megabytes``. The fit keeps ``b = 0`` unless the weights' term
 predicts the timings each left out of the fit better (their weights may all fit in the cache, or cost nothing
-extra on this device), comes out non-negative, and leaves ``s`` plausible.
+extra on this device), comes out non-negative, and leaves ``s`` plausible. Before fitting, timings that the fit of
+the others misses by far (disturbed by other work on the machine) are left out, a quarter of them at most.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ A module call is timed in eval mode without gradients, with a fixed torch thread
 one call to size the blocks, then the median over ``repeats`` blocks of about ``min_repeat_ms`` each
 (:func:`median_ms`). The calls priced together are timed in three rounds, each call on its own within a round
 (:func:`interleaved_medians`): a burst of other work on the machine then disturbs one round of many calls, which
-their medians ignore, instead of every block of a few calls. On the CPU a block is timed with ``time.perf_counter`` (:func:`cpu_block`); on a GPU with CUDA
-events, read once the GPU has finished the block (:func:`cuda_block`).
+their medians ignore, instead of every block of a few calls. On the CPU a block is timed with
+``time.perf_counter`` (:func:`cpu_block`); on a GPU with CUDA events, read once the GPU has finished the block
+(:func:`cuda_block`).
 
 Why not ``torch.utils.benchmark.Timer.blocked_autorange`` on the CPU: it sizes its blocks so that the timer's own
 overhead stays below 0.01% of a block, which for the small modules of a search space makes blocks of 10 ms and
@@ -100,7 +101,7 @@ class MeasuredPredictor:
         return [cache[key] for key in keys]
 
     def _measure(self, calls: list[ModuleCall]) -> list[float]:
-        """Milliseconds per call of each of ``calls``, their timed blocks interleaved (:func:`interleaved_medians`)."""
+        """Milliseconds per call of each of ``calls``, timed in rounds (:func:`interleaved_medians`)."""
         runs, modules = [], []
         for call in calls:
             module, args, kwargs = call.module, call.args, call.kwargs

@@ -9,9 +9,9 @@ over the whole output), and the logits receive
 where ``w`` is the selection's weights: the softmax over its support (the sampled pair in ``two`` mode, all
 candidates in ``full_v2`` mode). Outputs of the gated candidates that did not run are computed inside backward,
 without building a graph, so they cost one forward each and no weight gradient. The active output is kept for
-backward; ops that can compute it again from their inputs (layers, sliced layers) pass it on without a copy, so an
-architecture step holds each activation once, as plain training does. Every mixed op, whatever it
-chooses (layers, inputs, depths, values of layer arguments, cell inputs and operations), gates through
+backward; ops that can compute it again from their inputs (layers, sliced layers, cell slots, the fallback) pass
+it on without a copy, so an architecture step holds each activation once, as plain training does. Every mixed op,
+whatever it chooses (layers, inputs, depths, values of layer arguments, cell inputs and operations), gates through
 :func:`gate`; a label used in several places gets the sum of its gates' gradients.
 
 Mixed precision: the other candidates run under the autocast state of the forward (rounded as the active

@@ -72,7 +72,8 @@ def test_second_build_comes_from_the_disk_cache(tmp_path, monkeypatch):
     """A second 'cpu' build with the same cache folder measures nothing and gives the same table."""
     measured = []
     original = MeasuredPredictor._measure
-    monkeypatch.setattr(MeasuredPredictor, '_measure', lambda self, calls: measured.extend(calls) or original(self, calls))
+    monkeypatch.setattr(MeasuredPredictor, '_measure',
+                        lambda self, calls: measured.extend(calls) or original(self, calls))
     first = build_latency_table(NestedSpace(), 'cpu', (4, 8), cache_dir=tmp_path, repeats=3)
     count = len(measured)
     second = build_latency_table(NestedSpace(), 'cpu', (4, 8), cache_dir=tmp_path, repeats=3)
