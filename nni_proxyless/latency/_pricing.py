@@ -92,7 +92,7 @@ def _candidates_with_inputs(op: MixedOp, recorded: tuple[tuple, dict]) -> Iterat
                     yield operation, ((states[j],), {})
 
 
-def calls_of(supernet: nn.Module, inputs: Recorded, x: torch.Tensor, reference: dict[str, Any]
+def calls_of(supernet: nn.Module, inputs: Recorded, reference: dict[str, Any]
              ) -> Iterator[tuple[Any, Callable[[], ModuleCall]]]:
     """Every call to price but the whole network's, as ``(key, build the call)``; keys repeat where two calls are
     the same.

@@ -107,7 +107,7 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
     pricer = WithWeightMegabytes(source) if calibrate else source  # calibration also needs weight megabytes
     paths = _calibration_paths(ops) if calibrate else [_sample(ops, reference)]
     with routing.use(reference), torch.no_grad():
-        prices = price(calls_of(supernet, inputs, x, paths[0]), pricer)
+        prices = price(calls_of(supernet, inputs, paths[0]), pricer)
         wholes = pricer.predict([_network(supernet, path, x) for path in paths])
         prices['network'] = wholes[0]
         if not calibrate:

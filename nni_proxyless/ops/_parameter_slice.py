@@ -39,9 +39,11 @@ _GRADIENTS = WeakIdKeyDictionary()
 """The kept gradient of each parameter sliced so far (gone with the parameter)."""
 
 
-def parameter_slice(parameter: torch.Tensor, index: tuple[Any, ...]) -> torch.Tensor:
+def parameter_slice(parameter: torch.Tensor | None, index: tuple[Any, ...]) -> torch.Tensor | None:
     """``parameter[index]`` (basic indexing: slices, ``...``); in backward its gradient goes into that slice of
-    ``parameter.grad`` alone (see the module docstring)."""
+    ``parameter.grad`` alone (see the module docstring). A missing parameter (``bias=False``) stays ``None``."""
+    if parameter is None:
+        return None
     if not (torch.is_grad_enabled() and parameter.requires_grad and parameter.is_leaf) or _distributed():
         return parameter[index]
     return _SliceIntoGradient.apply(parameter, index)

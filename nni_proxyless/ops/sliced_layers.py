@@ -46,7 +46,7 @@ class _SlicedConv(SlicedOp):
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         weight = parameter_slice(self.layer.weight, self._weight_index(args))
-        bias = None if self.layer.bias is None else parameter_slice(self.layer.bias, (slice(args['out_channels']),))
+        bias = parameter_slice(self.layer.bias, (slice(args['out_channels']),))
         x = fit(x, args['in_channels'], 1)
         weight, padding = trim_to_input(weight, x.shape[2:], args['stride'], args['padding'], args['dilation'])
         return type(self).convolution(x, weight, bias, args['stride'], padding, args['dilation'], args['groups'])
@@ -92,7 +92,7 @@ class SlicedLinear(SlicedOp):
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         in_features, out_features = args['in_features'], args['out_features']
-        bias = None if self.layer.bias is None else parameter_slice(self.layer.bias, (slice(out_features),))
+        bias = parameter_slice(self.layer.bias, (slice(out_features),))
         x = fit(x, in_features, -1)
         return F.linear(x, parameter_slice(self.layer.weight, (slice(out_features), slice(in_features))), bias)
 
@@ -229,7 +229,7 @@ def trim_to_input(weight: torch.Tensor, sizes: Sequence[int], stride: Any, paddi
 
 def _prefix(parameter: torch.Tensor | None, width: int) -> torch.Tensor | None:
     """The first ``width`` entries of a one-dimensional parameter (``None`` stays ``None``)."""
-    return None if parameter is None else parameter_slice(parameter, (slice(width),))
+    return parameter_slice(parameter, (slice(width),))
 
 
 def _tuple(value: Any, n: int) -> tuple[int, ...]:

@@ -68,10 +68,10 @@ class SlicedMultiheadAttention(SlicedOp):
         bias = None if mha.in_proj_bias is None else \
             torch.cat([parameter_slice(mha.in_proj_bias, (slice(i * full, i * full + dim),)) for i in range(3)])
         return {'q': q, 'k': k, 'v': v, 'in_proj_bias': bias,
-                'bias_k': None if mha.bias_k is None else parameter_slice(mha.bias_k, (..., prefix)),
-                'bias_v': None if mha.bias_v is None else parameter_slice(mha.bias_v, (..., prefix)),
+                'bias_k': parameter_slice(mha.bias_k, (..., prefix)),
+                'bias_v': parameter_slice(mha.bias_v, (..., prefix)),
                 'out_proj.weight': parameter_slice(mha.out_proj.weight, (prefix, prefix)),
-                'out_proj.bias': None if mha.out_proj.bias is None else parameter_slice(mha.out_proj.bias, (prefix,))}
+                'out_proj.bias': parameter_slice(mha.out_proj.bias, (prefix,))}
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
         state = self._projections(args['embed_dim'])

@@ -50,10 +50,12 @@ def test_gradient_outside_the_slices_is_zero_and_kept_between_steps():
 
 
 def test_tensors_outside_training_are_plain_slices():
-    """No gradient wanted (no_grad, frozen parameters, non-leaves): the plain view of the slice."""
+    """No gradient wanted (no_grad, frozen parameters, non-leaves): the plain view of the slice; no parameter:
+    ``None``."""
     weight = torch.nn.Parameter(torch.randn(5, 3))
     with torch.no_grad():
         assert parameter_slice(weight, (slice(2),))._base is weight
     frozen = torch.randn(5, 3)
     assert parameter_slice(frozen, (slice(2),))._base is frozen
     assert parameter_slice(weight * 2, (slice(2),)).grad_fn.name() == 'SliceBackward0'
+    assert parameter_slice(None, (slice(2),)) is None  # a layer built with bias=False
