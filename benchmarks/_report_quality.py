@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _report_sections import figure_link, fmt_ratio, md_table, provenance, ratio_at
+from _report_sections import builds_line, figure_link, fmt_ratio, md_table, provenance, ratio_at
 
 
 def planted(r: dict, links: dict) -> str:
@@ -153,13 +153,13 @@ def latency_tables(r: dict, links: dict) -> str:
         '## Latency tables',
         f'Accuracy of a `cpu` table: {a["space"]}; {a["archs"]} random architectures, each frozen subnet\'s '
         'end-to-end latency measured by the package\'s `cpu` predictor (median of repeats; cache off), round-robin, '
-        'median of 3 rounds, against the table\'s prediction (fixed part plus the chosen candidates). The '
-        'table is calibrated on whole-network timings of 11 architectures (docs/latency.md, `build_latency_table` '
-        'step 4); without that step the large architectures measured up to 15% above the table (84% within 10% '
-        'in one full run), since a module timed alone on warm caches runs faster than inside the network. What '
-        'remains between runs is mostly a uniform shift of a few percent: the machine\'s speed when the table was '
-        'built against when the subnets were timed.',
-        accuracy, figure_link(links, 'latency_accuracy', 'predicted against measured latency'),
+        f'median of {a.get("rounds", 3)} rounds, against the table\'s prediction (fixed part plus the chosen '
+        'candidates). The table is calibrated on whole-network timings of 11 architectures (docs/latency.md, '
+        '`build_latency_table` step 4); without that step the large architectures measured up to 15% above the '
+        'table (84% within 10% in one full run), since a module timed alone on warm caches runs faster than inside '
+        'the network. What remains between runs is mostly a uniform shift of a few percent: the machine\'s speed '
+        'when the table was built against when the subnets were timed.',
+        accuracy + builds_line(a), figure_link(links, 'latency_accuracy', 'predicted against measured latency'),
         'Table build times (hub ProxylessNAS; `cpu` with an empty cache, 1 thread):',
         md_table(['predictor'] + configs, build_rows), _nnmeter(nn), provenance(a)]))
 

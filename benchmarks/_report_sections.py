@@ -32,6 +32,16 @@ def provenance(result: dict) -> str:
             f'Load average {result["load_average_start"]} at start, {result["load_average_end"]} at end.')
 
 
+def builds_line(accuracy: dict) -> str:
+    """Each fresh table's count within 10%, after a table of the median one (empty for results of one build)."""
+    builds = accuracy.get('builds', [])
+    if len(builds) < 2:
+        return ''
+    counts = ', '.join(f'{round(b["within_10_percent"] * accuracy["archs"])}/{accuracy["archs"]}' for b in builds)
+    return (f'\n\nThe row is the median of {len(builds)} fresh tables, each built, then checked against the subnets '
+            f'timed right after it; within 10%: {counts}.')
+
+
 def by_batch(result: dict | None, batch: int) -> dict:
     for group in (result or {}).get('by_batch_size', []):
         if group['batch_size'] == batch:

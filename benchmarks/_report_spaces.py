@@ -3,7 +3,7 @@ from the JSON results of mobilenet_space.py and darts_space.py."""
 
 from __future__ import annotations
 
-from _report_sections import fmt_ratio, md_table, provenance
+from _report_sections import builds_line, fmt_ratio, md_table, provenance
 
 WEIGHT, SEARCH = 'ours: weight step only', 'ours: search, arch every 5'
 TARGETS = {'mobilenet': {WEIGHT: 1.3, SEARCH: 1.5}, 'darts': {SEARCH: 1.5}}
@@ -152,5 +152,6 @@ def _latency(a: dict) -> str:
             + md_table(['within 10%', 'median error', 'largest error', 'Spearman', 'target'],
                        [[f'{within}/{a["archs"]}', f'{a["median_abs_error"]:.1%}', f'{a["max_abs_error"]:.1%}',
                          f'{a["spearman"]:.3f}', f'>= 18 of 20: {met}']])
+            + builds_line(a)
             + (f'\n\nCommand: `{a["command"]}` ({a["wall_seconds"]} s, load average {a["load_average_start"]} at '
                'start), rerun after the rest of this section.' if 'command' in a else ''))

@@ -34,10 +34,7 @@ from __future__ import annotations
 
 import os
 import platform
-import random
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -47,7 +44,7 @@ import torch
 import _harness as h
 import _spaces as s
 from _gpu_runs import CONTENDERS, PRECISIONS, QUICK_CONTENDERS, SUBNET, Deadline, build_runs, release
-from nni_proxyless.latency import ModuleCall, build_latency_table, create_predictor
+from latency_accuracy import one_build
 
 
 def measure_group(args, width: float, batch: int, deadline: Deadline) -> dict:
@@ -97,30 +94,10 @@ def sync_audit(args) -> dict:
 
 def latency_accuracy(args, width: float) -> dict:
     """A latency table on ``args.hardware`` against measured end-to-end latency of random architectures."""
-    space, shape = s.hub_space(width), (1, 3, args.resolution, args.resolution)
+    shape = (1, 3, args.resolution, args.resolution)
     options = {'warmup': 0, 'repeats': 1} if args.quick else {}  # a smoke run times each module once
-    with tempfile.TemporaryDirectory() as cache:
-        started = time.perf_counter()
-        table = build_latency_table(space, args.hardware, shape, cache_dir=cache, **options)
-        build_seconds = time.perf_counter() - started
-    rng, mutables = random.Random(0), space.simplify()
-    archs = [{label: rng.choice(list(m.values)) for label, m in mutables.items()} for _ in range(args.archs)]
-    nets = [space.freeze(arch).eval() for arch in archs]
-    meter, x = create_predictor(args.hardware, cache_dir=False, **options), torch.randn(shape)
-    samples: list[list[float]] = [[] for _ in archs]
-    for _ in range(3 if not args.quick else 1):
-        for i, net in enumerate(nets):
-            samples[i].append(meter.predict([ModuleCall(net, (x,), {})])[0])
-    measured = [statistics.median(v) for v in samples]
-    predicted = [table.predict(arch) for arch in archs]
-    errors = [(p - m) / m for p, m in zip(predicted, measured)]
-    from scipy.stats import spearmanr
-    return {'hardware': args.hardware, 'width': width, 'input': list(shape), 'archs': len(archs),
-            'table_build_seconds': round(build_seconds, 1), 'hardware_description': table.hardware,
-            'within_10_percent': sum(abs(e) <= 0.10 for e in errors) / len(errors),
-            'median_abs_error': statistics.median(abs(e) for e in errors), 'max_abs_error': max(map(abs, errors)),
-            'spearman': None if len(archs) < 3 else float(spearmanr(predicted, measured).statistic),
-            'measured_ms': [round(m, 4) for m in measured], 'predicted_ms': [round(p, 4) for p in predicted]}
+    return {'hardware': args.hardware, 'width': width, 'input': list(shape),
+            **one_build(s.hub_space(width), shape, args.archs, 1 if args.quick else 3, args.hardware, **options)}
 
 
 def gpu_line() -> dict:

@@ -16,7 +16,8 @@ squeeze-excite ``LayerChoice``s. One torch thread throughout.
    optimiser state: the supernet's layers are at their largest sizes).
 3. The ``cpu`` latency table (``build_latency_table``, what ``Proxyless(applied_hardware='cpu', dummy_input=...)``
    builds) against the end-to-end latency of ``--archs`` random frozen subnets measured by the package's ``cpu``
-   predictor (latency_accuracy.py's method): how many are within 10%, the median and largest error.
+   predictor (latency_accuracy.py's method, the median of ``--latency-builds`` fresh tables): how many are within
+   10%, the median and largest error.
 
 ``--quick`` runs the tests' small variant of the space (widths x0.75/1/1.5, expansions 4/6), without NNI's DARTS.
 Run: ``python benchmarks/mobilenet_space.py`` (``--quick`` for a smoke run).
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument('--memory-steps', type=int, default=5)
     parser.add_argument('--paths', type=int, default=4)
     parser.add_argument('--archs', type=int, default=20)
-    parser.add_argument('--latency-rounds', type=int, default=3)
+    parser.add_argument('--latency-rounds', type=int, default=9, help="round-robin timings of the subnets")
+    parser.add_argument('--latency-builds', type=int, default=3,
+                        help="fresh cpu tables, each followed by the subnets' timing")
     parser.add_argument('--latency-only', action='store_true',
                         help="measure only the cpu table's accuracy, into the existing --json file's 'latency'")
     bench.add_child_arguments(parser)
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     strategies, memory_names = STRATEGIES, [*OURS, NNI]
     if args.quick:
         args.steps, args.rounds, args.subnets, args.memory_steps, args.paths = 5, 1, 2, 2, 1
-        args.archs, args.latency_rounds = 3, 1
+        args.archs, args.latency_rounds, args.latency_builds = 3, 1, 1
         strategies, memory_names = {name: STRATEGIES[name] for name in OURS}, list(OURS)
     if args.no_nni_timing:
         strategies = {name: STRATEGIES[name] for name in OURS}
@@ -79,14 +82,16 @@ def main(argv: list[str] | None = None) -> dict:
     bench.release_memory()  # the timed fits' supernets (NNI's DARTS: gigabytes) before the children start
     result['memory'] = bench.peak_memory(__file__, memory_names, args.batch_size, args.memory_steps, args.paths, 2,
                                          unpinned=(NNI,), options=['--quick'] if args.quick else [])
-    result['latency'] = accuracy(space(), (1, 3, 32, 32), args.archs, args.latency_rounds)
+    result['latency'] = accuracy(space(), (1, 3, 32, 32), args.archs, args.latency_rounds,
+                                 args.latency_builds)
     return h.finish(result, args.json, started)
 
 
 def _latency_only(args) -> dict:
     """The cpu table's accuracy alone, replacing ``latency`` in the results file (the rest is kept)."""
     started, latency = time.perf_counter(), h.start('mobilenet_space.py', ['--latency-only'])
-    latency.update(accuracy(s.mobilenet_space(), (1, 3, 32, 32), args.archs, args.latency_rounds))
+    latency.update(accuracy(s.mobilenet_space(), (1, 3, 32, 32), args.archs, args.latency_rounds,
+                            args.latency_builds))
     latency['wall_seconds'] = round(time.perf_counter() - started, 1)
     result = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).exists() else {}
     result['latency'] = latency

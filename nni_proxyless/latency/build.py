@@ -12,8 +12,9 @@
    its price minus its nested choices; the fixed part is the whole network minus all choices on that routing.
 4. Calibrate (predictors that time real runs, ``calibrate = True``: ``'cpu'``, ``'cuda'``): a module timed alone,
    on warm caches, runs faster than inside the network, where it also reads its weights from memory. So
-   ``CALIBRATION_PATHS`` random architectures are also priced as whole frozen networks, and the table is fitted to
-   them by :mod:`._calibration`: each choice costs ``s * time + b * weight megabytes``.
+   ``CALIBRATION_PATHS`` random architectures are also priced as whole frozen networks (by the predictor's
+   ``for_whole_networks()`` where it has one), and the table is fitted to them by :mod:`._calibration`: each
+   choice costs ``s * time + b * weight megabytes``.
 """
 
 from __future__ import annotations
@@ -105,10 +106,11 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
     inputs = _probe(supernet, ops, x)
     calibrate = getattr(source, 'calibrate', False)
     pricer = WithWeightMegabytes(source) if calibrate else source  # calibration also needs weight megabytes
+    network_pricer = WithWeightMegabytes(_for_whole_networks(source)) if calibrate else source
     paths = _calibration_paths(ops) if calibrate else [_sample(ops, reference)]
     with routing.use(reference), torch.no_grad():
         prices = price(calls_of(supernet, inputs, paths[0]), pricer)
-        wholes = pricer.predict([_network(supernet, path, x) for path in paths])
+        wholes = network_pricer.predict([_network(supernet, path, x) for path in paths])
         prices['network'] = wholes[0]
         if not calibrate:
             table = _assembled(supernet, inputs, prices, labels, source, x)
@@ -186,6 +188,13 @@ def _network(supernet: nn.Module, sample: dict[str, Any], x: torch.Tensor) -> Mo
     """The whole network on one architecture, as a frozen subnet. Whole networks are priced in a batch of their
     own: a measuring predictor times each call of a batch on its own, but in rounds with the others."""
     return ModuleCall(subnet_of(supernet, sample), (x,), {})
+
+
+def _for_whole_networks(source: LatencyPredictor) -> LatencyPredictor:
+    """The predictor that prices the calibration's whole networks: ``source.for_whole_networks()`` where it has
+    one (the measured predictors time these few, decisive calls with more repeats), else ``source``."""
+    whole_networks = getattr(source, 'for_whole_networks', None)
+    return whole_networks() if callable(whole_networks) else source
 
 
 def _assembled(supernet: nn.Module, inputs: dict, prices: dict, labels: dict, source: LatencyPredictor,

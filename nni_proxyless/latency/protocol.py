@@ -12,8 +12,10 @@ A predictor prices module calls::
 
 Calls come in one batch per table, so a predictor can group them (nn-Meter predicts each kernel type at once).
 A predictor that times real runs can also set ``calibrate = True``: the table is then fitted to the whole
-network's price on two paths, since a module timed alone runs faster than inside the network
-(:func:`~nni_proxyless.latency.build_latency_table`, step 4).
+network's price on a few architectures, since a module timed alone runs faster than inside the network
+(:func:`~nni_proxyless.latency.build_latency_table`, step 4). Such a predictor may also have a method
+``for_whole_networks()`` that returns the predictor to price those networks with (the measured predictors time
+them with more repeats).
 """
 
 from __future__ import annotations

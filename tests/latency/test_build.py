@@ -115,6 +115,15 @@ class InContextFlops:
         return prices
 
 
+class WithWholeNetworkTwin(InContextFlops):
+    """InContextFlops whose ``for_whole_networks()`` hands out another one (with the same costs) for the whole
+    networks."""
+
+    def for_whole_networks(self) -> InContextFlops:
+        self.twin = InContextFlops(self.offset, self.scale, self.per_megabyte)
+        return self.twin
+
+
 def _megabytes(model: nn.Module) -> float:
     return sum(4 * t.numel() for t in [*model.parameters(), *model.buffers()]) / 2 ** 20
 
@@ -135,3 +144,13 @@ def test_calibration_fits_whole_network_prices(scale, per_megabyte):
         subnet = space.freeze(sample)
         expected = 0.5 + scale * _flops(subnet, x) + per_megabyte * _megabytes(subnet)
         assert table.predict(sample) == pytest.approx(expected, rel=1e-6)
+
+
+def test_whole_networks_are_priced_by_the_predictors_whole_network_twin():
+    """A predictor with ``for_whole_networks()`` prices the modules; its twin prices every whole network."""
+    predictor = WithWholeNetworkTwin(offset=0.5, scale=1.3)
+    table = build_latency_table(NestedSpace(), predictor, (4, 8))
+    assert predictor.network_calls == 0 and predictor.twin.network_calls == 1 + CALIBRATION_PATHS
+    sample = {label: next(iter(m.grid())) if label == 'skip' else list(m.values)[0]
+              for label, m in NestedSpace().simplify().items()}
+    assert table.predict(sample) == pytest.approx(0.5 + 1.3 * _flops(NestedSpace().freeze(sample), torch.randn(4, 8)))

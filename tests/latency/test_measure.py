@@ -148,3 +148,26 @@ def test_rounds_spread_a_burst_of_other_work_over_the_calls():
     assert medians == [0.5, 0.8]
     first = [('a', 1), ('a', 1), ('a', 4), ('a', 4), ('b', 1), ('b', 1), ('b', 2), ('b', 2)]  # warm-up, sizing
     assert invocations == first + [('a', 1), ('a', 4), ('a', 4), ('b', 1), ('b', 2), ('b', 2)] * 2
+
+
+def test_whole_networks_are_timed_with_three_times_the_repeats_in_three_times_the_rounds():
+    """``for_whole_networks`` keeps the options and the cache but triples repeats and rounds: two calls are each run
+    once to size the block, then 27 timed blocks, in 9 alternating rounds of 3 (no warm-up)."""
+    order = []
+
+    class Probe(nn.Module):
+        def __init__(self, name: str):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            order.append(self.name)
+            return x
+
+    # every call lasts longer than min_repeat_ms, so a block is one call
+    predictor = MeasuredPredictor('cpu', repeats=9, warmup=0, min_repeat_ms=1e-6, cache_dir=False)
+    whole = predictor.for_whole_networks()
+    assert (whole.repeats, whole.rounds, predictor.repeats, predictor.rounds) == (27, 9, 9, 3)
+    assert (whole.threads, whole.cache_file, whole.device) == (predictor.threads, None, 'cpu')
+    whole.predict([ModuleCall(Probe('a'), (torch.ones(1),), {}), ModuleCall(Probe('b'), (torch.ones(1),), {})])
+    assert order == ['a'] * 4 + ['b'] * 4 + (['a'] * 3 + ['b'] * 3) * 8
