@@ -37,9 +37,11 @@ def builds_line(accuracy: dict) -> str:
     builds = accuracy.get('builds', [])
     if len(builds) < 2:
         return ''
-    counts = ', '.join(f'{round(b["within_10_percent"] * accuracy["archs"])}/{accuracy["archs"]}' for b in builds)
+    counts = ', '.join(f'{round(b["within_10_percent"] * accuracy["archs"])}/{accuracy["archs"]}'
+                       + (f' ({b["drift"] - 1:+.1%})' if b.get('drift') else '') for b in builds)
     return (f'\n\nThe row is the median of {len(builds)} fresh tables, each built, then checked against the subnets '
-            f'timed right after it; within 10%: {counts}.')
+            f'timed right after it; within 10%: {counts}. In brackets, the drift: how much slower the subnets '
+            'ran right after the build than right before it (median over the subnets).')
 
 
 def by_batch(result: dict | None, batch: int) -> dict:

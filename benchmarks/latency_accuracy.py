@@ -4,7 +4,8 @@ Accuracy: for ``--archs`` random architectures of NNI's hub ProxylessNAS space (
 one thread), the table's prediction is compared with the frozen subnet's measured latency (median of
 ``--rounds`` round-robin measurements, each itself a median of repeats by the package's ``cpu`` predictor,
 cache off). We report the fraction within 10%, the median and largest error, and Spearman's rank correlation, of
-the median of ``--builds`` fresh tables, each followed by the subnets' timing (the machine's speed drifts).
+the median of ``--builds`` fresh tables, each followed by the subnets' timing; the subnets are also timed before
+each build, to show how far the machine's speed drifted meanwhile.
 
 Build times: a fresh ``cpu`` table (empty cache), the ``flops`` table, and nn-Meter's
 ``cortexA76cpu_tflite21`` predictor read from the tests' predictor folder (``nnmeter_legacy_predictor``, next
@@ -52,27 +53,26 @@ def accuracy(space, shape: tuple[int, ...], count: int, rounds: int, builds: int
     one build shows the drift as much as the table."""
     runs = [one_build(space, shape, count, rounds) for _ in range(builds)]
     median = sorted(runs, key=lambda r: (r['within_10_percent'], -r['median_abs_error']))[(builds - 1) // 2]
-    keys = ('within_10_percent', 'median_abs_error', 'max_abs_error', 'spearman', 'table_build_seconds')
+    keys = ('within_10_percent', 'median_abs_error', 'max_abs_error', 'spearman', 'drift', 'table_build_seconds')
     return {**median, 'builds': [{key: run[key] for key in keys} for run in runs]}
 
 
 def one_build(space, shape: tuple[int, ...], count: int, rounds: int, hardware: str = 'cpu', **options) -> dict:
     """A fresh table on ``hardware`` (a measuring predictor's name; ``options`` for it) and its predictions for
     ``count`` random architectures of ``space`` against their frozen subnets' latency measured by the same
-    predictor (median over ``rounds`` round-robin measurements, cache off): errors and rank correlation."""
-    with tempfile.TemporaryDirectory() as cache:
-        started = time.perf_counter()
-        table = build_latency_table(space, hardware, shape, cache_dir=cache, **options)
-        build = time.perf_counter() - started
+    predictor right after the build (median over ``rounds`` round-robin measurements, cache off): errors and rank
+    correlation. The subnets are also timed right before the build: ``drift`` is the median ratio of their
+    timings after to before, how much the machine's speed moved while the table was built."""
     rng, mutables = random.Random(0), space.simplify()
     archs = [{label: rng.choice(list(m.values)) for label, m in mutables.items()} for _ in range(count)]
     nets = [space.freeze(arch).eval() for arch in archs]
     meter, x = create_predictor(hardware, cache_dir=False, **options), torch.randn(shape)
-    samples: list[list[float]] = [[] for _ in archs]
-    for _ in range(rounds):
-        for i, net in enumerate(nets):
-            samples[i].append(meter.predict([ModuleCall(net, (x,), {})])[0])
-    measured = [statistics.median(s) for s in samples]
+    before = _round_robin(meter, nets, x, rounds)
+    with tempfile.TemporaryDirectory() as cache:
+        started = time.perf_counter()
+        table = build_latency_table(space, hardware, shape, cache_dir=cache, **options)
+        build = time.perf_counter() - started
+    measured = _round_robin(meter, nets, x, rounds)
     predicted = [table.predict(arch) for arch in archs]
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     return {'archs': len(archs), 'rounds': rounds,
@@ -80,8 +80,18 @@ def one_build(space, shape: tuple[int, ...], count: int, rounds: int, hardware: 
             'median_abs_error': statistics.median(abs(e) for e in errors),
             'max_abs_error': max(abs(e) for e in errors),
             'spearman': None if count < 3 else float(spearmanr(predicted, measured).statistic),
+            'drift': statistics.median(m / b for m, b in zip(measured, before)),
             'table_build_seconds': round(build, 1), 'hardware_description': table.hardware,
             'measured_ms': [round(m, 4) for m in measured], 'predicted_ms': [round(p, 4) for p in predicted]}
+
+
+def _round_robin(meter, nets: list, x: torch.Tensor, rounds: int) -> list[float]:
+    """Each net's median over ``rounds`` measurements by ``meter``, the nets in turn in each round."""
+    samples: list[list[float]] = [[] for _ in nets]
+    for _ in range(rounds):
+        for i, net in enumerate(nets):
+            samples[i].append(meter.predict([ModuleCall(net, (x,), {})])[0])
+    return [statistics.median(s) for s in samples]
 
 
 class _Recording:
