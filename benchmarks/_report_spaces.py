@@ -88,9 +88,11 @@ def _mobilenet_notes(result: dict) -> str:
                  '(docs/latency.md, `build_latency_table` step 4); with the scale alone, runs of this table met 10% '
                  'on 5 to 14 of 20 architectures.')
     if a['within_10_percent'] < LATENCY_TARGET:
-        notes.append('What is left is the spread of the measurements: the same frozen network measured in two runs '
-                     'differed by up to 15% (2-11 ms networks on a shared machine), and a table built while the '
-                     'machine ran faster than when the subnets were timed predicts them all a few percent low.')
+        notes.append('What is left is the machine\'s speed, which moves by several percent within seconds on this '
+                     'shared machine: the same frozen network measured twice a few seconds apart differed by up to '
+                     '15%. The table\'s calibration times its 11 whole networks within a few seconds at the end of '
+                     'the build, so a table calibrated in a faster (slower) moment than the subnets\' timing '
+                     'predicts them all low (high) by that much, even when the drift over the whole build is small.')
     return 'Notes. ' + ' '.join(notes) if notes else ''
 
 
