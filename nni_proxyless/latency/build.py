@@ -106,7 +106,8 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
     inputs = _probe(supernet, ops, x)
     calibrate = getattr(source, 'calibrate', False)
     pricer = WithWeightMegabytes(source) if calibrate else source  # calibration also needs weight megabytes
-    network_pricer = WithWeightMegabytes(_for_whole_networks(source)) if calibrate else source
+    whole_networks = getattr(source, 'for_whole_networks', lambda: source)()  # measured ones: more repeats
+    network_pricer = WithWeightMegabytes(whole_networks) if calibrate else source
     paths = _calibration_paths(ops) if calibrate else [_sample(ops, reference)]
     with routing.use(reference), torch.no_grad():
         prices = price(calls_of(supernet, inputs, paths[0]), pricer)
@@ -188,13 +189,6 @@ def _network(supernet: nn.Module, sample: dict[str, Any], x: torch.Tensor) -> Mo
     """The whole network on one architecture, as a frozen subnet. Whole networks are priced in a batch of their
     own: a measuring predictor times each call of a batch on its own, but in rounds with the others."""
     return ModuleCall(subnet_of(supernet, sample), (x,), {})
-
-
-def _for_whole_networks(source: LatencyPredictor) -> LatencyPredictor:
-    """The predictor that prices the calibration's whole networks: ``source.for_whole_networks()`` where it has
-    one (the measured predictors time these few, decisive calls with more repeats), else ``source``."""
-    whole_networks = getattr(source, 'for_whole_networks', None)
-    return whole_networks() if callable(whole_networks) else source
 
 
 def _assembled(supernet: nn.Module, inputs: dict, prices: dict, labels: dict, source: LatencyPredictor,
