@@ -34,14 +34,21 @@ def provenance(result: dict) -> str:
 
 def builds_line(accuracy: dict) -> str:
     """Each fresh table's count within 10%, after a table of the median one (empty for results of one build)."""
-    builds = accuracy.get('builds', [])
+    builds, n = accuracy.get('builds', []), accuracy['archs']
     if len(builds) < 2:
         return ''
-    counts = ', '.join(f'{round(b["within_10_percent"] * accuracy["archs"])}/{accuracy["archs"]}'
-                       + (f' ({b["drift"] - 1:+.1%})' if b.get('drift') else '') for b in builds)
+    repeats = all('repeat_within_10_percent' in b for b in builds)
+
+    def count(b: dict) -> str:
+        brackets = ([f'{b["drift"] - 1:+.1%}'] if 'drift' in b else []) + \
+            ([f'{round(b["repeat_within_10_percent"] * n)}/{n}'] if repeats else [])
+        return f'{round(b["within_10_percent"] * n)}/{n}' + (f' ({"; ".join(brackets)})' if brackets else '')
+
     return (f'\n\nThe row is the median of {len(builds)} fresh tables, each built, then checked against the subnets '
-            f'timed right after it; within 10%: {counts}. In brackets, the drift: how much slower the subnets '
-            'ran right after the build than right before it (median over the subnets).')
+            f'timed right after it; within 10%: {", ".join(map(count, builds))}. In brackets, the drift: how much '
+            'slower the subnets ran right after the build than right before it (median over the subnets)'
+            + ('; then the machine\'s own repeat: for how many subnets the two timings, before and after the build, '
+               'are within 10% of each other.' if repeats else '.'))
 
 
 def by_batch(result: dict | None, batch: int) -> dict:

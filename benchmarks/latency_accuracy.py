@@ -5,7 +5,9 @@ one thread), the table's prediction is compared with the frozen subnet's measure
 ``--rounds`` round-robin measurements, each itself a median of repeats by the package's ``cpu`` predictor,
 cache off). We report the fraction within 10%, the median and largest error, and Spearman's rank correlation, of
 the median of ``--builds`` fresh tables, each followed by the subnets' timing; the subnets are also timed before
-each build, to show how far the machine's speed drifted meanwhile.
+each build, to show how far the machine's speed drifted meanwhile and how well the machine agrees with itself: the
+share of subnets whose two timings, before and after the build, are within 10% of each other (``repeat``), the
+bound that this machine puts on any prediction checked against one timing.
 
 Build times: a fresh ``cpu`` table (empty cache), the ``flops`` table, and nn-Meter's
 ``cortexA76cpu_tflite21`` predictor read from the tests' predictor folder (``nnmeter_legacy_predictor``, next
@@ -53,7 +55,8 @@ def accuracy(space, shape: tuple[int, ...], count: int, rounds: int, builds: int
     one build shows the drift as much as the table."""
     runs = [one_build(space, shape, count, rounds) for _ in range(builds)]
     median = sorted(runs, key=lambda r: (r['within_10_percent'], -r['median_abs_error']))[(builds - 1) // 2]
-    keys = ('within_10_percent', 'median_abs_error', 'max_abs_error', 'spearman', 'drift', 'table_build_seconds')
+    keys = ('within_10_percent', 'median_abs_error', 'max_abs_error', 'spearman', 'drift', 'repeat_within_10_percent',
+            'table_build_seconds')
     return {**median, 'builds': [{key: run[key] for key in keys} for run in runs]}
 
 
@@ -62,7 +65,9 @@ def one_build(space, shape: tuple[int, ...], count: int, rounds: int, hardware: 
     ``count`` random architectures of ``space`` against their frozen subnets' latency measured by the same
     predictor right after the build (median over ``rounds`` round-robin measurements, cache off): errors and rank
     correlation. The subnets are also timed right before the build: ``drift`` is the median ratio of their
-    timings after to before, how much the machine's speed moved while the table was built."""
+    timings after to before, how much the machine's speed moved while the table was built;
+    ``repeat_within_10_percent`` is the share of subnets whose two timings are within 10% of each other, how well
+    the machine reproduces its own timings over one build."""
     rng, mutables = random.Random(0), space.simplify()
     archs = [{label: rng.choice(list(m.values)) for label, m in mutables.items()} for _ in range(count)]
     nets = [space.freeze(arch).eval() for arch in archs]
@@ -74,15 +79,21 @@ def one_build(space, shape: tuple[int, ...], count: int, rounds: int, hardware: 
         build = time.perf_counter() - started
     measured = _round_robin(meter, nets, x, rounds)
     predicted = [table.predict(arch) for arch in archs]
-    errors = [(p - m) / m for p, m in zip(predicted, measured)]
+    errors = [p / m - 1 for p, m in zip(predicted, measured)]
     return {'archs': len(archs), 'rounds': rounds,
-            'within_10_percent': sum(abs(e) <= 0.10 for e in errors) / len(errors),
+            'within_10_percent': _share_within_10_percent(errors),
             'median_abs_error': statistics.median(abs(e) for e in errors),
             'max_abs_error': max(abs(e) for e in errors),
             'spearman': None if count < 3 else float(spearmanr(predicted, measured).statistic),
             'drift': statistics.median(m / b for m, b in zip(measured, before)),
+            'repeat_within_10_percent': _share_within_10_percent([m / b - 1 for m, b in zip(measured, before)]),
             'table_build_seconds': round(build, 1), 'hardware_description': table.hardware,
-            'measured_ms': [round(m, 4) for m in measured], 'predicted_ms': [round(p, 4) for p in predicted]}
+            'measured_ms': [round(m, 4) for m in measured], 'measured_before_ms': [round(b, 4) for b in before],
+            'predicted_ms': [round(p, 4) for p in predicted]}
+
+
+def _share_within_10_percent(relative_errors: list[float]) -> float:
+    return sum(abs(e) <= 0.10 for e in relative_errors) / len(relative_errors)
 
 
 def _round_robin(meter, nets: list, x: torch.Tensor, rounds: int) -> list[float]:
