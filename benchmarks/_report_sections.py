@@ -32,23 +32,36 @@ def provenance(result: dict) -> str:
             f'Load average {result["load_average_start"]} at start, {result["load_average_end"]} at end.')
 
 
+_BUILD_FIGURES = (
+    ('drift', lambda b, n: f'drift {b["drift"] - 1:+.1%}',
+     'the drift, how much slower the subnets ran right after the build than right before it (median over them)'),
+    ('repeat_within_10_percent', lambda b, n: f'repeat {round(b["repeat_within_10_percent"] * n)}/{n}',
+     'the repeat, for how many subnets those two timings agree within 10%'),
+    ('instances_within_10_percent', lambda b, n: f'instances {round(b["instances_within_10_percent"] * n)}/{n}',
+     'the instances, for how many a second instance of the subnet, timed in the same rounds, agrees within 10%'),
+    ('within_10_percent_at_subnets_moment',
+     lambda b, n: f'at their moment {round(b["within_10_percent_at_subnets_moment"] * n)}/{n}',
+     'the table\'s count with its level taken at the subnets\' moment (its calibration networks timed again in '
+     'the subnets\' rounds)'),
+)
+"""Per-build figures of a latency accuracy result: key, how a build shows it, what it is."""
+
+
 def builds_line(accuracy: dict) -> str:
-    """Each fresh table's count within 10%, after a table of the median one (empty for results of one build)."""
+    """Each fresh table's count within 10%, after a table of the median one, with the figures of
+    :data:`_BUILD_FIGURES` that every build has (empty for results of one build)."""
     builds, n = accuracy.get('builds', []), accuracy['archs']
     if len(builds) < 2:
         return ''
-    repeats = all('repeat_within_10_percent' in b for b in builds)
+    figures = [figure for figure in _BUILD_FIGURES if all(figure[0] in b for b in builds)]
 
     def count(b: dict) -> str:
-        brackets = ([f'{b["drift"] - 1:+.1%}'] if 'drift' in b else []) + \
-            ([f'{round(b["repeat_within_10_percent"] * n)}/{n}'] if repeats else [])
-        return f'{round(b["within_10_percent"] * n)}/{n}' + (f' ({"; ".join(brackets)})' if brackets else '')
+        brackets = '; '.join(show(b, n) for _, show, _ in figures)
+        return f'{round(b["within_10_percent"] * n)}/{n}' + (f' ({brackets})' if brackets else '')
 
     return (f'\n\nThe row is the median of {len(builds)} fresh tables, each built, then checked against the subnets '
-            f'timed right after it; within 10%: {", ".join(map(count, builds))}. In brackets, the drift: how much '
-            'slower the subnets ran right after the build than right before it (median over the subnets)'
-            + ('; then the machine\'s own repeat: for how many subnets the two timings, before and after the build, '
-               'are within 10% of each other.' if repeats else '.'))
+            f'timed right after it; within 10%: {", ".join(map(count, builds))}.'
+            + (f' In brackets: {"; ".join(meaning for _, _, meaning in figures)}.' if figures else ''))
 
 
 def by_batch(result: dict | None, batch: int) -> dict:

@@ -90,24 +90,11 @@ def _mobilenet_notes(result: dict) -> str:
     if a['within_10_percent'] < LATENCY_TARGET:
         notes.append('What is left is the timing itself on this shared 2-core machine. Its speed moves by several '
                      'percent within seconds, so a table calibrated in a faster (slower) moment than the subnets\' '
-                     'timing predicts them all low (high) by that much.' + _repeat_note(a) + ' Two instances of '
-                     'the same architecture, timed in the same rounds, differed by up to 17%. Where the timings '
-                     'share their moment, the table holds: with the calibration\'s networks timed in the same rounds '
-                     'as 40 random architectures, its fit met 10% on all 40, and fitted to the reference and 10 of '
-                     'the 40 instead, on 97% of the other 30 (mean over 300 draws). In 12 builds no other moment '
-                     'for the calibration\'s timings (before the module pricing, right after the build, or '
-                     'averages) met the target more often than the shipped one.')
+                     'timing predicts them all low (high) by that much. The figures in brackets under the latency '
+                     'table show how far this run\'s own timings agree with themselves. In 12 diagnostic builds, no '
+                     'other moment for the calibration\'s timings (before the module pricing, right after the '
+                     'build, or averages of these) met the target more often than the shipped one (9 of 12).')
     return 'Notes. ' + ' '.join(notes) if notes else ''
-
-
-def _repeat_note(a: dict) -> str:
-    """How often the machine reproduced its own timings of the subnets within 10% across one build."""
-    repeats = [b['repeat_within_10_percent'] for b in a.get('builds', []) if 'repeat_within_10_percent' in b]
-    if not repeats:
-        return ''
-    counts = ', '.join(str(round(r * a['archs'])) for r in repeats)
-    return (f' In this run the subnets\' own timings before and after each build agreed within 10% for {counts} of '
-            f'{a["archs"]}.')
 
 
 def _cost(result: dict, space: str) -> str:

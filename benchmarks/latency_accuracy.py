@@ -4,10 +4,12 @@ Accuracy: for ``--archs`` random architectures of NNI's hub ProxylessNAS space (
 one thread), the table's prediction is compared with the frozen subnet's measured latency (median of
 ``--rounds`` round-robin measurements, each itself a median of repeats by the package's ``cpu`` predictor,
 cache off). We report the fraction within 10%, the median and largest error, and Spearman's rank correlation, of
-the median of ``--builds`` fresh tables, each followed by the subnets' timing; the subnets are also timed before
-each build, to show how far the machine's speed drifted meanwhile and how well the machine agrees with itself: the
-share of subnets whose two timings, before and after the build, are within 10% of each other (``repeat``), the
-bound that this machine puts on any prediction checked against one timing.
+the median of ``--builds`` fresh tables, each followed by the subnets' timing. Three more figures per build show
+how far the machine's own timings can be trusted: the subnets are also timed before each build (the drift of the
+machine's speed meanwhile, and for how many subnets the two timings agree within 10%); a second instance of each
+subnet is timed in the same rounds as the first (for how many the two instances agree within 10%); and the
+table's calibration networks are timed again in those rounds, which gives the table's accuracy with its level
+taken at the subnets' moment instead of the build's.
 
 Build times: a fresh ``cpu`` table (empty cache), the ``flops`` table, and nn-Meter's
 ``cortexA76cpu_tflite21`` predictor read from the tests' predictor folder (``nnmeter_legacy_predictor``, next
@@ -56,6 +58,7 @@ def accuracy(space, shape: tuple[int, ...], count: int, rounds: int, builds: int
     runs = [one_build(space, shape, count, rounds) for _ in range(builds)]
     median = sorted(runs, key=lambda r: (r['within_10_percent'], -r['median_abs_error']))[(builds - 1) // 2]
     keys = ('within_10_percent', 'median_abs_error', 'max_abs_error', 'spearman', 'drift', 'repeat_within_10_percent',
+            'instances_within_10_percent', 'calibration_level', 'within_10_percent_at_subnets_moment',
             'table_build_seconds')
     return {**median, 'builds': [{key: run[key] for key in keys} for run in runs]}
 
@@ -64,20 +67,29 @@ def one_build(space, shape: tuple[int, ...], count: int, rounds: int, hardware: 
     """A fresh table on ``hardware`` (a measuring predictor's name; ``options`` for it) and its predictions for
     ``count`` random architectures of ``space`` against their frozen subnets' latency measured by the same
     predictor right after the build (median over ``rounds`` round-robin measurements, cache off): errors and rank
-    correlation. The subnets are also timed right before the build: ``drift`` is the median ratio of their
-    timings after to before, how much the machine's speed moved while the table was built;
-    ``repeat_within_10_percent`` is the share of subnets whose two timings are within 10% of each other, how well
-    the machine reproduces its own timings over one build."""
+    correlation. How far the timings themselves can be trusted, each as a share of the subnets within 10%:
+
+    - ``repeat_within_10_percent``: their timings right before and right after the build agree (``drift``: the
+      median ratio after / before, how much the machine's speed moved while the table was built);
+    - ``instances_within_10_percent``: a second instance of each subnet, timed in the same rounds, agrees;
+    - ``within_10_percent_at_subnets_moment``: the table's predictions, scaled by the median ratio of its
+      calibration networks timed in those rounds to their timings in the build (``calibration_level``).
+    """
     rng, mutables = random.Random(0), space.simplify()
     archs = [{label: rng.choice(list(m.values)) for label, m in mutables.items()} for _ in range(count)]
     nets = [space.freeze(arch).eval() for arch in archs]
+    twins = [space.freeze(arch).eval() for arch in archs]
     meter, x = create_predictor(hardware, cache_dir=False, **options), torch.randn(shape)
     before = _round_robin(meter, nets, x, rounds)
     with tempfile.TemporaryDirectory() as cache:
+        keeper = _KeepsWholeNetworks(create_predictor(hardware, cache_dir=cache, **options))
         started = time.perf_counter()
-        table = build_latency_table(space, hardware, shape, cache_dir=cache, **options)
+        table = build_latency_table(space, keeper, shape)
         build = time.perf_counter() - started
-    measured = _round_robin(meter, nets, x, rounds)
+    calibration = [call.module for call in keeper.whole_networks.calls]
+    timed = _round_robin(meter, nets + twins + calibration, x, rounds)
+    measured, second, calibration_now = timed[:count], timed[count:2 * count], timed[2 * count:]
+    level = statistics.median(now / then for now, then in zip(calibration_now, keeper.whole_networks.prices))
     predicted = [table.predict(arch) for arch in archs]
     errors = [p / m - 1 for p, m in zip(predicted, measured)]
     return {'archs': len(archs), 'rounds': rounds,
@@ -87,9 +99,12 @@ def one_build(space, shape: tuple[int, ...], count: int, rounds: int, hardware: 
             'spearman': None if count < 3 else float(spearmanr(predicted, measured).statistic),
             'drift': statistics.median(m / b for m, b in zip(measured, before)),
             'repeat_within_10_percent': _share_within_10_percent([m / b - 1 for m, b in zip(measured, before)]),
+            'instances_within_10_percent': _share_within_10_percent([s / m - 1 for s, m in zip(second, measured)]),
+            'calibration_level': level,
+            'within_10_percent_at_subnets_moment': _share_within_10_percent([e * level + level - 1 for e in errors]),
             'table_build_seconds': round(build, 1), 'hardware_description': table.hardware,
             'measured_ms': [round(m, 4) for m in measured], 'measured_before_ms': [round(b, 4) for b in before],
-            'predicted_ms': [round(p, 4) for p in predicted]}
+            'second_instance_ms': [round(s, 4) for s in second], 'predicted_ms': [round(p, 4) for p in predicted]}
 
 
 def _share_within_10_percent(relative_errors: list[float]) -> float:
@@ -106,14 +121,36 @@ def _round_robin(meter, nets: list, x: torch.Tensor, rounds: int) -> list[float]
 
 
 class _Recording:
-    """A predictor that remembers the calls it priced (the LatencyPredictor protocol around another one)."""
+    """A predictor that remembers the calls it priced and their prices (the LatencyPredictor protocol around
+    another one)."""
 
     def __init__(self, inner):
-        self.inner, self.unit, self.description, self.calls = inner, inner.unit, inner.description, []
+        self.inner, self.unit, self.description, self.calls, self.prices = \
+            inner, inner.unit, inner.description, [], []
 
     def predict(self, calls):
+        prices = self.inner.predict(calls)
         self.calls.extend(calls)
+        self.prices.extend(prices)
+        return prices
+
+
+class _KeepsWholeNetworks:
+    """A measuring predictor (the LatencyPredictor protocol around one) that keeps the whole networks its table's
+    calibration timed, with their timings: ``whole_networks``, a :class:`_Recording` of its
+    ``for_whole_networks()`` twin."""
+
+    calibrate = True
+
+    def __init__(self, inner):
+        self.inner, self.unit, self.description, self.whole_networks = inner, inner.unit, inner.description, None
+
+    def predict(self, calls):
         return self.inner.predict(calls)
+
+    def for_whole_networks(self) -> _Recording:
+        self.whole_networks = _Recording(self.inner.for_whole_networks())
+        return self.whole_networks
 
 
 def _forest_seconds(predictor, calls) -> float | None:
