@@ -105,9 +105,10 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
     reference = _reference(ops)
     inputs = _probe(supernet, ops, x)
     calibrate = getattr(source, 'calibrate', False)
-    pricer = WithWeightMegabytes(source) if calibrate else source  # calibration also needs weight megabytes
-    whole_networks = getattr(source, 'for_whole_networks', lambda: source)()  # measured ones: more repeats
-    network_pricer = WithWeightMegabytes(whole_networks) if calibrate else source
+    pricer = network_pricer = source
+    if calibrate:  # the fit also needs weight megabytes; whole networks by the predictor's twin where it has one
+        pricer = WithWeightMegabytes(source)
+        network_pricer = WithWeightMegabytes(getattr(source, 'for_whole_networks', lambda: source)())
     paths = _calibration_paths(ops) if calibrate else [_sample(ops, reference)]
     with routing.use(reference), torch.no_grad():
         prices = price(calls_of(supernet, inputs, paths[0]), pricer)
