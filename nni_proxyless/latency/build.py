@@ -12,14 +12,17 @@
    its price minus its nested choices; the fixed part is the whole network minus all choices on that routing.
 4. Calibrate (predictors that time real runs, ``calibrate = True``: ``'cpu'``, ``'cuda'``): a module timed alone,
    on warm caches, runs faster than inside the network, where it also reads its weights from memory. So
-   ``CALIBRATION_PATHS`` random architectures are also priced as whole frozen networks (by the predictor's
-   ``for_whole_networks()`` where it has one), and the table is fitted to them by :mod:`._calibration`: each
-   choice costs ``s * time + b * weight megabytes``.
+   ``CALIBRATION_PATHS`` architectures spread over the table's whole range (its fastest and slowest by the
+   uncalibrated table, and random ones at evenly spaced quantiles of its predictions: :mod:`._extremes`) are also
+   priced as whole frozen networks (by the predictor's ``for_whole_networks()`` where it has one), and the table is
+   fitted to them by :mod:`._calibration`: each choice costs ``s * time + b * weight megabytes``. Random
+   architectures alone sit mid-range, and a fit on them alone can miss the ends by 15% or more.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import random
@@ -36,6 +39,7 @@ from ..ops.subnet import subnet_of
 from ..supernet import build_supernet, model_defined_hooks
 from .predictors import available_predictors, create_predictor
 from ._calibration import CALIBRATION_PATHS, WithWeightMegabytes, calibrated
+from ._extremes import extremes, spread
 from ._pricing import calls_of, price, probe, terms_of
 from .protocol import LatencyPredictor, ModuleCall
 from .table import LatencyTable, Term
@@ -104,23 +108,14 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
     started = time.perf_counter()
     reference = _reference(ops)
     inputs = _probe(supernet, ops, x)
-    calibrate = getattr(source, 'calibrate', False)
-    pricer = network_pricer = source
-    if calibrate:  # the fit also needs weight megabytes; whole networks by the predictor's twin where it has one
-        pricer = WithWeightMegabytes(source)
-        network_pricer = WithWeightMegabytes(getattr(source, 'for_whole_networks', lambda: source)())
-    paths = _calibration_paths(ops) if calibrate else [_sample(ops, reference)]
+    reference_path = _sample(ops, reference)
     with routing.use(reference), torch.no_grad():
-        prices = price(calls_of(supernet, inputs, paths[0]), pricer)
-        wholes = network_pricer.predict([_network(supernet, path, x) for path in paths])
-        prices['network'] = wholes[0]
-        if not calibrate:
-            table = _assembled(supernet, inputs, prices, labels, source, x)
+        if getattr(source, 'calibrate', False):
+            table = _calibrated_table(supernet, ops, inputs, reference_path, labels, source, x)
         else:
-            table = _assembled(supernet, inputs, {key: p for key, (p, _) in prices.items()}, labels, source, x)
-            megabytes = _assembled(supernet, inputs, {key: mb for key, (_, mb) in prices.items()}, labels, source, x)
-    if calibrate:
-        table = calibrated(table, megabytes, paths, [whole for whole, _ in wholes])
+            prices = price(calls_of(supernet, inputs, reference_path), source)
+            prices['network'] = source.predict([_network(supernet, reference_path, x)])[0]
+            table = _assembled(supernet, inputs, prices, labels, source, x)
     low, high = table.bounds()
     _logger.info('Latency table on %s built in %.1f s: %d terms, fixed %.3f %s, architectures from %.3f to '
                  '%.3f %s.', source.description, time.perf_counter() - started, len(table.terms), table.fixed,
@@ -201,11 +196,32 @@ def _assembled(supernet: nn.Module, inputs: dict, prices: dict, labels: dict, so
                         hardware=source.description, dummy_input=list(x.shape))
 
 
-def _calibration_paths(ops: list[MixedOp]) -> list[dict[str, Any]]:
-    """The reference architecture, then ``CALIBRATION_PATHS`` random ones (seeded)."""
-    rng = random.Random(0)
-    return [_sample(ops, _reference(ops))] + [_sample(ops, _random_selections(ops, rng))
-                                             for _ in range(CALIBRATION_PATHS)]
+def _calibrated_table(supernet: nn.Module, ops: list[MixedOp], inputs: dict, reference_path: dict[str, Any],
+                      labels: dict, source: LatencyPredictor, x: torch.Tensor) -> LatencyTable:
+    """Steps 2-4 for a predictor that times real runs: the table of the choices' times, and its twin of their
+    weights' megabytes, fitted to whole-network timings of architectures over the table's whole range."""
+    prices = price(calls_of(supernet, inputs, reference_path), WithWeightMegabytes(source))
+    table, megabytes = (_assembled(supernet, inputs, {**{key: p[part] for key, p in prices.items()}, 'network': 0.0},
+                                   labels, source, x) for part in (0, 1))  # no fixed part yet: paths need the range
+    paths = [reference_path] + _calibration_paths(ops, table)
+    whole_networks = getattr(source, 'for_whole_networks', lambda: source)()
+    wholes = [milliseconds for milliseconds, _ in
+              WithWeightMegabytes(whole_networks).predict([_network(supernet, path, x) for path in paths])]
+    table = dataclasses.replace(table, fixed=table.fixed + wholes[0])
+    return calibrated(table, megabytes, paths, wholes)
+
+
+def _calibration_paths(ops: list[MixedOp], table: LatencyTable) -> list[dict[str, Any]]:
+    """``CALIBRATION_PATHS`` architectures over the uncalibrated ``table``'s whole range (seeded): its fastest and
+    slowest (:func:`._extremes.extremes`), and random ones at evenly spaced quantiles of its predictions."""
+    searched = {label: list(choice.values) for label, choice in ops[0].routing.choices.items()
+                if choice.kind != 'input'}
+
+    def draw(rng: random.Random) -> dict[str, Any]:
+        return _sample(ops, _random_selections(ops, rng))
+
+    return [*extremes(table, draw, searched, 1, fastest=True), *extremes(table, draw, searched, 1, fastest=False),
+            *spread(table, draw, CALIBRATION_PATHS - 2)]
 
 
 def _random_selections(ops: list[MixedOp], rng: random.Random) -> dict[str, Selection]:

@@ -103,6 +103,7 @@ class InContextFlops:
 
     def __init__(self, offset: float, scale: float, per_megabyte: float = 0.0):
         self.offset, self.scale, self.per_megabyte, self.network_calls = offset, scale, per_megabyte, 0
+        self.priced = []  # the FLOPs of the whole networks priced
 
     def predict(self, calls):
         prices = []
@@ -110,6 +111,7 @@ class InContextFlops:
             flops = _flops(call.module, *call.args)
             if isinstance(call.module, ModelSpace):
                 self.network_calls += 1
+                self.priced.append(flops)
                 flops = self.offset + self.scale * flops + self.per_megabyte * _megabytes(call.module)
             prices.append(flops)
         return prices
