@@ -1,4 +1,5 @@
-"""Reliability: a 2-process DDP search, resume after SIGKILL, NaN losses, bad shapes, atomic files."""
+"""Reliability: a 2-process DDP search, resume after SIGKILL, checkpoints of plain values, NaN losses, bad shapes,
+atomic files."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+import nni
+from nni.nas.nn.pytorch import Cell, InputChoice, LayerChoice, ModelSpace, MutableLinear, Repeat
 from nni_proxyless import Proxyless
 from nni_proxyless._io import write_json_atomically
 
@@ -87,6 +89,44 @@ def _assert_plain(value, where: str) -> None:
             _assert_plain(item, f'{where}[{index}]')
     else:
         raise AssertionError(f'{where} is a {type(value).__module__}.{type(value).__qualname__}: {value!r}')
+
+
+class EveryChoice(ModelSpace):
+    """A Cell (labels NNI makes inside it), Repeats whose depths are expressions of one label, an InputChoice and
+    a width value choice: every way a label reaches the latency table and the checkpoint."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(64, 16)
+        self.cell = Cell({'a': lambda node, op, inp: nn.Linear(16, 16),
+                          'b': lambda node, op, inp: nn.Sequential(nn.Linear(16, 16), nn.Tanh())},
+                         num_nodes=2, num_predecessors=1, label='cell')
+        depth = nni.choice('depth', [3, 4, 6])
+        self.stages = nn.ModuleList(Repeat(lambda _: nn.Sequential(nn.Linear(32, 32), nn.Tanh()),
+                                           (i + 1) * depth // 3 - i * depth // 3) for i in range(2))
+        self.skip = InputChoice(2, 1, label='skip')
+        width = nni.choice('width', [8, 16])
+        self.hidden, self.head = MutableLinear(32, width), MutableLinear(width, 10)
+
+    def forward(self, x):
+        x = y = self.cell([torch.relu(self.stem(x.flatten(1)))])
+        for stage in self.stages:
+            y = stage(y)
+        return self.head(torch.relu(self.hidden(self.skip([x, y]))))
+
+
+def test_checkpoints_of_every_choice_kind_load_as_plain_values(tmp_path):
+    """With a latency table over every kind of choice, a checkpoint loads with weights_only=True and holds only
+    tensors and plain Python values (no NNI label objects)."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    evaluator = digits_evaluator(epochs=1, limit_train_batches=3, enable_checkpointing=True,
+                                 callbacks=[ModelCheckpoint(dirpath=tmp_path / 'checkpoints', save_last=True)])
+    strategy = Proxyless(seed=0, applied_hardware='flops', dummy_input=(1, 1, 8, 8), grad_reg_loss_type='add#linear',
+                         grad_reg_loss_params={'lambda': 0.1}, ref_latency=0.01)
+    run_search(EveryChoice(), strategy, evaluator, tmp_path)
+    assert {'cell/op_1_0', 'depth', 'skip', 'width'} <= set(strategy.arch.labels())
+    path = tmp_path / 'checkpoints' / 'last.ckpt'
+    _assert_plain(torch.load(path, weights_only=True), path.name)
 
 
 class Unequal(ModelSpace):
