@@ -20,7 +20,19 @@ class ArchitectureLogger(Callback):
 
     The module it watches must have an ``arch`` (:class:`~nni_proxyless.arch.ArchParameters`) and a
     ``search_figures()`` method, as :class:`~nni_proxyless.training.ProxylessModule` does.
+
+    Lightning's progress bar shows the logged values in its own ``on_train_epoch_end``; a callback that logs in
+    that hook after the bar has run would show there one epoch late. So this callback puts itself before the
+    progress bar in the trainer's callbacks: at the end of each epoch the bar shows that epoch's figures.
     """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        bar = trainer.progress_bar_callback
+        callbacks = [c for c in trainer.callbacks if c is not self]
+        if bar in callbacks:
+            position = callbacks.index(bar)
+            # a new list: Lightning is iterating over the current one while it calls this hook
+            trainer.callbacks = callbacks[:position] + [self] + callbacks[position:]
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         figures = pl_module.search_figures()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
-__all__ = ['Choice', 'ChoiceKind', 'Condition', 'Occurrence', 'ALWAYS', 'hashable']
+__all__ = ['Choice', 'ChoiceKind', 'Condition', 'Occurrence', 'ALWAYS', 'hashable', 'plain_label']
 
 ChoiceKind = Literal['layer', 'input', 'value']
 
@@ -35,8 +35,7 @@ class Choice:
     n_chosen: int = 1
 
     def __post_init__(self) -> None:
-        # NNI's labels are a str subclass; plain strings keep checkpoints loadable with weights_only=True
-        object.__setattr__(self, 'label', str.__str__(self.label))
+        object.__setattr__(self, 'label', plain_label(self.label))
 
     def sample_value(self, indices: Sequence[int]) -> Any:
         """The value NNI's ``freeze`` expects for these candidate indices."""
@@ -56,6 +55,9 @@ class Condition:
     labels: tuple[str, ...]
     selecting: frozenset
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'labels', tuple(plain_label(label) for label in self.labels))
+
     def holds(self, sample: dict[str, Any]) -> bool:
         """Whether ``sample`` gives these labels values that select the enclosed label."""
         if any(label not in sample for label in self.labels):
@@ -67,6 +69,15 @@ Occurrence = tuple[Condition, ...]
 
 ALWAYS = Condition((), frozenset([()]))
 """The condition of a child that runs whenever its parent runs (a cell's preprocessor)."""
+
+
+def plain_label(label: str) -> str:
+    """``label`` as a plain ``str``.
+
+    NNI's labels are a ``str`` subclass (``nni.mutable.utils.label``) that ``torch.load(..., weights_only=True)``
+    refuses to unpickle; every label kept by a search (and so in its checkpoints) is a plain ``str``.
+    """
+    return str.__str__(label)
 
 
 def hashable(value: Any) -> Any:

@@ -202,7 +202,7 @@ class Proxyless(OneShotStrategy):
             ref = self.latency_config.loss.ref_latency
             device = 'cuda' if getattr(self.latency_config.hardware, 'device', None) == 'cuda' else 'cpu'
             latency = (MeasuredSubnetLatency(self._supernet, self.latency_config.dummy_input, device)
-                       if source == 'measured' else self._latency.table.predict)
+                       if source == 'measured' else self._latency.predict)
         return ReinforceUpdate(ref_latency=ref, latency=latency, **options)
 
     def _run(self) -> None:

@@ -130,3 +130,17 @@ def test_reinforce_with_dict_batches_uses_input_of(tmp_path):
     failing = Proxyless(seed=0, arch_update='reinforce', arch_update_every=1, reinforce_options={'metric': metric})
     with pytest.raises(TypeError, match=r"batch is a dict.*'input_of': lambda batch: batch\['image'\].*'input_of' is"):
         run_search(ConvSpace(), failing, _dict_evaluator(), tmp_path / 'missing')
+
+
+def test_reward_prices_with_the_table_the_search_holds(tmp_path):
+    """The reward reads the search's current table: the one a resume takes from its checkpoint (or DDP from rank
+    0) replaces the table built at the start for the reward too, not only for the loss and the figures."""
+    labels = {f'c{i}': ['fast', 'slow'] for i in range(2)}
+    built, restored = (LatencyTable(labels=labels, fixed=fixed, terms=[Term(costs=costs, labels=(label,))
+                                                                       for label in labels])
+                       for fixed, costs in ((0.5, (1.0, 4.0)), (5.0, (10.0, 40.0))))
+    strategy = Proxyless(arch_update='reinforce', seed=0, applied_hardware=built, ref_latency=1.0)
+    run_search(TwinSpace(), strategy, digits_evaluator(epochs=1, limit_train_batches=1), tmp_path)
+    module = strategy.oneshot_module
+    module.latency.table = restored   # what on_load_checkpoint does with the checkpoint's table
+    assert module.reinforce.latency({'c0': 'slow', 'c1': 'fast'}) == 5.0 + 40.0 + 10.0

@@ -1,18 +1,22 @@
-"""Reliability: a 2-process DDP search, resume after SIGKILL, NaN losses, bad shapes, atomic files."""
+"""Reliability: a 2-process DDP search, resume after SIGKILL, checkpoints of plain values, NaN losses, bad shapes,
+atomic files."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+import nni
+from nni.nas.nn.pytorch import Cell, InputChoice, LayerChoice, ModelSpace, MutableLinear, Repeat
 from nni_proxyless import Proxyless
 from nni_proxyless._io import write_json_atomically
 
@@ -21,8 +25,8 @@ from conftest import digits_evaluator, run_search
 SCRIPT = Path(__file__).parent / 'scripts' / 'search_digits.py'
 
 
-def _run(out: Path, *options: str, expect_kill: bool = False) -> None:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+def _run(out: Path, *options: str, expect_kill: bool = False, env: dict[str, str] | None = None) -> None:
+    env = dict(os.environ, **(env or {}), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     done = subprocess.run([sys.executable, str(SCRIPT), str(out), *options], env=env, capture_output=True,
                           text=True, timeout=600)
     if expect_kill:
@@ -37,7 +41,7 @@ def test_two_process_ddp_search_agrees_on_every_rank(tmp_path):
     The space has BatchNorm: every validation, and the exported instance, run with the same recomputed
     statistics on both ranks; and a sliced stem (a kernel-size value choice), whose weights must get the same
     averaged gradients on both ranks."""
-    _run(tmp_path, '--ddp', '--epochs', '2', '--logger', '--batchnorm')
+    _run(tmp_path, '--ddp', '--epochs', '2', '--logger', '--space', 'batchnorm')
     assert len(list((tmp_path / 'logs').glob('lightning_logs/version_*/probabilities.png'))) == 1
     rank0, rank1 = (json.loads((tmp_path / f'rank{r}.json').read_text()) for r in (0, 1))
     assert rank0['logits'] == rank1['logits']
@@ -49,17 +53,80 @@ def test_two_process_ddp_search_agrees_on_every_rank(tmp_path):
     assert any(abs(v) > 0 for logits in rank0['logits'].values() for v in logits)
 
 
-def test_sigkilled_search_resumes_to_the_same_export(tmp_path):
-    """Killed mid-epoch and resumed from its last checkpoint, a search ends exactly as an uninterrupted one."""
-    _run(tmp_path / 'whole', '--epochs', '3')
+@pytest.mark.parametrize('options', [(), ('--space', 'value', '--hardware', 'flops'),
+                                     ('--space', 'value', '--hardware', 'cpu')], ids=['layer', 'flops', 'cpu'])
+def test_sigkilled_search_resumes_to_the_same_export(tmp_path, options):
+    """Killed mid-epoch and resumed from its last checkpoint, a search ends exactly as an uninterrupted one.
+
+    Also for value choices with a latency table, FLOPs or measured: the measurements are shared through the
+    cache by the uninterrupted and the interrupted run, then the cache is deleted, so that the resumed run
+    measures different latencies and must take the checkpoint's table to end the same."""
+    cache = {'NNI_PROXYLESS_CACHE': str(tmp_path / 'cache')}
+    _run(tmp_path / 'whole', '--epochs', '3', *options, env=cache)
     interrupted = tmp_path / 'interrupted'
-    _run(interrupted, '--epochs', '3', '--kill-at-step', '25', expect_kill=True)   # 16 steps per epoch
+    _run(interrupted, '--epochs', '3', '--kill-at-step', '25', *options, expect_kill=True, env=cache)  # 16 a epoch
     checkpoint = interrupted / 'checkpoints' / 'last.ckpt'
     assert checkpoint.exists()
-    _run(interrupted, '--epochs', '3', '--resume', str(checkpoint))
+    shutil.rmtree(tmp_path / 'cache', ignore_errors=True)
+    _run(interrupted, '--epochs', '3', '--resume', str(checkpoint), *options, env=cache)
     whole, resumed = (json.loads((d / 'rank0.json').read_text()) for d in (tmp_path / 'whole', interrupted))
     assert resumed['export'] == whole['export']
     assert resumed['logits'] == whole['logits'] and resumed['step_count'] == whole['step_count']
+    for path in [*(tmp_path / 'whole' / 'checkpoints').glob('*.ckpt'), *(interrupted / 'checkpoints').glob('*.ckpt')]:
+        _assert_plain(torch.load(path, weights_only=True), path.name)
+
+
+def _assert_plain(value, where: str) -> None:
+    """Every leaf of a loaded checkpoint is a tensor or a plain Python value (exact types, no subclass)."""
+    if isinstance(value, torch.Tensor) or type(value) in (int, float, bool, str, type(None)):
+        return
+    if type(value) in (dict, OrderedDict):
+        for key, item in value.items():
+            _assert_plain(key, f'{where} key {key!r}')
+            _assert_plain(item, f'{where}[{key!r}]')
+    elif type(value) in (list, tuple):
+        for index, item in enumerate(value):
+            _assert_plain(item, f'{where}[{index}]')
+    else:
+        raise AssertionError(f'{where} is a {type(value).__module__}.{type(value).__qualname__}: {value!r}')
+
+
+class EveryChoice(ModelSpace):
+    """A Cell (labels NNI makes inside it), Repeats whose depths are expressions of one label, an InputChoice and
+    a width value choice: every way a label reaches the latency table and the checkpoint."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(64, 16)
+        self.cell = Cell({'a': lambda node, op, inp: nn.Linear(16, 16),
+                          'b': lambda node, op, inp: nn.Sequential(nn.Linear(16, 16), nn.Tanh())},
+                         num_nodes=2, num_predecessors=1, label='cell')
+        depth = nni.choice('depth', [3, 4, 6])
+        self.stages = nn.ModuleList(Repeat(lambda _: nn.Sequential(nn.Linear(32, 32), nn.Tanh()),
+                                           (i + 1) * depth // 3 - i * depth // 3) for i in range(2))
+        self.skip = InputChoice(2, 1, label='skip')
+        width = nni.choice('width', [8, 16])
+        self.hidden, self.head = MutableLinear(32, width), MutableLinear(width, 10)
+
+    def forward(self, x):
+        x = y = self.cell([torch.relu(self.stem(x.flatten(1)))])
+        for stage in self.stages:
+            y = stage(y)
+        return self.head(torch.relu(self.hidden(self.skip([x, y]))))
+
+
+def test_checkpoints_of_every_choice_kind_load_as_plain_values(tmp_path):
+    """With a latency table over every kind of choice, a checkpoint loads with weights_only=True and holds only
+    tensors and plain Python values (no NNI label objects)."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    evaluator = digits_evaluator(epochs=1, limit_train_batches=3, enable_checkpointing=True,
+                                 callbacks=[ModelCheckpoint(dirpath=tmp_path / 'checkpoints', save_last=True)])
+    strategy = Proxyless(seed=0, applied_hardware='flops', dummy_input=(1, 1, 8, 8), grad_reg_loss_type='add#linear',
+                         grad_reg_loss_params={'lambda': 0.1}, ref_latency=0.01)
+    run_search(EveryChoice(), strategy, evaluator, tmp_path)
+    assert {'cell/op_1_0', 'depth', 'skip', 'width'} <= set(strategy.arch.labels())
+    path = tmp_path / 'checkpoints' / 'last.ckpt'
+    _assert_plain(torch.load(path, weights_only=True), path.name)
 
 
 class Unequal(ModelSpace):

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nni_proxyless.webui import WebUI, WebUIError, _experiment
+from nni_proxyless.webui import WebUI, WebUIError, _experiment, _tuner
 
 from webui_tools import (ARTIFACTS, CHROMEDRIVER, CHROMIUM, NNICTL, WebDriver, assert_nothing_left, child_processes,
                          experiments_root, forget_experiments, free_port, metric_records, related_processes, rest,
@@ -134,6 +134,45 @@ def test_relay_that_dies_is_reported_with_its_stderr(experiments_root: Path, mon
     assert_nothing_left(ui, port, children_before)
 
 
+def _tuner_connects_late(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[float]:
+    """Delay the tuner's first connection by ``seconds`` (past NNI's 10 s); the delays still to come are returned."""
+    connect, delays = _tuner.InProcessTuner.connect, [seconds]
+
+    def late(tuner: _tuner.InProcessTuner) -> None:
+        if delays:
+            time.sleep(delays.pop())
+        connect(tuner)
+    monkeypatch.setattr(_tuner.InProcessTuner, 'connect', late)
+    return delays
+
+
+def test_manager_that_gave_up_on_a_late_tuner_is_started_again(experiments_root: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tuner connecting 12 s after NNI's manager started (NNI allows 10 s) costs a restart of the manager, not the
+    search: within startup_timeout the experiment runs, takes the reports and ends with its trial SUCCEEDED."""
+    delays = _tuner_connects_late(monkeypatch, 12.0)
+    children_before, port = child_processes(), free_port()
+    with WebUI(port, experiment_dir=str(experiments_root), startup_timeout=60) as ui:
+        ui.report_final({'default': FINAL})
+        assert rest(port, 'check-status')['status'] == 'RUNNING'
+        wait_for(lambda: [r['data'] for r in metric_records(port)] == [{'default': FINAL}], 10, 'the report')
+    assert not delays
+    assert 'Tuner did not connect in 10 seconds' in (ui.experiment_dir / 'log' / 'nnimanager.log').read_text()
+    assert trial_events(ui)[-1] == 'SUCCEEDED'
+    assert_nothing_left(ui, port, children_before)
+
+
+def test_late_tuner_fails_when_startup_timeout_leaves_no_time(experiments_root: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """startup_timeout bounds the start-up, restarts included: 8 s cannot wait for a tuner 12 s late."""
+    _tuner_connects_late(monkeypatch, 12.0)
+    children_before, port = child_processes(), free_port()
+    ui = WebUI(port, experiment_dir=str(experiments_root), startup_timeout=8)
+    with pytest.raises(WebUIError, match=r'gave up waiting for its tuner.*startup_timeout=8 s, no time was left'):
+        ui.start()
+    assert_nothing_left(ui, port, children_before)
+
+
 _KILLED_SEARCH = """
 import sys
 from nni_proxyless.webui import WebUI
@@ -167,7 +206,8 @@ def test_relay_stops_manager_and_exits_when_the_search_process_is_killed(experim
 
 
 def test_stopped_experiment_is_listed_and_can_be_viewed_by_nnictl(experiments_root: Path) -> None:
-    """After stop(), ``nnictl experiment list --all`` shows the experiment and ``nnictl view`` reopens it."""
+    """After stop(), ``nnictl experiment list --all`` shows the experiment as STOPPED (NNI's status of every
+    experiment whose manager no longer runs, as docs/webui.md says), and ``nnictl view`` reopens it."""
     port = free_port()
     with WebUI(port, experiment_dir=str(experiments_root), experiment_name='proxyless-nnictl-test') as ui:
         ui.report_final({'default': FINAL})
@@ -181,6 +221,7 @@ def test_stopped_experiment_is_listed_and_can_be_viewed_by_nnictl(experiments_ro
                        capture_output=True, text=True, timeout=60, check=True)
         jobs = wait_for(lambda: rest(view_port, 'trial-jobs'), 10, 'the viewed trial')
         assert [job['status'] for job in jobs] == ['SUCCEEDED']
+        assert rest(view_port, 'check-status')['status'] == 'VIEWED'   # as docs/webui.md says
         assert [r['data'] for r in metric_records(view_port) if r['type'] == 'FINAL'] == [{'default': FINAL}]
     finally:
         subprocess.run([str(NNICTL), 'stop', ui.experiment_id], capture_output=True, timeout=60)

@@ -4,9 +4,7 @@ and just enough WebDriver to drive headless Chromium with ``urllib`` (no seleniu
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
-import itertools
 import json
 import socket
 import sqlite3
@@ -100,21 +98,14 @@ def trial_events(ui: WebUI) -> list[str]:
         return [event for (event,) in db.execute('SELECT event FROM TrialJobEvent ORDER BY timestamp, rowid')]
 
 
-def readable_cmdline(process: psutil.Process) -> str:
-    """The command line, with the tuner's base64 ``--exp_params`` (which holds the trial command) decoded."""
-    args = process.info['cmdline'] or []
-    decoded = []
-    for flag, value in itertools.pairwise(args):
-        if flag == '--exp_params':
-            with contextlib.suppress(binascii.Error, UnicodeDecodeError):
-                decoded.append(base64.b64decode(value).decode())
-    return ' '.join(args + decoded)
-
-
 def related_processes(experiment_id: str, port: int) -> list[psutil.Process]:
-    """Live processes of this web UI: manager (its argv names the experiment), tuner or relay (name the port)."""
-    return [process for process in psutil.process_iter(['cmdline'])
-            if experiment_id in (cmdline := readable_cmdline(process)) or f'--manager-port {port}' in cmdline]
+    """Live processes of this web UI: the manager (its argv names the experiment), relays (they name the port)."""
+    related = []
+    for process in psutil.process_iter(['cmdline']):
+        cmdline = ' '.join(process.info['cmdline'] or [])
+        if experiment_id in cmdline or f'--manager-port {port}' in cmdline:
+            related.append(process)
+    return related
 
 
 def assert_nothing_left(ui: WebUI, port: int, children_before: set[int]) -> None:

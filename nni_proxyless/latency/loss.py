@@ -111,6 +111,10 @@ class LatencyObjective(nn.Module):
         expected = self.table.expected({label: s.weights() for label, s in selections.items()})
         return self.loss(task_loss, expected)
 
+    def predict(self, sample: dict[str, Any]) -> float:
+        """The latency of one architecture, priced by the current table (the checkpoint's after a resume)."""
+        return self.table.predict(sample)
+
     def expected(self, arch: ArchParameters) -> float:
         """The expected latency under the current probabilities ``p``."""
         with torch.no_grad():

@@ -28,7 +28,7 @@ import torch
 
 from .._io import write_json_atomically
 from ._expectation import CompiledExpectation
-from ..labels import Condition, hashable
+from ..labels import Condition, hashable, plain_label
 
 __all__ = ['LatencyTable', 'Term', 'TableError']
 
@@ -57,7 +57,7 @@ class Term:
 
     def __post_init__(self) -> None:
         labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels or ())
-        object.__setattr__(self, 'labels', labels)
+        object.__setattr__(self, 'labels', tuple(plain_label(label) for label in labels))
         object.__setattr__(self, 'costs', tuple(float(c) for c in self.costs))
         object.__setattr__(self, 'when', tuple(_condition(w) for w in self.when))
 
@@ -89,6 +89,9 @@ class LatencyTable:
     hardware: str = ''
     dummy_input: list[int] = field(default_factory=list)
     _compiled: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.labels = {plain_label(label): values for label, values in self.labels.items()}
 
     # ----------------------------------------------------------------------------------------- predict
 

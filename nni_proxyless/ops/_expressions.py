@@ -41,7 +41,8 @@ def choices_of(value: Any, where: str) -> dict[str, Choice]:
         if not isinstance(leaf, Categorical):
             raise TypeError(f'{where} reads {leaf!r}: Proxyless searches categorical choices (nni.choice) only; '
                             'replace it with nni.choice(label, [values]).')
-        found[label] = Choice(label, 'value', tuple(leaf.values))
+        choice = Choice(label, 'value', tuple(leaf.values))
+        found[choice.label] = choice
     return found
 
 

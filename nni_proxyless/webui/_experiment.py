@@ -1,4 +1,4 @@
-"""The NNI experiment behind a web UI: its configuration, and the command line of its relay trials."""
+"""The NNI experiment behind a web UI: its configuration, its tuner's channel, and its relay trials' command."""
 from __future__ import annotations
 
 import os
@@ -7,11 +7,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nni.experiment import ExperimentConfig
+from nni.experiment import Experiment, ExperimentConfig, RunMode
 
 from ._protocol import SEARCH_TRIAL, retrain_trial
+from ._tuner import channel_url
 
-__all__ = ['RELAY_MODULE', 'ENDED', 'experiment_config', 'relay_command', 'write_token']
+__all__ = ['RELAY_MODULE', 'ENDED', 'ExperimentTunedHere', 'experiment_config', 'relay_command', 'write_token']
 
 RELAY_MODULE = 'nni_proxyless.webui._relay'
 """What every trial runs (``python -m RELAY_MODULE``)."""
@@ -25,10 +26,12 @@ _PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the relay's working dir
 def experiment_config(name: str, root: Path, retrain_top_k: int) -> ExperimentConfig:
     """A local experiment whose trials are named by their parameter: ``search``, then ``retrain top-1`` ...
 
-    NNI's grid-search tuner hands out the names in order, one trial at a time. The trial limit is one more than
+    The tuner (:mod:`._tuner`, in this process; ``GridSearch``, as configured, where NNI starts the tuner itself,
+    as ``nnictl resume`` does) hands out the names in order, one trial at a time. The trial limit is one more than
     there are names, so that NNI's status reads ``RUNNING`` while the last trial runs (at the limit, NNI's manager
     says ``NO_MORE_TRIAL`` from the moment it submits the last trial); :class:`~.ui.WebUI` lowers it to the
-    trials run when it ends the last one, and the experiment ends ``DONE``.
+    trials run when it ends the last one, and the manager reads ``DONE`` until it is stopped (NNI then lists the
+    experiment as ``STOPPED``, as every experiment whose manager no longer runs).
     """
     trials = [SEARCH_TRIAL] + [retrain_trial(rank) for rank in range(1, retrain_top_k + 1)]
     config = ExperimentConfig('local')
@@ -40,6 +43,15 @@ def experiment_config(name: str, root: Path, retrain_top_k: int) -> ExperimentCo
     config.max_trial_number = len(trials) + 1
     config.trial_code_directory = str(_PACKAGE_PARENT)
     return config
+
+
+class ExperimentTunedHere(Experiment):
+    """NNI's ``Experiment`` whose manager waits for its tuner to connect (:class:`._tuner.InProcessTuner`) instead of
+    starting a tuner process; NNI's NAS experiments start their manager the same way."""
+
+    def _start_nni_manager(self, port: int, debug: bool, run_mode: RunMode = RunMode.Background,
+                           tuner_command_channel: str | None = None, tags: list[str] = []) -> None:  # noqa: B006
+        super()._start_nni_manager(port, debug, run_mode, channel_url(port), tags)
 
 
 def relay_command(relay_port: int, token_file: Path, manager_port: int) -> str:

@@ -1,15 +1,17 @@
 """The :class:`WebUI`: a real NNI experiment, with manager and web UI, showing what this process reports.
 
-It starts the experiment (local training service) whose trials are relays (:mod:`._relay`), waits for the relay
-trial to connect to this process (:mod:`._connection`), sends it the metrics to report, and stops everything it
-started when done, failed or interrupted (:mod:`._processes`). About 350 lines: one class, the lifetime
-of one experiment, whose parts (start-up, trials, reports, shutdown) share its state.
+It starts the experiment (local training service) whose tuner runs in this process (:mod:`._tuner`) and whose
+trials are relays (:mod:`._relay`), waits for the relay trial to connect to this process (:mod:`._connection`),
+sends it the metrics to report, and stops everything it started when done, failed or interrupted
+(:mod:`._processes`). About 380 lines: one class, the lifetime of one experiment, whose parts (start-up,
+trials, reports, shutdown) share its state.
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -17,11 +19,12 @@ from types import TracebackType
 from typing import Any
 
 import psutil
-from nni.experiment import Experiment, RunMode
+from nni.experiment import RunMode, rest
 
 from .. import _checks
 from . import _experiment, _processes, _protocol as protocol
 from ._connection import RelayLink
+from ._tuner import InProcessTuner
 
 __all__ = ['WebUI', 'WebUIError']
 
@@ -34,6 +37,10 @@ class WebUIError(RuntimeError):
     """The web UI could not be started, or the relay to it was lost."""
 
 
+class _TunerLate(WebUIError):
+    """NNI's manager gave up waiting for its tuner (it allows 10 seconds) before the tuner connected."""
+
+
 class WebUI:
     """An NNI experiment, with manager and web UI, that displays the metrics this process reports.
 
@@ -44,7 +51,10 @@ class WebUI:
         experiment_dir: Directory under which NNI keeps its experiments (NNI's
             ``experiment_working_directory``); ``None`` means NNI's default, ``~/nni-experiments``.
             The :attr:`experiment_dir` property is this experiment's own folder inside it.
-        startup_timeout: Seconds :meth:`start` (and :meth:`next_trial`) wait for a relay trial to connect.
+        startup_timeout: Seconds :meth:`start` waits for the experiment to come up (NNI's manager, its tuner and
+            the relay trial), and :meth:`next_trial` for each further relay trial to connect. NNI's manager gives
+            its tuner 10 seconds to connect; when that was too short, :meth:`start` starts the manager again
+            (the same experiment) as long as ``startup_timeout`` leaves time.
         retrain_top_k: After the search, retrain this many of the top architectures from scratch, each as a
             further trial of the experiment (``Proxyless`` does it; see :mod:`nni_proxyless.webui.retrain`).
             Default 0.
@@ -69,8 +79,9 @@ class WebUI:
         self.retrain_top_k = _checks.integer('retrain_top_k', retrain_top_k, low=0)
         self.retrain_evaluator = retrain_evaluator
         self._root = Path(experiment_dir or '~/nni-experiments').expanduser().resolve()
-        self._experiment = Experiment(_experiment.experiment_config(experiment_name or 'proxyless', self._root,
-                                                                    self.retrain_top_k))
+        self._experiment = _experiment.ExperimentTunedHere(
+            _experiment.experiment_config(experiment_name or 'proxyless', self._root, self.retrain_top_k))
+        self._tuner: InProcessTuner | None = None
         self.named = experiment_name is not None  # whether the user chose the name
         self._link = RelayLink()
         self._token_file: Path | None = None
@@ -129,8 +140,8 @@ class WebUI:
             ``self``.
 
         Raises:
-            WebUIError: If the port is in use, the manager fails, or the relay does not connect within
-                ``startup_timeout`` seconds. Nothing is left running in that case.
+            WebUIError: If the port is in use, the manager fails, or the experiment is not up (manager, tuner and
+                relay connected) within ``startup_timeout`` seconds. Nothing is left running in that case.
         """
         if self._state != 'new':
             raise WebUIError(f'this WebUI was already started (state: {self._state})')
@@ -143,8 +154,8 @@ class WebUI:
         atexit.register(self._teardown, True)
         try:
             self._link.listen()
-            self._start_manager()
-            self._wait_for_relay()
+            self._token_file = _experiment.write_token(self._link.token)
+            self._start_experiment(time.monotonic() + self._timeout)
         except BaseException:
             self._teardown(True)
             raise
@@ -172,7 +183,7 @@ class WebUI:
                 raise WebUIError(f'The web UI is not running (state: {self._state}); call start() first')
             self._finish_relay(False)
             self._state = 'starting'
-        self._wait_for_relay()
+        self._wait_for_relay(time.monotonic() + self._timeout)
         self._state = 'running'
         _logger.info('NNI trial %r (%s) connected', self._trial_name, self._trial_id)
         return self._trial_name
@@ -224,22 +235,39 @@ class WebUI:
 
     # --- start-up -------------------------------------------------------------------------------
 
+    def _start_experiment(self, deadline: float) -> None:
+        """Start NNI's manager and its tuner, and wait for the relay trial to connect; start the manager again (the
+        same experiment, without the failed start's database) while it gives up on its tuner and time is left."""
+        while True:
+            self._start_manager()
+            try:
+                self._wait_for_relay(deadline)
+                return
+            except _TunerLate as late:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WebUIError(f'{late} Within startup_timeout={self._timeout:g} s, no time was left to start '
+                                     'it again.') from None
+                _logger.warning('%s Starting it again (%.0f s of startup_timeout left).', late, left)
+                self._stop_manager()
+                shutil.rmtree(self.experiment_dir / 'db', ignore_errors=True)
+
     def _start_manager(self) -> None:
-        assert self._experiment.config is not None
-        self._token_file = _experiment.write_token(self._link.token)
+        assert self._experiment.config is not None and self._token_file is not None
         self._experiment.config.trial_command = _experiment.relay_command(self._link.port, self._token_file,
                                                                           self._port)
         try:
             with _processes.stdin_withheld():
                 self._experiment.start(self._port, run_mode=RunMode.Detach)  # our own atexit stops it
+            self._tuner = InProcessTuner(self._port)
+            self._tuner.connect()
         except Exception as exc:
             raise WebUIError(f'NNI manager failed to start on port {self._port}: {exc}. '
                              + self._logs('nnimanager.log', 'nnictl_stderr.log')) from exc
         finally:
             self._manager = _processes.find_manager(self.experiment_id)
 
-    def _wait_for_relay(self) -> None:
-        deadline = time.monotonic() + self._timeout
+    def _wait_for_relay(self, deadline: float) -> None:
         while True:
             self._check_startup()
             if time.monotonic() > deadline:
@@ -255,12 +283,16 @@ class WebUI:
         if not _processes.alive(self._manager):
             raise WebUIError('NNI manager exited during start-up. '
                              + self._logs('nnimanager.log', 'nnictl_stderr.log'))
-        status = None
+        status: dict[str, Any] = {}
         with contextlib.suppress(Exception):  # a manager that does not answer is caught by the check above
-            status = self._experiment.get_status()
-        if status == 'ERROR':
-            raise WebUIError(f'NNI experiment {self.experiment_id} failed during start-up. '
-                             + self._logs('nnimanager.log', 'dispatcher.log'))
+            status = rest.get(self._port, '/check-status')
+        if status.get('status') == 'ERROR':
+            errors = ' '.join(str(error) for error in status.get('errors') or [])
+            if 'Tuner did not connect' in errors:
+                raise _TunerLate('NNI manager gave up waiting for its tuner, which runs in this process ("Tuner did '
+                                 'not connect in 10 seconds"; this process was too busy to connect in time).')
+            raise WebUIError(f'NNI experiment {self.experiment_id} failed during start-up ({errors}). '
+                             + self._logs('nnimanager.log'))
         trial = self._trial()
         if trial is not None and trial.status in _experiment.ENDED:
             raise WebUIError(f'The relay trial ended ({trial.status}) before connecting. {self._where_to_look()}')
@@ -268,7 +300,7 @@ class WebUI:
     def _where_to_look(self) -> str:
         trial = self._trial()
         if trial is None:
-            return 'NNI has not launched the trial yet. ' + self._logs('nnimanager.log', 'dispatcher.log')
+            return 'NNI has not launched the trial yet. ' + self._logs('nnimanager.log')
         stderr = Path(trial.logPath) / 'trial.stderr'
         tail = ''.join(stderr.read_text(errors='replace').splitlines(True)[-5:]) if stderr.is_file() else ''
         return f'Trial stderr: {stderr}' + (f'; it ends with:\n{tail}' if tail else '')
@@ -313,13 +345,20 @@ class WebUI:
             self._link.close()
             if self._token_file is not None:
                 self._token_file.unlink(missing_ok=True)
-            leftovers = _processes.family(self._manager)  # manager, tuner, relay: what survives the stop is killed
-            if self._manager is None or _processes.alive(self._manager):  # never started: just end NNI's logging
-                self._stop_experiment()
-            _processes.kill_all(leftovers)
+            self._stop_manager()
+
+    def _stop_manager(self) -> None:
+        """Stop NNI's manager (it ends the tuner's thread) and kill what survives the stop; disconnect the tuner."""
+        leftovers = _processes.family(self._manager)  # manager, relay: what survives the stop is killed
+        if self._manager is None or _processes.alive(self._manager):  # never started: just end NNI's logging
+            self._stop_experiment()
+        _processes.kill_all(leftovers)
+        if self._tuner is not None:
+            self._tuner.close()
+            self._tuner = None
 
     def _end_trial_count(self) -> None:
-        """Lower NNI's trial limit to the trials run, so that the experiment ends DONE (see
+        """Lower NNI's trial limit to the trials run, so that the manager reads DONE before it stops (see
         :func:`._experiment.experiment_config`)."""
         with contextlib.suppress(Exception):  # a manager that does not answer is stopped anyway
             self._experiment.update_max_trial_number(len(self._ended) + 1)

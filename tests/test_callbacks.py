@@ -1,0 +1,67 @@
+"""The callbacks that show a search while it runs: the progress bar agrees with the epoch's log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
+
+from nni_proxyless import Proxyless
+
+from conftest import ConvSpace, digits_evaluator, run_search
+
+
+class RecordingBar(TQDMProgressBar):
+    """Lightning's progress bar, recording the figures it shows when each training epoch ends."""
+
+    def __init__(self):
+        super().__init__()
+        self.shown: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        super().on_train_epoch_end(trainer, pl_module)
+        postfix = self.train_progress_bar.postfix or ''
+        self.shown.append(_numbers(r'(\w+)=([-\d.e]+)', postfix))   # 'train_loss=2.190, entropy=0.139, ...'
+
+
+def _numbers(pattern: str, text: str) -> dict[str, float]:
+    return {name: float(value) for name, value in re.findall(pattern, text)}
+
+
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_progress_bar_shows_each_epochs_figures_at_its_end(tmp_path):
+    """At the end of every epoch, the progress bar shows the entropy and latencies of that epoch's log line."""
+    lines, logger = Lines(), logging.getLogger('nni.proxyless')
+    logger.addHandler(lines)
+    level, bar = logger.level, RecordingBar()
+    logger.setLevel(logging.INFO)
+    try:
+        torch.manual_seed(0)
+        strategy = Proxyless(seed=0, arch_update_every=1, applied_hardware='flops', dummy_input=(1, 1, 8, 8),
+                             grad_reg_loss_type='add#linear', grad_reg_loss_params={'lambda': 0.1}, ref_latency=0.01)
+        evaluator = digits_evaluator(epochs=3, enable_progress_bar=True, callbacks=[bar], limit_train_batches=4)
+        run_search(ConvSpace(), strategy, evaluator, tmp_path)
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+    # 'Epoch 2: entropy 0.1394, expected_latency_MFLOPs 0.03021, ...; most probable architecture {...}'
+    logged = [_numbers(r'(\w+) ([-\d.e]+)', line.split(':', 1)[1].split(';')[0])
+              for line in lines.messages if re.match(r'Epoch \d+:', line)]
+    assert len(logged) == len(bar.shown) == 3
+    entropies = [figures['entropy'] for figures in logged]
+    assert all(abs(a - b) > 0.05 * a for a, b in zip(entropies, entropies[1:]))  # a figure a stale bar would miss
+    for shown, figures in zip(bar.shown, logged):
+        assert set(figures) == {'entropy', 'expected_latency_MFLOPs', 'argmax_latency_MFLOPs'}
+        for name, value in figures.items():
+            assert shown[name] == pytest.approx(value, rel=5e-3), name   # the bar shows 3 digits, the log 4
