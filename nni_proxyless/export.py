@@ -86,7 +86,7 @@ class ExportedModelSpace(RawFormatModelSpace):
 
 
 def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool] | None = None,
-          max_visited: int = 10_000) -> list[Architecture]:
+          max_visited: int = 100_000) -> list[Architecture]:
     """The ``k`` most probable architectures, most probable first (fewer when the space is smaller).
 
     Architectures of equal probability come in the order of their rank vectors (see the module docstring).
