@@ -99,7 +99,7 @@ def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool]
             when fewer than ``k`` were accepted by then); time and memory grow with it.
 
     Raises:
-        ValueError: If ``k`` or ``max_visited`` is not an integer >= 1.
+        ValueError: If ``k`` (or, with ``accept``, ``max_visited``) is not an integer >= 1.
     """
     k = _checks.integer('top_k', k, low=1)
     budget = k if accept is None else _checks.integer('max_visited', max_visited, low=1)
