@@ -7,16 +7,22 @@ its most probable value: the product over used labels of ``p_l(m_l)`` times the 
 ``max p_l``. So the top-1 is the most probable value of every label (the argmax the search validates), and a
 shallow architecture is not preferred merely for having fewer labels.
 
-The search is best-first (A*) over labels taken in a fixed order, enclosing labels before the labels they
-enclose. A partial architecture is ranked by its score so far plus the best log-probability of every remaining
-label, which never underestimates; so architectures come out exactly in order.
+The search enumerates rank vectors best-first: each label's values are ranked by probability, and an
+architecture is the vector of its labels' ranks (all 0: the most probable one), labels taken enclosing labels
+first. Each vector has one parent (its last non-zero rank lowered by one) that is at least as probable, so a
+heap that pops the best vector and pushes its children (one rank raised, at or after its last non-zero one;
+an unused label keeps rank 0) yields every architecture exactly once and exactly in order. Equal probabilities
+come in the order of the rank vectors (lexicographic). For ``k`` architectures over ``L`` labels the search
+creates at most ``k * (L + 1)`` vectors, however many probabilities are tied (a uniform distribution
+included). With an ``accept`` filter (a latency limit) the architectures it rejects count too, up to
+``max_visited``.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import math
-from itertools import count
 from typing import Any, Callable
 
 from torch import nn
@@ -27,6 +33,8 @@ from .arch import ArchParameters
 from .ops.subnet import subnet_of
 
 __all__ = ['Architecture', 'ExportedModelSpace', 'top_k']
+
+_logger = logging.getLogger('nni.proxyless')
 
 
 class Architecture(dict):
@@ -81,39 +89,90 @@ def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool]
           max_visited: int = 100_000) -> list[Architecture]:
     """The ``k`` most probable architectures, most probable first (fewer when the space is smaller).
 
+    Architectures of equal probability come in the order of their rank vectors (see the module docstring).
+
     Args:
         arch: the architecture parameters.
         k: how many.
         accept: keep only architectures it accepts (e.g. a latency limit); others are skipped in order.
-        max_visited: with ``accept``, stop after this many complete architectures were considered.
+        max_visited: with ``accept``, stop after this many architectures were considered (a warning says so
+            when fewer than ``k`` were accepted by then); time and memory grow with it.
+
+    Raises:
+        ValueError: If ``k`` (or, with ``accept``, ``max_visited``) is not an integer >= 1.
     """
     k = _checks.integer('top_k', k, low=1)
-    order = _enclosing_first(arch)
-    dists = {label: arch.ranked(label) for label in order}
-    best = {label: dist[0][1] for label, dist in dists.items()}
-
-    rest = [sum(best[label] for label in order[pos:]) for pos in range(len(order) + 1)]
-    tie = count()
-    heap = [(-rest[0], 0, next(tie), {}, 0.0)]
+    budget = k if accept is None else _checks.integer('max_visited', max_visited, low=1)
+    search = _RankSearch(arch)
     results: list[Architecture] = []
-    visited = 0
-    while heap and len(results) < k and visited < max_visited:
-        _, neg_pos, _, sample, log_p = heapq.heappop(heap)
-        pos = -neg_pos
-        while pos < len(order) and not arch.is_active(order[pos], sample):
-            log_p += best[order[pos]]  # unused: counted at its most probable value
-            pos += 1
-        if pos == len(order):
-            visited += 1
-            if accept is None or accept(sample):
-                results.append(Architecture(sample, math.exp(log_p)))
-            continue
-        label = order[pos]
-        for value, log_q in dists[label]:
-            child = {**sample, label: value}
-            score = log_p + log_q
-            heapq.heappush(heap, (-(score + rest[pos + 1]), -(pos + 1), next(tie), child, score))
+    while len(results) < k and budget > 0:
+        budget -= 1
+        popped = search.pop(keep=budget)
+        if popped is None:
+            return results
+        log_p, sample = popped
+        if accept is None or accept(sample):
+            results.append(Architecture(sample, math.exp(log_p)))
+    if len(results) < k and search.heap:
+        _logger.warning('top_k: %d of the %d most probable architectures accepted, stopped after considering '
+                        'max_visited=%d; raise max_visited to look further.', len(results), k, max_visited)
     return results
+
+
+class _RankSearch:
+    """Architectures in order of probability: best-first search over rank vectors.
+
+    Each label's values are ranked by probability (:meth:`ArchParameters.ranked`); a state gives each label a
+    rank, all 0 being the most probable architecture. A state's parent lowers its last non-zero rank by one, so
+    its children raise one rank at a position at or after its last non-zero one: every state is created once,
+    and never scores above its parent. A label unused under the values before it keeps rank 0 (its most
+    probable value: the score the module docstring defines). States are stored sparse, as
+    ``((-position, rank), ...)`` over their non-zero ranks, which orders them as their rank vectors.
+
+    Attributes:
+        heap: ``(-log-probability, state)`` of the states created and not yet popped.
+        created: how many states were created (popped ones included).
+    """
+
+    def __init__(self, arch: ArchParameters):
+        self.arch = arch
+        self.order = _enclosing_first(arch)
+        self.ranked = [arch.ranked(label) for label in self.order]
+        self.heap: list[tuple[float, tuple[tuple[int, int], ...]]] = [(-sum(r[0][1] for r in self.ranked), ())]
+        self.created = 1
+
+    def pop(self, keep: int) -> tuple[float, dict[str, Any]] | None:
+        """The next architecture (its log-probability and NNI sample), ``None`` when none is left.
+
+        Args:
+            keep: at most this many more pops will follow; the other states are dropped from the heap.
+        """
+        if not self.heap:
+            return None
+        neg_log_p, state = heapq.heappop(self.heap)
+        ranks = {-position: rank for position, rank in state}
+        sample, active = self._sample(ranks)
+        last = -state[-1][0] if state else 0
+        for position in range(last, len(self.order)):
+            rank = ranks.get(position, 0)
+            if active[position] and rank + 1 < len(self.ranked[position]):
+                raised = state[:-1] if state and position == last else state
+                drop = self.ranked[position][rank + 1][1] - self.ranked[position][rank][1]  # <= 0, exactly
+                heapq.heappush(self.heap, (neg_log_p - drop, raised + ((-position, rank + 1),)))
+                self.created += 1
+        if 0 < keep < len(self.heap) // 2:  # only the best `keep` can still be popped
+            self.heap = heapq.nsmallest(keep, self.heap)
+        return -neg_log_p, sample
+
+    def _sample(self, ranks: dict[int, int]) -> tuple[dict[str, Any], list[bool]]:
+        """The NNI sample of a state (unused labels dropped) and whether each position's label is used."""
+        sample: dict[str, Any] = {}
+        active = []
+        for position, label in enumerate(self.order):
+            active.append(self.arch.is_active(label, sample))
+            if active[-1]:
+                sample[label] = self.ranked[position][ranks.get(position, 0)][0]
+        return sample, active
 
 
 def _enclosing_first(arch: ArchParameters) -> list[str]:

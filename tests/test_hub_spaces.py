@@ -1,8 +1,11 @@
 """Every space of NNI's one-shot hub test (built with the same arguments), plus NNI's own one-shot unit-test
 spaces and its "Hello, NAS!" tutorial space: a short search runs, and the exports are a dict the original space's
-``freeze`` accepts and an instance that runs. FakeData, batches of 2, one epoch."""
+``freeze`` accepts and an instance that runs. FakeData, batches of 2, one epoch. On the hub spaces, the top-10
+export also stays small with flat and with random logits."""
 
 from __future__ import annotations
+
+import tracemalloc
 
 import nni
 import nni.nas.hub.pytorch as hub
@@ -17,6 +20,9 @@ from nni.nas.evaluator.pytorch import Classification, DataLoader
 from nni.nas.nn.pytorch import (Cell, InputChoice, LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2d,
                                 MutableDropout, MutableLinear, ParametrizedModule, Repeat)
 from nni_proxyless import Proxyless
+from nni_proxyless.arch import ArchParameters
+from nni_proxyless.export import top_k
+from nni_proxyless.supernet import build_supernet
 
 from conftest import run_search
 
@@ -62,9 +68,11 @@ def _evaluator(size: tuple[int, ...], classes: int, labels: int | None = None) -
 
 
 def _search_and_export(make, size, classes, tmp_path, inputs=None):
-    """A short search (architecture step every batch), then both exports; returns the exported dict."""
+    """A short search (architecture step every batch), then both exports; returns the exported dict and the
+    searched architecture parameters."""
     torch.manual_seed(0)
-    exp = run_search(make(), Proxyless(arch_update_every=1, seed=0), _evaluator(size, classes), tmp_path)
+    strategy = Proxyless(arch_update_every=1, seed=0)
+    exp = run_search(make(), strategy, _evaluator(size, classes), tmp_path)
     exported = exp.export_top_models(top_k=1, formatter='dict')[0]
     x = inputs if inputs is not None else torch.randn(2, *size)
     make().freeze(dict(exported))  # NNI validates the sample against the original space
@@ -72,15 +80,47 @@ def _search_and_export(make, size, classes, tmp_path, inputs=None):
     with torch.no_grad():
         output = subnet(x)
     assert output.shape == (2, classes) and torch.isfinite(output).all()
-    return exported
+    return exported, strategy.arch
+
+
+_SEARCHED: dict[str, ArchParameters] = {}
+"""Each hub space's architecture parameters, kept by the search test for the top-k test (which builds them
+when it runs alone)."""
 
 
 @pytest.mark.parametrize('alias', HUB_TEST)
 def test_hub_space_searches_and_exports(alias, tmp_path):
     """The search runs on the space as NNI's hub test builds it; the export is a valid, runnable subnet."""
     space, size, classes = hub_space(alias)
-    exported = _search_and_export(lambda: hub_space(alias)[0], size, classes, tmp_path)
+    exported, _SEARCHED[alias] = _search_and_export(lambda: hub_space(alias)[0], size, classes, tmp_path)
     assert set(exported) <= set(space.simplify())
+
+
+@pytest.mark.parametrize('alias', HUB_TEST)
+def test_hub_space_top_10_is_small_under_any_distribution(alias):
+    """Flat logits (every label uniform, as before any architecture step) and random ones: ``top_k(10)`` gives 10
+    distinct architectures, most probable first, the first being every used label's argmax, with a tracemalloc
+    peak under 100 MB."""
+    if alias not in _SEARCHED:
+        _SEARCHED[alias] = ArchParameters(seed=0)
+        build_supernet(hub_space(alias)[0], _SEARCHED[alias])
+    arch = _SEARCHED[alias]
+    gen = torch.Generator().manual_seed(0)
+    for flat in (True, False):
+        with torch.no_grad():
+            for logit in arch.parameters():
+                logit.copy_(torch.zeros(len(logit)) if flat else torch.randn(len(logit), generator=gen))
+        tracemalloc.start()
+        try:
+            found = top_k(arch, 10)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 100 * 2 ** 20
+        assert len({repr(sorted(a.items())) for a in found}) == 10  # InputChoice values are lists
+        assert all(x.probability >= y.probability for x, y in zip(found, found[1:]))
+        argmax = arch.argmax()
+        assert found[0] == {label: value for label, value in argmax.items() if arch.is_active(label, argmax)}
 
 
 class HelloNas(ModelSpace):
@@ -116,7 +156,7 @@ class _DepthwiseSeparable(nn.Module):
 
 def test_hello_nas_space(tmp_path):
     """The tutorial's space: a dropout rate and a width shared by two linear layers are searched."""
-    exported = _search_and_export(HelloNas, (1, 28, 28), 10, tmp_path)
+    exported, _ = _search_and_export(HelloNas, (1, 28, 28), 10, tmp_path)
     assert set(exported) == {'conv2', 'dropout', 'feature'}
 
 
@@ -194,5 +234,5 @@ UNIT_TEST_SPACES = {'simple_value_choice': _SimpleNet, 'value_choice': _ValueCho
 @pytest.mark.parametrize('name', list(UNIT_TEST_SPACES))
 def test_nni_unit_test_space(name, tmp_path):
     """NNI's one-shot unit-test spaces on MNIST-sized inputs."""
-    exported = _search_and_export(UNIT_TEST_SPACES[name], (1, 28, 28), 10, tmp_path)
+    exported, _ = _search_and_export(UNIT_TEST_SPACES[name], (1, 28, 28), 10, tmp_path)
     assert exported
