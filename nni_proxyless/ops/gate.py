@@ -26,9 +26,10 @@ scaler before this backward, so that small ``dL/dy`` do not underflow in float16
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
+from torch.utils._pytree import tree_leaves
 
 from ..routing import Selection
 
@@ -71,7 +72,7 @@ def gate(output: Any, selection: Selection, active: int, output_of: Callable[[in
     tensors = _tensors(output, label)
     assert selection.logits is not None
     gated = iter(_BinaryGate.apply(selection.logits, selection, active, lambda k: _tensors(output_of(k), label),
-                                   label, recomputes, tuple(_leaves(inputs)), *tensors))
+                                   label, recomputes, _tensors_in(inputs), *tensors))
     if isinstance(output, torch.Tensor):
         return next(gated)
     return type(output)(next(gated) if isinstance(item, torch.Tensor) else item for item in output)
@@ -131,6 +132,11 @@ def _autocast_of(device_type: str) -> Callable[[], Any]:
     return lambda: torch.autocast(device_type, dtype=dtype, enabled=enabled)
 
 
+def _tensors_in(values: Any) -> tuple[torch.Tensor, ...]:
+    """The tensors in ``values``, also inside (nested) tuples, lists and dicts."""
+    return tuple(leaf for leaf in tree_leaves(values) if isinstance(leaf, torch.Tensor))
+
+
 def _tensors(output: Any, label: str) -> tuple[torch.Tensor, ...]:
     """The tensors of an output: itself, or the tensors of a tuple or list (``None`` entries pass ungated)."""
     if isinstance(output, torch.Tensor):
@@ -140,18 +146,6 @@ def _tensors(output: Any, label: str) -> tuple[torch.Tensor, ...]:
         return tuple(t for t in output if t is not None)
     raise TypeError(f'Choice {label!r}: candidates must return a tensor (or a tuple of tensors) to be searched '
                     f'with binary gates, got {type(output).__name__}.')
-
-
-def _leaves(values: Any) -> Iterator[torch.Tensor]:
-    """The tensors in ``values``: itself, or inside (nested) tuples, lists and dicts."""
-    if isinstance(values, torch.Tensor):
-        yield values
-    elif isinstance(values, (tuple, list)):
-        for value in values:
-            yield from _leaves(value)
-    elif isinstance(values, dict):
-        for value in values.values():
-            yield from _leaves(value)
 
 
 def _candidate_outputs(ctx, k: int, outputs: tuple) -> tuple:
