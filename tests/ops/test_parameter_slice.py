@@ -1,4 +1,5 @@
-"""Gradients of sliced max-size parameters: what autograd's own slicing gives, whatever else touches ``.grad``.
+"""Gradients of sliced max-size parameters: what autograd's own slicing gives, whatever else touches ``.grad``;
+and what an optimiser with momentum and weight decay does to the unused channels.
 
 The reference is plain torch: the same max-size tensors, sliced with ``weight[:w]`` in a hand-written forward.
 """
@@ -9,8 +10,9 @@ import nni
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from nni.nas.nn.pytorch import ModelSpace, MutableLinear
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableLinear
 from nni_proxyless.arch import ArchParameters
 from nni_proxyless.supernet import build_supernet
 
@@ -153,3 +155,42 @@ def test_post_accumulate_grad_hooks_fire():
     assert len(seen['ours']) == len(seen['plain']) == 2
     for a, b in zip(seen['ours'], seen['plain']):
         torch.testing.assert_close(a, b)
+
+
+class ChoiceAndWidth(ModelSpace):
+    """A ``LayerChoice`` of two linear layers, then a linear layer whose width is a choice."""
+
+    def __init__(self):
+        super().__init__()
+        self.choice = LayerChoice([nn.Linear(5, 5), nn.Linear(5, 5)], label='op')
+        self.sliced = MutableLinear(5, nni.choice('w', [2, 6]))
+
+    def forward(self, x):
+        return self.sliced(self.choice(x))
+
+
+def test_adamw_leaves_unused_candidates_alone_and_moves_unused_channels():
+    """Under AdamW (momentum and weight decay), an unsampled LayerChoice candidate (no gradient) does not move;
+    the unused channels of a sliced weight (zero gradient) take AdamW's step on a zero gradient, by hand:
+    ``p * (1 - lr * wd) - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m = beta1 * m1``, ``v = beta2 * v1``."""
+    torch.manual_seed(0)
+    arch = ArchParameters(seed=0)
+    net = build_supernet(ChoiceAndWidth(), arch)
+    lr, wd, (beta1, beta2), eps = 0.01, 0.1, (0.9, 0.999), 1e-8
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=wd)
+    weight, unsampled = net.sliced.layer.weight, net.choice.candidates[1].weight
+    grads, kept = [], unsampled.detach().clone()
+    for step, width in enumerate((6, 2)):
+        arch.routing.set(arch.selections_for({'op': 0, 'w': width}))
+        before = weight.detach().clone()
+        net(_inputs(step)).pow(2).sum().backward()
+        grads.append(weight.grad.clone())
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    assert torch.equal(unsampled.detach(), kept)
+    assert grads[1][2:].abs().sum() == 0
+    g1 = grads[0][2:]
+    m, v = (1 - beta1) * g1 * beta1, (1 - beta2) * g1 ** 2 * beta2
+    expected = before[2:] * (1 - lr * wd) - lr * (m / (1 - beta1 ** 2)) / ((v / (1 - beta2 ** 2)).sqrt() + eps)
+    torch.testing.assert_close(weight.detach()[2:], expected)
+    assert (weight.detach()[2:] - before[2:]).abs().max() > lr / 2  # momentum carries a step of about lr
