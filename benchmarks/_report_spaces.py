@@ -136,8 +136,8 @@ def _memory(result: dict, space: str) -> str:
     rows += [[name, 'failed', '-', *(['-', '-'] if resident else []), f'`{error}`']
              for name, error in m['errors'].items()]
     kept = (' Resident: what stays allocated between steps (weights, their gradients, the optimisers\' state; the '
-            'supernet keeps its layers at their largest sizes, as Once-for-All does, and each weight\'s full-size '
-            'gradient from its first step on); total: resident plus the step\'s tensors.' if resident else '')
+            'supernet keeps its layers at their largest sizes, as Once-for-All does, with a full-size gradient for '
+            'each weight the step used); total: resident plus the step\'s tensors.' if resident else '')
     return (f'**Peak memory** of a training step (memory.py\'s method: one process per contender and path; '
             f'{m["paths"]} random paths, ours pinned to each; NNI\'s strategies run every candidate whatever their '
             f'architecture weights, so they are not pinned; {m["steps"]} batches per window): torch\'s live '

@@ -87,8 +87,8 @@ def tensor_peak_mb(profiler) -> float | None:
 
 def resident_mb(module: torch.nn.Module, trainer) -> float:
     """What stays allocated from one step to the next, in MB: the parameters, their gradients (read at a batch's
-    end, between its backward and the next ``zero_grad``; the search's kept full-size gradients are then its
-    ``.grad``) and the optimisers' state. The windows below count only what a step allocates on top of this."""
+    end, between its backward and the next ``zero_grad``; a sliced weight's gradient has its full size) and the
+    optimisers' state. The windows below count only what a step allocates on top of this."""
     tensors: dict[int, torch.Tensor] = {}
     for parameter in module.parameters():
         for tensor in (parameter, parameter.grad):

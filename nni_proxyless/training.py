@@ -4,7 +4,9 @@ It wraps the evaluator's own Lightning module (which defines the loss, the weigh
 and drives it by hand:
 
 * weight step, on every training batch: one sampled path per label; only those candidates run, forward and
-  backward; the user's optimiser steps (unsampled candidates have no gradient, so it leaves them alone);
+  backward; the user's optimiser steps (unsampled candidates have no gradient, so it leaves them alone; a
+  value choice's max-size weight has a full-size gradient, zero outside the slice, so momentum and weight decay
+  still move its unused channels);
 * architecture step, every ``arch_update_every`` weight steps from ``warmup_epochs`` on, on a batch of the
   validation data: binary gates on the sampled paths, gradients for the architecture logits only (no weight
   gradient is computed), Adam with the official settings, then the ``two``-mode rescale;

@@ -81,10 +81,10 @@ class MixedCell(MixedOp):
         op_selection, input_selection = self.selection(op_label), self.selection(input_label)
         if op_selection.is_gated:
             y = gate(y, op_selection, operation, lambda k: per_input[source][k](states[source]), op_label,
-                     recomputes=True)
+                     inputs=states[source], recomputes=True)
         if input_selection.is_gated:
             y = gate(y, input_selection, source, lambda j: per_input[j][operation](states[j]), input_label,
-                     recomputes=True)
+                     inputs=[states[j] for j in input_selection.gated], recomputes=True)
         return y
 
     def _merged(self, states: list, used: set[int]) -> torch.Tensor:

@@ -88,7 +88,7 @@ class CombinationChoice(MixedOp):
             selection = routing[label]
             y = gate(y, selection, selection.active[0],
                      lambda k, label=label: _fit(self._adapted(alternatives[label][k], inputs), shape), label,
-                     recomputes=True)
+                     inputs=inputs, recomputes=True)
         return y
 
     def candidate_index(self, values: tuple) -> int:

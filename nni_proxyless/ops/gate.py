@@ -10,9 +10,12 @@ where ``w`` is the selection's weights: the softmax over its support (the sample
 candidates in ``full_v2`` mode). Outputs of the gated candidates that did not run are computed inside backward,
 without building a graph, so they cost one forward each and no weight gradient. The active output is kept for
 backward; ops that can compute it again from their inputs (layers, sliced layers, cell slots, the fallback) pass
-it on without a copy, so an architecture step holds each activation once, as plain training does. Every mixed op,
-whatever it chooses (layers, inputs, depths, values of layer arguments, cell inputs and operations), gates through
-:func:`gate`; a label used in several places gets the sum of its gates' gradients.
+it on without a copy, so an architecture step holds each activation once, as plain training does. What the
+candidates' outputs are computed from (the op's inputs) is saved for backward as autograd saves tensors: an input
+changed in place after the forward raises autograd's own error ("modified by an inplace operation") in backward,
+instead of giving a wrong gate gradient. Every mixed op, whatever it chooses (layers, inputs, depths, values of
+layer arguments, cell inputs and operations), gates through :func:`gate`; a label used in several places gets the
+sum of its gates' gradients.
 
 Mixed precision: the other candidates run under the autocast state of the forward (rounded as the active
 output was), the inner products are taken in float32, and so is everything from the gate gradients on (the
@@ -26,6 +29,7 @@ import contextlib
 from typing import Any, Callable
 
 import torch
+from torch.utils._pytree import tree_leaves
 
 from ..routing import Selection
 
@@ -43,7 +47,7 @@ def logit_grad_from_gates(gate_grads: torch.Tensor, selection: Selection) -> tor
 
 
 def gate(output: Any, selection: Selection, active: int, output_of: Callable[[int], Any], label: str, *,
-         recomputes: bool = False) -> Any:
+         inputs: Any, recomputes: bool = False) -> Any:
     """Return ``output`` unchanged; in backward, add the binary-gate gradient to ``selection.logits``.
 
     The gate keeps ``output`` for its backward. Layers after it may change what it returns in place
@@ -59,13 +63,16 @@ def gate(output: Any, selection: Selection, active: int, output_of: Callable[[in
         active: index of the candidate that produced ``output``.
         output_of: computes ``o_k`` for another gated candidate ``k`` (called in backward, without a graph).
         label: named in errors.
+        inputs: what ``output_of`` computes from (the op's inputs, or the stored outputs it continues from): its
+            tensors, also inside tuples, lists and dicts, are saved for backward, where one changed in place since
+            the forward raises autograd's error.
         recomputes: whether ``output_of(active)`` computes ``output`` again from intact inputs (not from stored
             outputs, as a ``Repeat``'s deeper blocks or an ``InputChoice`` do).
     """
     tensors = _tensors(output, label)
     assert selection.logits is not None
     gated = iter(_BinaryGate.apply(selection.logits, selection, active, lambda k: _tensors(output_of(k), label),
-                                   label, recomputes, *tensors))
+                                   label, recomputes, _tensors_in(inputs), *tensors))
     if isinstance(output, torch.Tensor):
         return next(gated)
     return type(output)(next(gated) if isinstance(item, torch.Tensor) else item for item in output)
@@ -75,12 +82,15 @@ class _BinaryGate(torch.autograd.Function):
     """Identity on the outputs; backward also returns the logits' gradient from the gates."""
 
     @staticmethod
-    def forward(ctx, logits, selection, active, output_of, label, recomputes, *outputs):  # noqa: D102
+    def forward(ctx, logits, selection, active, output_of, label, recomputes, inputs, *outputs):  # noqa: D102
         ctx.selection, ctx.active, ctx.output_of, ctx.label = selection, active, output_of, label
         ctx.autocast = _autocast_of(outputs[0].device.type)
         if not recomputes:  # copies: layers after the gate may work in place (ReLU(inplace=True))
-            ctx.save_for_backward(*outputs)
+            ctx.save_for_backward(*outputs, *inputs)  # autograd checks in backward that none changed in place
+            ctx.outputs = len(outputs)
             return tuple(output.clone() for output in outputs)
+        ctx.save_for_backward(*inputs)
+        ctx.outputs = 0
         # the same memory (a detached alias shares the version counter, so a change in place shows in backward)
         ctx.kept = [(output.detach(), output._version) for output in outputs]
         return tuple(output.detach() for output in outputs)
@@ -92,16 +102,17 @@ class _BinaryGate(torch.autograd.Function):
             gate_grads = torch.stack([_inner(grad_outputs, _candidate_outputs(ctx, k, outputs))
                                       for k in ctx.selection.gated])
             grad_logits = logit_grad_from_gates(gate_grads, ctx.selection)
-        return (grad_logits, None, None, None, None, None, *grad_outputs)
+        return (grad_logits, None, None, None, None, None, None, *grad_outputs)
 
 
 def _kept_outputs(ctx) -> tuple:
-    """The active output as forward produced it: saved, kept (unchanged since), or computed again."""
-    kept = getattr(ctx, 'kept', None)
-    if kept is None:
-        return ctx.saved_tensors
-    ctx.kept = None
-    if all(output._version == version for output, version in kept):
+    """The active output as forward produced it: saved, kept (unchanged since), or computed again from the saved
+    inputs (unpacking them raises autograd's error if one was changed in place)."""
+    saved = ctx.saved_tensors
+    if ctx.outputs:
+        return saved[:ctx.outputs]
+    kept, ctx.kept = ctx.kept, None  # a second backward (retain_graph) computes it again
+    if kept is not None and all(output._version == version for output, version in kept):
         return tuple(output for output, _ in kept)
     with ctx.autocast():
         return ctx.output_of(ctx.active)
@@ -119,6 +130,11 @@ def _autocast_of(device_type: str) -> Callable[[], Any]:
         return contextlib.nullcontext
     enabled, dtype = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
     return lambda: torch.autocast(device_type, dtype=dtype, enabled=enabled)
+
+
+def _tensors_in(values: Any) -> tuple[torch.Tensor, ...]:
+    """The tensors in ``values``, also inside (nested) tuples, lists and dicts."""
+    return tuple(leaf for leaf in tree_leaves(values) if isinstance(leaf, torch.Tensor))
 
 
 def _tensors(output: Any, label: str) -> tuple[torch.Tensor, ...]:

@@ -46,7 +46,7 @@ class MixedInput(SingleChoiceOp):
         selection = self.selection(self.label)
         if self.choice.n_chosen > 1:  # each chosen input has its own gate
             selection = selection.gated_only((k,))
-        return gate(x, selection, k, lambda j: inputs[j], self.label)
+        return gate(x, selection, k, lambda j: inputs[j], self.label, inputs=[inputs[j] for j in selection.gated])
 
     def check_contains(self, sample: dict[str, Any]) -> SampleValidationError | None:
         return self.mutables[0].check_contains(sample)

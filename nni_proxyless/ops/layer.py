@@ -35,7 +35,7 @@ class MixedLayer(SingleChoiceOp):
         if not selection.is_gated:
             return output
         return gate(output, selection, active, lambda k: self.candidates[k](*args, **kwargs), self.label,
-                    recomputes=True)
+                    inputs=(args, kwargs), recomputes=True)
 
     def candidate_outputs(self, *args, **kwargs):
         return ((value, candidate(*args, **kwargs))

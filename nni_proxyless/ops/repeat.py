@@ -54,7 +54,8 @@ class MixedRepeat(MixedOp):
             selection = self.selection(label)
             if selection.is_gated:
                 y = gate(y, selection, selection.active[0],
-                         lambda k, p=position: self._output_at(self._depth_with(p, k), outputs), label)
+                         lambda k, p=position: self._output_at(self._depth_with(p, k), outputs), label,
+                         inputs=outputs)
         return y
 
     def _depth_with(self, position: int, k: int) -> int:

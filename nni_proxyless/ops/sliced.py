@@ -3,8 +3,8 @@
 NNI 3.0 spaces write ``MutableConv2d(c_in, nni.choice('w', [16, 32]), nni.choice('k', [3, 5]))`` (DESIGN
 section 9). A :class:`SlicedOp` keeps one layer built at the largest values (Once-for-All's weight sharing) and
 runs, at every step, the slice its labels' routed values ask for: channels and features as a prefix, the kernel as
-the centre crop, norm layers' prefix, the attention's prefix projections. Unused slices get no gradient, so the cost
-of a weight step is the sampled subnet's.
+the centre crop, norm layers' prefix, the attention's prefix projections, with autograd's own slicing: only the
+slice computes, and the max-size parameter's ``.grad`` is full-size with zeros outside the slice.
 
 An architecture step gates the labels over their gated values with the binary gate of :mod:`.gate`. Widths change
 shapes, so in an architecture step the layers run with every *output* width at the widest gated value, and a
@@ -36,7 +36,7 @@ from ._expressions import Arguments, is_choice
 from .base import MixedOp, register_choice
 from .gate import gate
 
-__all__ = ['SlicedOp', 'bound_arguments', 'pad_to', 'fit']
+__all__ = ['SlicedOp', 'bound_arguments', 'pad_to', 'fit', 'sliced_parameter']
 
 
 class SlicedOp(MixedOp):
@@ -121,7 +121,7 @@ class SlicedOp(MixedOp):
             if selection.is_gated:
                 y = gate(y, selection, selection.active[0],
                          lambda k, label=label: self._run_widened(self._args_with(label, k), *inputs, **kwargs), label,
-                         recomputes=True)
+                         inputs=(inputs, kwargs), recomputes=True)
         return y
 
     def _run_widened(self, args: dict[str, Any], *inputs: Any, **kwargs: Any) -> Any:
@@ -236,6 +236,16 @@ def bound_arguments(module: ParametrizedModule) -> dict[str, Any]:
 @functools.lru_cache(maxsize=None)
 def _signature(cls: type) -> inspect.Signature:
     return inspect.signature(getattr(cls, '_init_wrapped', cls.__init__))
+
+
+def sliced_parameter(parameter: torch.Tensor | None, index: tuple[Any, ...]) -> torch.Tensor | None:
+    """``parameter[index]`` (autograd's own slicing: the gradient is the full parameter's, zero outside the slice).
+
+    Args:
+        parameter: a parameter of the max-size layer, or ``None`` where the layer has none (``bias=False``).
+        index: basic indexing (slices, ``...``).
+    """
+    return None if parameter is None else parameter[index]
 
 
 def pad_to(output: torch.Tensor, width: int, dim: int) -> torch.Tensor:

@@ -14,8 +14,7 @@ from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
 
 from ._expressions import Arguments, is_choice
-from ._parameter_slice import parameter_slice
-from .sliced import SlicedOp, fit
+from .sliced import SlicedOp, fit, sliced_parameter
 
 __all__ = ['SlicedConv1d', 'SlicedConv2d', 'SlicedConv3d', 'SlicedLinear', 'SlicedBatchNorm1d', 'SlicedBatchNorm2d',
            'SlicedBatchNorm3d', 'SlicedLayerNorm', 'SlicedDropout', 'SLICED_LAYERS', 'trim_to_input']
@@ -45,8 +44,7 @@ class _SlicedConv(SlicedOp):
         return ('in_channels',), ('out_channels',)
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
-        weight = parameter_slice(self.layer.weight, self._weight_index(args))
-        bias = parameter_slice(self.layer.bias, (slice(args['out_channels']),))
+        weight, bias = self.layer.weight[self._weight_index(args)], _prefix(self.layer.bias, args['out_channels'])
         x = fit(x, args['in_channels'], 1)
         weight, padding = trim_to_input(weight, x.shape[2:], args['stride'], args['padding'], args['dilation'])
         return type(self).convolution(x, weight, bias, args['stride'], padding, args['dilation'], args['groups'])
@@ -92,9 +90,9 @@ class SlicedLinear(SlicedOp):
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         in_features, out_features = args['in_features'], args['out_features']
-        bias = parameter_slice(self.layer.bias, (slice(out_features),))
+        bias = _prefix(self.layer.bias, out_features)
         x = fit(x, in_features, -1)
-        return F.linear(x, parameter_slice(self.layer.weight, (slice(out_features), slice(in_features))), bias)
+        return F.linear(x, self.layer.weight[:out_features, :in_features], bias)
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
         out_features = args['out_features']
@@ -229,7 +227,7 @@ def trim_to_input(weight: torch.Tensor, sizes: Sequence[int], stride: Any, paddi
 
 def _prefix(parameter: torch.Tensor | None, width: int) -> torch.Tensor | None:
     """The first ``width`` entries of a one-dimensional parameter (``None`` stays ``None``)."""
-    return parameter_slice(parameter, (slice(width),))
+    return sliced_parameter(parameter, (slice(width),))
 
 
 def _tuple(value: Any, n: int) -> tuple[int, ...]:

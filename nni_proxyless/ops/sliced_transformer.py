@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._expressions import Arguments
-from ._parameter_slice import parameter_slice
-from .sliced import SlicedOp, fit, pad_to
+from .sliced import SlicedOp, fit, pad_to, sliced_parameter
 
 __all__ = ['SlicedMultiheadAttention', 'SlicedClassToken', 'SlicedPositionEmbedding']
 
@@ -61,17 +60,16 @@ class SlicedMultiheadAttention(SlicedOp):
         """The slices of the max-size layer's parameters at ``embed_dim = dim``."""
         mha, full, prefix = self.layer, self.layer.embed_dim, slice(dim)
         if mha._qkv_same_embed_dim:
-            q, k, v = (parameter_slice(mha.in_proj_weight, (slice(i * full, i * full + dim), prefix)) for i in range(3))
+            q, k, v = (mha.in_proj_weight[i * full:i * full + dim, :dim] for i in range(3))
         else:
-            q = parameter_slice(mha.q_proj_weight, (prefix, prefix))
-            k, v = parameter_slice(mha.k_proj_weight, (prefix,)), parameter_slice(mha.v_proj_weight, (prefix,))
+            q, k, v = mha.q_proj_weight[:dim, :dim], mha.k_proj_weight[:dim], mha.v_proj_weight[:dim]
         bias = None if mha.in_proj_bias is None else \
-            torch.cat([parameter_slice(mha.in_proj_bias, (slice(i * full, i * full + dim),)) for i in range(3)])
+            torch.cat([mha.in_proj_bias[i * full:i * full + dim] for i in range(3)])
         return {'q': q, 'k': k, 'v': v, 'in_proj_bias': bias,
-                'bias_k': parameter_slice(mha.bias_k, (..., prefix)),
-                'bias_v': parameter_slice(mha.bias_v, (..., prefix)),
-                'out_proj.weight': parameter_slice(mha.out_proj.weight, (prefix, prefix)),
-                'out_proj.bias': parameter_slice(mha.out_proj.bias, (prefix,))}
+                'bias_k': sliced_parameter(mha.bias_k, (..., prefix)),
+                'bias_v': sliced_parameter(mha.bias_v, (..., prefix)),
+                'out_proj.weight': mha.out_proj.weight[:dim, :dim],
+                'out_proj.bias': sliced_parameter(mha.out_proj.bias, (prefix,))}
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
         state = self._projections(args['embed_dim'])
@@ -104,7 +102,7 @@ class _SlicedFeatureParameter(SlicedOp):
         return found if is_hub else None
 
     def _sliced(self, dim: int) -> torch.Tensor:
-        return parameter_slice(getattr(self.layer, self.parameter), (..., slice(dim)))
+        return getattr(self.layer, self.parameter)[..., :dim]
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {self.parameter: self._sliced(args['embed_dim']).detach().clone()}

@@ -15,6 +15,8 @@ differs is kept exact. All labels are first tried together, so a space where wid
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from typing import Any
 
 import torch
@@ -72,8 +74,21 @@ def _agrees(model: nn.Module, routing: Routing, labels: list[str], args: tuple, 
 
 
 def _close(a: Any, b: Any) -> bool:
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
-        return all(_close(x, y) for x, y in zip(a, b))
-    return True
+    """Whether two outputs agree: tensors and real numbers to a tolerance, dicts key by key, tuples and lists
+    element-wise, anything else by ``==`` (an undecidable comparison counts as a difference: the width stays
+    exact)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape \
+            and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() \
+            and all(_close(a[key], b[key]) for key in a)
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b) \
+            and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real):
+        return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # e.g. arrays, whose == is element-wise
+        return False

@@ -199,3 +199,29 @@ def test_unequal_candidate_shapes_are_named():
     _route(op, Selection((0,), (0, 1), (0, 1), logits))
     with pytest.raises(ValueError, match=r"'widths'.*\(2, 5\).*\(2, 4\)"):
         torch.autograd.grad(op(torch.randn(2, 3)).sum(), [logits])
+
+
+@pytest.mark.parametrize('kind', ['layer', 'repeat', 'input'])
+def test_input_changed_in_place_after_the_forward_raises(kind):
+    """The other candidates' outputs are computed in backward from the op's inputs: one changed in place after
+    the forward raises autograd's own error (as for a saved tensor) instead of giving a wrong gate gradient."""
+    torch.manual_seed(0)
+    xs = [torch.randn(2, 4, generator=torch.Generator().manual_seed(k)) * 1.0 for k in range(3)]
+    if kind == 'layer':
+        op, logits = _mixed(LayerChoice([nn.Linear(4, 4), nn.Sequential(nn.Linear(4, 4), nn.Tanh())], label='op'),
+                            MixedLayer.mutate)
+        run, support = (lambda: op(xs[0])), (0, 1)
+    elif kind == 'repeat':
+        op, logits = _mixed(Repeat(lambda i: nn.Sequential(nn.Linear(4, 4), nn.Tanh()), (1, 3), label='depth'),
+                            MixedRepeat.mutate)
+        run, support = (lambda: op(xs[0])), (0, 1, 2)
+    else:
+        op, logits = _mixed(InputChoice(3, 1, label='inp'), MixedInput.mutate)
+        run, support = (lambda: op(xs[::-1])), (0, 2)  # the gated candidate 2 (xs[0]) did not run
+    _route(op, Selection((0,), support, support, logits))
+    y = run()
+    (untouched,) = torch.autograd.grad(_loss(y), [logits], retain_graph=True)  # the same graph, inputs intact
+    assert untouched.abs().sum() > 0
+    xs[0].mul_(2.0)
+    with pytest.raises(RuntimeError, match='modified by an inplace operation'):
+        torch.autograd.grad(_loss(y), [logits])
