@@ -88,12 +88,19 @@ def calibrated(table: LatencyTable, megabytes: LatencyTable, paths: list[dict], 
 
 
 def _fit(sums: list[float], weights: list[float], wholes: list[float]) -> tuple[float, float, float]:
-    """Least squares ``wholes ~ fixed + s * sums (+ b * weights)`` over the timings that are no outliers: the
-    weights' term is kept when it predicts left-out timings better (leave-one-out error), with ``b >= 0`` and a
-    plausible ``s``; else ``b = 0``."""
+    """Least squares of the relative errors of ``wholes ~ fixed + s * sums (+ b * weights)`` over the timings
+    that are no outliers: the weights' term is kept when it predicts left-out timings better (leave-one-out
+    error), with ``b >= 0`` and a plausible ``s``; else ``b = 0``.
+
+    Relative errors, because the timings span the table's range (a 30-fold one on MobileNetV3 at 32x32), and what
+    counts is each architecture's relative error: absolute residuals would let the slowest networks pull the fit
+    and the fastest ones fall out of it as outliers. Each row is divided by its timing, so that every step below
+    (outliers, least squares, leave-one-out error) works on relative errors."""
     n = torch.tensor(wholes, dtype=torch.float64)
-    with_weights = torch.tensor([[1.0, s, w] for s, w in zip(sums, weights)], dtype=torch.float64)
-    kept = _without_outliers(with_weights, n)
+    with_weights = torch.tensor([[1.0, s, w] for s, w in zip(sums, weights)], dtype=torch.float64) / n[:, None]
+    n = torch.ones_like(n)
+    ends = {min(range(len(sums)), key=sums.__getitem__), max(range(len(sums)), key=sums.__getitem__)}
+    kept = _without_outliers(with_weights, n, ends)
     with_weights, n = with_weights[kept], n[kept]
     without = with_weights[:, :2]
     fixed, scale, per_megabyte = _least_squares(with_weights, n)
@@ -104,14 +111,18 @@ def _fit(sums: list[float], weights: list[float], wholes: list[float]) -> tuple[
     return fixed, scale, 0.0
 
 
-def _without_outliers(design: torch.Tensor, target: torch.Tensor) -> list[int]:
+def _without_outliers(design: torch.Tensor, target: torch.Tensor, ends: set[int]) -> list[int]:
     """Indices of the timings left after dropping, one at a time and at most a quarter of them, the one that the
     fit of the others misses most, if by more than 5% and more than 3 times the median miss of the others (a
-    timing disturbed by another process; judged by the fit without it, so that it cannot bend the fit)."""
+    timing disturbed by another process; judged by the fit without it, so that it cannot bend the fit). The
+    ``ends`` (the architectures with the least and the most work) are never dropped: the fit of the others
+    extrapolates to them, so its miss there says more about the model than about the timing."""
     kept = list(range(len(target)))
     for _ in range(len(target) // 4):
         misses = {}
         for position, i in enumerate(kept):
+            if i in ends:
+                continue
             others = kept[:position] + kept[position + 1:]
             coefficients = torch.tensor(_least_squares(design[others], target[others]), dtype=torch.float64)
             relative = ((design[kept] @ coefficients - target[kept]) / target[kept]).abs()
