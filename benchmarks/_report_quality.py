@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from _report_sections import builds_line, figure_link, fmt_ratio, md_table, provenance, ratio_at
+from _report_sections import (builds_line, figure_link, fmt_ratio, md_table, provenance, range_line, ratio_at,
+                              sample_words)
 
 
 def planted(r: dict, links: dict) -> str:
@@ -151,7 +152,7 @@ def latency_tables(r: dict, links: dict) -> str:
                                                     for cfg in configs])
     return '\n\n'.join(filter(None, [
         '## Latency tables',
-        f'Accuracy of a `cpu` table: {a["space"]}; {a["archs"]} random architectures, each frozen subnet\'s '
+        f'Accuracy of a `cpu` table: {a["space"]}; {sample_words(a)}, each frozen subnet\'s '
         'end-to-end latency measured by the package\'s `cpu` predictor (median of repeats; cache off), round-robin, '
         f'median of {a.get("rounds", 3)} rounds, against the table\'s prediction (fixed part plus the chosen '
         'candidates). The table is calibrated on whole-network timings of 11 architectures (docs/latency.md, '
@@ -159,7 +160,7 @@ def latency_tables(r: dict, links: dict) -> str:
         'table (84% within 10% in one full run), since a module timed alone on warm caches runs faster than inside '
         'the network. What remains between runs is mostly a uniform shift of a few percent: the machine\'s speed '
         'when the table was built against when the subnets were timed.',
-        accuracy + builds_line(a), figure_link(links, 'latency_accuracy', 'predicted against measured latency'),
+        accuracy + builds_line(a) + range_line(a), figure_link(links, 'latency_accuracy', 'predicted against measured latency'),
         'Table build times (hub ProxylessNAS; `cpu` with an empty cache, 1 thread):',
         md_table(['predictor'] + configs, build_rows), _nnmeter(nn), provenance(a)]))
 

@@ -64,6 +64,27 @@ def builds_line(accuracy: dict) -> str:
             + (f' In brackets: {"; ".join(meaning for _, _, meaning in figures)}.' if figures else ''))
 
 
+def sample_words(accuracy: dict) -> str:
+    """What a latency accuracy result checked the table on: a sample stratified over the latency range (results
+    that record the fixed part per build), else random architectures (older results)."""
+    n = accuracy['archs']
+    if 'fixed_ms_over_builds' not in accuracy:
+        return f'{n} random architectures'
+    return f'{n} architectures over the whole latency range (the table\'s 5 fastest and 5 slowest, {n - 10} random)'
+
+
+def range_line(accuracy: dict) -> str:
+    """The fixed part over the builds and whether a target near the fastest subnet was accepted (empty for older
+    results)."""
+    fixed, builds = accuracy.get('fixed_ms_over_builds'), accuracy.get('builds', [])
+    if not fixed:
+        return ''
+    accepted = sum(bool(b.get('target_near_fastest_accepted')) for b in builds)
+    return (f' The fixed part of the {len(fixed)} tables: {", ".join(f"{f:.3f}" for f in fixed)} ms (spread '
+            f'{accuracy["fixed_spread_ms"]:.3f} ms). A `latency_target` 5% above the fastest measured subnet was '
+            f'accepted by {accepted} of {len(builds)} tables.')
+
+
 def by_batch(result: dict | None, batch: int) -> dict:
     for group in (result or {}).get('by_batch_size', []):
         if group['batch_size'] == batch:
@@ -174,7 +195,7 @@ def _headline_latency(r: dict) -> str:
     if not r['latency_accuracy']:
         return ''
     a = r['latency_accuracy']
-    return (f'**`cpu` latency table**: {a["within_10_percent"]:.0%} of {a["archs"]} random architectures within '
+    return (f'**`cpu` latency table**: {a["within_10_percent"]:.0%} of {sample_words(a)} within '
             f'10% of their measured end-to-end latency (Spearman {a["spearman"]:.3f}).')
 
 

@@ -3,7 +3,7 @@ from the JSON results of mobilenet_space.py and darts_space.py."""
 
 from __future__ import annotations
 
-from _report_sections import builds_line, fmt_ratio, md_table, provenance
+from _report_sections import builds_line, fmt_ratio, md_table, provenance, range_line, sample_words
 
 WEIGHT, SEARCH = 'ours: weight step only', 'ours: search, arch every 5'
 TARGETS = {'mobilenet': {WEIGHT: 1.3, SEARCH: 1.5}, 'darts': {SEARCH: 1.5}}
@@ -27,8 +27,8 @@ def _headline(title: str, result: dict | None) -> str:
     failed = ''.join(f'; {name.split(":")[0]} failed' for name in c['errors'])
     weight = f'weight step {fmt_ratio(c["ratios"][WEIGHT])}, ' if WEIGHT in c['ratios'] else ''
     latency = result.get('latency')
-    table = (f'; `cpu` table within 10% for {round(latency["within_10_percent"] * latency["archs"])}/'
-             f'{latency["archs"]} random architectures' if latency else '')
+    table = (f'; `cpu` table within 10% for {round(latency["within_10_percent"] * latency["archs"])} of '
+             f'{sample_words(latency)}' if latency else '')
     trimmed = c.get('ratios_to_trimmed')
     own = (f' (against the same subnets with their kernels trimmed as ours: {fmt_ratio(trimmed.get(WEIGHT))} / '
            f'{fmt_ratio(trimmed.get(SEARCH))})' if trimmed else '')
@@ -150,11 +150,11 @@ def _latency(a: dict) -> str:
     within = round(a['within_10_percent'] * a['archs'])
     met = 'met' if a['within_10_percent'] >= LATENCY_TARGET else '**missed**'
     return (f'**`cpu` latency table** (built in {a.get("table_build_seconds", "-")} s with an empty cache, input '
-            f'1x3x32x32, 1 thread) against the end-to-end latency of {a["archs"]} random frozen subnets measured by '
-            'the package\'s `cpu` predictor (latency_accuracy.py\'s method):\n\n'
+            f'1x3x32x32, 1 thread) against the end-to-end latency of the frozen subnets of {sample_words(a)}, '
+            'measured by the package\'s `cpu` predictor (latency_accuracy.py\'s method):\n\n'
             + md_table(['within 10%', 'median error', 'largest error', 'Spearman', 'target'],
                        [[f'{within}/{a["archs"]}', f'{a["median_abs_error"]:.1%}', f'{a["max_abs_error"]:.1%}',
                          f'{a["spearman"]:.3f}', f'>= 18 of 20: {met}']])
-            + builds_line(a)
+            + builds_line(a) + range_line(a)
             + (f'\n\nCommand: `{a["command"]}` ({a["wall_seconds"]} s, load average {a["load_average_start"]} at '
                'start), rerun after the rest of this section.' if 'command' in a else ''))

@@ -106,6 +106,37 @@ def one_build(space, shape: tuple[int, ...], count: int, rounds: int, hardware: 
         rng, mutables = random.Random(0), space.simplify()
         archs = [{label: rng.choice(list(m.values)) for label, m in mutables.items()} for _ in range(count)]
     count = len(archs)
+    nets = [space.freeze(arch).eval() for arch in archs]
+    twins = [space.freeze(arch).eval() for arch in archs]
+    meter, x = create_predictor(hardware, cache_dir=False, **options), torch.randn(shape)
+    before = _round_robin(meter, nets, x, rounds)
+    with tempfile.TemporaryDirectory() as cache:
+        keeper = _KeepsWholeNetworks(create_predictor(hardware, cache_dir=cache, **options))
+        started = time.perf_counter()
+        table = build_latency_table(space, keeper, shape)
+        build = time.perf_counter() - started
+    calibration = [call.module for call in keeper.whole_networks.calls]
+    timed = _round_robin(meter, nets + twins + calibration, x, rounds)
+    measured, second, calibration_now = timed[:count], timed[count:2 * count], timed[2 * count:]
+    level = statistics.median(now / then for now, then in zip(calibration_now, keeper.whole_networks.prices))
+    predicted = [table.predict(arch) for arch in archs]
+    errors = [p / m - 1 for p, m in zip(predicted, measured)]
+    return {'archs': len(archs), 'rounds': rounds,
+            'within_10_percent': _share_within_10_percent(errors),
+            'median_abs_error': statistics.median(abs(e) for e in errors),
+            'max_abs_error': max(abs(e) for e in errors),
+            'spearman': None if count < 3 else float(spearmanr(predicted, measured).statistic),
+            'drift': statistics.median(m / b for m, b in zip(measured, before)),
+            'repeat_within_10_percent': _share_within_10_percent([m / b - 1 for m, b in zip(measured, before)]),
+            'instances_within_10_percent': _share_within_10_percent([s / m - 1 for s, m in zip(second, measured)]),
+            'calibration_level': level,
+            'within_10_percent_at_subnets_moment': _share_within_10_percent([e * level + level - 1 for e in errors]),
+            'table_build_seconds': round(build, 1), 'hardware_description': table.hardware,
+            'fixed_ms': round(table.fixed, 4), 'target_near_fastest_accepted': _accepts(table, 1.05 * min(measured)),
+            'measured_ms': [round(m, 4) for m in measured], 'measured_before_ms': [round(b, 4) for b in before],
+            'second_instance_ms': [round(s, 4) for s in second], 'predicted_ms': [round(p, 4) for p in predicted]}
+
+
 def _accepts(table, target: float) -> bool:
     try:
         check_target_reachable(table, target)
