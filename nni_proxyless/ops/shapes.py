@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .base import MixedOp
+from .base import MixedOp, SpaceError
 from .cell import MixedCell
 
 __all__ = ['check_shapes_on_first_batch']
@@ -35,7 +35,7 @@ def _install(op: MixedOp) -> None:
         shapes = _shapes(module, args, kwargs)
         if len(set(shapes.values())) > 1:
             shown = ', '.join(f'{value!r}: {shape}' for value, shape in shapes.items())
-            raise ValueError(f'Choice {", ".join(map(repr, module.labels))}: candidates give outputs of different '
+            raise SpaceError(f'Choice {", ".join(map(repr, module.labels))}: candidates give outputs of different '
                              f'shapes ({shown}); binary gates need every candidate of a choice to output the same '
                              'shape.')
 
