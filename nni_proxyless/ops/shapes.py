@@ -2,8 +2,9 @@
 
 Binary gates compare candidates' outputs (``<dL/dy, o_k>``), so candidates of a choice must agree on their
 output shape. The check runs each candidate once on the op's first input, in eval mode without gradients,
-and names the label and the shapes when they differ, before any training happens. Cells that share their
-labels (an NDS space's normal cells) are copies of one cell: the first of them is checked.
+and names the label and the shapes when they differ, before any training happens. The first input of an op is
+normally the one the check of the space (:mod:`.space_check`) gives it, on the first batch's first sample. Cells that
+share their labels (an NDS space's normal cells) are copies of one cell: the first of them is checked.
 """
 
 from __future__ import annotations

@@ -267,8 +267,8 @@ def _failure_message(recorder: ProbeRecorder, routing: Routing, run: Run, error:
                 'that runs (NNI would build one that fails the same way).')
     readers = _readers(recorder.model, run.label)
     value = routing.choices[run.label].values[run.selections[run.label].active[0]]
-    return (f'The model space fails to run at {run.label}={value!r} ({run.text}): {failed}. The label {run.label!r} is read by {readers}. '
-            'Every value of a choice must give a network that runs (NNI would build one that fails the same way): '
+    return (f'The model space fails to run at {run.label}={value!r} ({run.text}): {failed}. The label '
+            f'{run.label!r} is read by {readers}. Every value of a choice must give a network that runs (NNI would build one that fails the same way): '
             f'make the layers after it follow the choice (an expression of {run.label!r}), or remove the value.')
 
 

@@ -51,6 +51,8 @@ def test_widths_of_two_labels_are_refused_naming_both_layers_and_labels():
 
 
 class Digits(TwoLabels):
+    """:class:`TwoLabels` on 8x8 digits."""
+
     def __init__(self):
         super().__init__()
         self.fc1 = MutableLinear(64, nni.choice('a', [32, 64]))
