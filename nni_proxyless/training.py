@@ -44,7 +44,7 @@ from .reinforce import ReinforceUpdate
 from .latency.input_check import DummyInputCheck
 from .latency.loss import LatencyObjective
 from .latency.table import LatencyTable
-from .ops import MixedOp, check_shapes_on_first_batch, check_widening_on_first_batch
+from .ops import MixedOp, check_shapes_on_first_batch, check_space_on_first_batch, check_widening_on_first_batch
 
 __all__ = ['SearchSettings', 'ProxylessModule']
 
@@ -137,6 +137,7 @@ class ProxylessModule(BaseOneShotLightningModule):
     def on_fit_start(self) -> None:
         check_warmup(self.trainer, self.settings)
         check_shapes_on_first_batch(self._ops)
+        check_space_on_first_batch(self.training_module.model, self.arch.routing)  # before the widening check
         check_widening_on_first_batch(self.training_module.model, self.arch.routing)
         return super().on_fit_start()
 

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 import nni_proxyless  # noqa: F401  (filters NNI's torch-version warnings first)
+import nni
 from nni.nas.evaluator.pytorch import Classification, DataLoader
 from nni.nas.execution.sequential import SequentialTrialCommandChannel
 from nni.nas.experiment import NasExperiment
-from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableConv2d
 from nni.runtime.log import silence_stdout
 
 EXAMPLES = Path(__file__).resolve().parents[1] / 'examples'
@@ -105,6 +106,19 @@ class ConvSpace(ModelSpace):
         x = torch.relu(self.conv1(x))
         x = torch.relu(self.conv2(x))
         return self.head(x.flatten(1))
+
+
+class StrideSpace(ModelSpace):
+    """A stride choice before flatten and a fixed linear layer: only stride 1 gives the 16 * 8 * 8 features that
+    layer reads from 8x8 digits."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = MutableConv2d(1, 16, 3, padding=1, stride=nni.choice('s', [1, 2]))
+        self.fc = nn.Linear(16 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.conv(x), 1))
 
 
 @pytest.fixture(autouse=True)

@@ -142,8 +142,9 @@ class Unequal(ModelSpace):
 
 
 def test_candidates_of_different_shapes_are_refused_on_the_first_batch(tmp_path):
-    """Different output shapes within a choice stop the search at its first batch, naming label and shapes."""
-    with pytest.raises(ValueError, match=r"Choice 'width'.*'narrow': \(64, 16\), 'wide': \(64, 32\)"):
+    """Different output shapes within a choice stop the search at its first batch, naming label and shapes (of the
+    first sample, which the first-batch check of the space runs)."""
+    with pytest.raises(ValueError, match=r"Choice 'width'.*'narrow': \(1, 16\), 'wide': \(1, 32\)"):
         run_search(Unequal(), Proxyless(seed=0), digits_evaluator(epochs=1), tmp_path)
 
 

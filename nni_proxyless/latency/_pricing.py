@@ -7,7 +7,8 @@ Every kind of mixed op contributes its own terms:
 * a layer whose arguments are choices: one cost per combination of its labels (kernel size and widths are joint,
   not additive), the layer at those values priced on its input at the combination's width;
 * ``Cell``: per slot, one cost per (input, operation) pair, the operation priced on that input's state;
-* the fallback of separate modules: one cost per combination, its module on the input it was last run with;
+* the fallback of separate modules: one cost per combination, its module on the input it received in the probe
+  (the op's input where the probe never ran it);
 * ``InputChoice``: nothing (choosing an input costs no work).
 
 Calls are generated with a key; identical layers at identical shapes (common in stacked stages) share one key,
@@ -64,8 +65,8 @@ def probe(supernet: nn.Module, x: torch.Tensor, routings: list) -> Recorded:
 
 
 def _own_parts(ops: list[MixedOp]) -> list[nn.Module]:
-    """Modules inside mixed ops that cost something of their own: ``Repeat`` blocks, the one-block stage's
-    reshaping, cells' preprocessors."""
+    """Modules inside mixed ops that cost something of their own, or whose own inputs are priced: ``Repeat``
+    blocks, the one-block stage's reshaping, cells' preprocessors, the fallback's candidates."""
     parts: list[nn.Module] = []
     for op in ops:
         if isinstance(op, MixedRepeat):
@@ -73,6 +74,8 @@ def _own_parts(ops: list[MixedOp]) -> list[nn.Module]:
             parts += [op.first_output_transformation] if op.first_output_transformation is not None else []
         elif isinstance(op, MixedCell):
             parts.append(op.preprocessor)
+        elif isinstance(op, CombinationChoice):
+            parts += list(op.candidates)
     return parts
 
 
@@ -126,8 +129,8 @@ def calls_of(supernet: nn.Module, inputs: Recorded, reference: dict[str, Any]
                             ModuleCall(subnet_of(operation, reference), (state,), {})
         elif isinstance(op, CombinationChoice):
             for index, candidate in enumerate(op.candidates):
-                yield (id(op), index), lambda op=op, index=index, candidate=candidate, args=args, kwargs=kwargs: \
-                    ModuleCall(candidate, op.inputs_for(index, args), kwargs)
+                own = inputs.get(id(candidate), (args, kwargs))
+                yield (id(op), index), lambda candidate=candidate, own=own: ModuleCall(candidate, *own)
         elif isinstance(op, MixedRepeat):
             for part in [*op.blocks, op.first_output_transformation]:
                 if part is not None and not isinstance(part, MixedOp):

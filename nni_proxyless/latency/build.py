@@ -1,6 +1,8 @@
 """``build_latency_table``: price every candidate of a search space at the input it sees.
 
-1. Probe: run the dummy input through the supernet once per candidate position (every label at its k-th
+1. Probe: check that the space runs on the dummy input at every value of its choices and that its widths line up
+   (:func:`~nni_proxyless.ops.check_space`: an error there names the layers and labels at fault, not the dummy
+   input); then run the dummy input through the supernet once per candidate position (every label at its k-th
    value, every depth at its greatest) with pre-forward hooks that record the inputs of every mixed op and of
    every ``Repeat`` block (:func:`._pricing.probe`).
 2. Price, in chunks for the predictor, what every mixed op needs (:mod:`._pricing`: ``LayerChoice`` candidates,
@@ -34,7 +36,8 @@ from torch import nn
 
 from .. import _checks
 from ..arch import ArchParameters, Selection
-from ..ops import MixedOp, MixedRepeat
+from ..ops import MixedOp, check_space
+from ..ops.space_check import positions, reference_selections
 from ..ops.subnet import subnet_of
 from ..supernet import build_supernet, model_defined_hooks
 from .predictors import available_predictors, create_predictor
@@ -92,7 +95,9 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
         **predictor_options: passed to the predictor (e.g. ``threads=1``, ``cache_dir=...``).
 
     Raises:
-        ValueError: the dummy input cannot run through the space (the message shows the shape and the error).
+        SpaceError: the dummy input cannot run through the space at the first values of its choices (the message
+            shows its shape, the module that failed and the error), or the space itself fails at some value of a
+            choice or has widths that do not line up (the message names the layers, the argument and the labels).
     """
     supernet = model_space if any(isinstance(m, MixedOp) for m in model_space.modules()) \
         else _mutated_copy(model_space)
@@ -106,7 +111,7 @@ def build_latency_table(model_space: nn.Module, hardware: Any, dummy_input: Sequ
         return source
     x = _dummy_tensor(dummy_input, supernet)
     started = time.perf_counter()
-    reference = _reference(ops)
+    reference = reference_selections(ops)
     inputs = _probe(supernet, ops, x)
     reference_path = _sample(ops, reference)
     with routing.use(reference), torch.no_grad():
@@ -139,40 +144,18 @@ def _dummy_tensor(dummy_input: Sequence[int] | torch.Tensor, supernet: nn.Module
 
 def _probe(supernet: nn.Module, ops: list[MixedOp], x: torch.Tensor) -> dict:
     """Inputs of every mixed op and Repeat block from forwards of ``x`` (see ``_pricing.probe``)."""
+    check_space(supernet, ops[0].routing, (x,), {}, 'The dummy input')
     was_training = supernet.training
     supernet.eval()
     try:
         with torch.no_grad():
-            inputs = probe(supernet, x, [_reference(ops, position) for position in _positions(ops)])
-    except Exception as error:
-        raise ValueError(f'The dummy input of shape {tuple(x.shape)} cannot run through the model space: '
-                         f'{type(error).__name__}: {error}. Check dummy_input.') from error
+            inputs = probe(supernet, x, [reference_selections(ops, position) for position in positions(ops)])
     finally:
         supernet.train(was_training)
     missing = sorted({label for op in ops if id(op) not in inputs for label in op.labels})
     if missing:
         raise ValueError(f'The dummy input never reaches the choices {missing}; they cannot be priced.')
     return inputs
-
-
-def _reference(ops: list[MixedOp], position: int = 0) -> dict[str, Selection]:
-    """Every label at candidate ``position`` (or its last), every depth at its greatest value, every input
-    choice on its first inputs."""
-    depths = {label for op in ops if isinstance(op, MixedRepeat) for label in op.labels}
-    selections = {}
-    for label, choice in ops[0].routing.choices.items():
-        n = len(choice.values)
-        if label in depths:
-            selections[label] = Selection(active=(max(range(n), key=lambda k: choice.values[k]),))
-        elif choice.kind == 'input':
-            selections[label] = Selection(active=tuple(range(choice.n_chosen)))
-        else:
-            selections[label] = Selection(active=(min(position, n - 1),))
-    return selections
-
-
-def _positions(ops: list[MixedOp]) -> range:
-    return range(max(len(choice.values) for choice in ops[0].routing.choices.values()))
 
 
 def _sample(ops: list[MixedOp], selections: dict[str, Selection]) -> dict[str, Any]:

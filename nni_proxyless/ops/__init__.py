@@ -3,21 +3,22 @@
 
 from nni.nas.nn.pytorch import ParametrizedModule
 
-from .base import MixedOp, record_occurrences
+from .base import MixedOp, SpaceError, record_occurrences
 from .cell import FrozenCell, MixedCell
 from .fallback import FALLBACK_LIMIT, CombinationChoice
 from .input import MixedInput
 from .layer import MixedLayer
 from .repeat import MixedRepeat
 from .shapes import check_shapes_on_first_batch
+from .space_check import check_space, check_space_on_first_batch
 from .widths import check_widening_on_first_batch
 from .sliced import SlicedOp
 from .sliced_layers import SLICED_LAYERS
 from .sliced_transformer import SlicedClassToken, SlicedMultiheadAttention, SlicedPositionEmbedding
 
-__all__ = ['MixedOp', 'record_occurrences', 'MixedLayer', 'MixedInput', 'MixedRepeat', 'MixedCell', 'FrozenCell',
-           'SlicedOp',
-           'CombinationChoice', 'FALLBACK_LIMIT', 'MUTATION_HOOKS', 'check_shapes_on_first_batch',
+__all__ = ['MixedOp', 'SpaceError', 'record_occurrences', 'MixedLayer', 'MixedInput', 'MixedRepeat', 'MixedCell',
+           'FrozenCell', 'SlicedOp', 'CombinationChoice', 'FALLBACK_LIMIT', 'MUTATION_HOOKS',
+           'check_shapes_on_first_batch', 'check_space', 'check_space_on_first_batch',
            'check_widening_on_first_batch']
 
 SLICING_RULES = [*SLICED_LAYERS, SlicedMultiheadAttention, SlicedClassToken, SlicedPositionEmbedding]

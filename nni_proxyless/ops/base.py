@@ -12,7 +12,12 @@ from ..arch import ArchParameters
 from ..labels import Choice, Condition
 from ..routing import Routing, Selection
 
-__all__ = ['MixedOp', 'record_occurrences', 'register_choice']
+__all__ = ['MixedOp', 'SpaceError', 'record_occurrences', 'register_choice']
+
+
+class SpaceError(ValueError):
+    """The model space itself is at fault: widths that do not line up, a choice's value whose network cannot run,
+    candidates whose outputs cannot be compared. The message names the layers, the labels and the fix."""
 
 
 class MixedOp(BaseSuperNetModule):

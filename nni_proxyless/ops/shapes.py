@@ -2,8 +2,9 @@
 
 Binary gates compare candidates' outputs (``<dL/dy, o_k>``), so candidates of a choice must agree on their
 output shape. The check runs each candidate once on the op's first input, in eval mode without gradients,
-and names the label and the shapes when they differ, before any training happens. Cells that share their
-labels (an NDS space's normal cells) are copies of one cell: the first of them is checked.
+and names the label and the shapes when they differ, before any training happens. The first input of an op is
+normally the one the check of the space (:mod:`.space_check`) gives it, on the first batch's first sample. Cells that
+share their labels (an NDS space's normal cells) are copies of one cell: the first of them is checked.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .base import MixedOp
+from .base import MixedOp, SpaceError
 from .cell import MixedCell
 
 __all__ = ['check_shapes_on_first_batch']
@@ -35,7 +36,7 @@ def _install(op: MixedOp) -> None:
         shapes = _shapes(module, args, kwargs)
         if len(set(shapes.values())) > 1:
             shown = ', '.join(f'{value!r}: {shape}' for value, shape in shapes.items())
-            raise ValueError(f'Choice {", ".join(map(repr, module.labels))}: candidates give outputs of different '
+            raise SpaceError(f'Choice {", ".join(map(repr, module.labels))}: candidates give outputs of different '
                              f'shapes ({shown}); binary gates need every candidate of a choice to output the same '
                              'shape.')
 

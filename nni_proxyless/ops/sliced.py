@@ -15,6 +15,12 @@ depthwise convolutions, class tokens) run at the widest width and carry no gate 
 the real features of the wider channels. Values that keep shapes (kernel size, dilation, ``Dropout.p``, attention
 heads) are gated at the layer's output.
 
+Inputs are never cut or padded to hide a width that does not line up: in a weight step a layer's input must have
+exactly the width its arguments declare, and in an architecture step exactly the widest width its producer was
+widened to (the same expression of the same labels, so the same largest value); anything else raises a
+:class:`SpaceError`. The first-batch check of :mod:`.space_check` refuses spaces whose widths disagree before any
+training, so these errors only guard against a bug.
+
 Each kind of layer says which of its arguments are which (:attr:`SlicedOp.mixed_widths`,
 :attr:`SlicedOp.channel_widths`, :attr:`SlicedOp.largest_arguments`) and how to run a slice (:meth:`run`) and
 copy one out (:meth:`sliced_state`); see :mod:`.sliced_layers` and :mod:`.sliced_transformer`.
@@ -33,7 +39,7 @@ from nni.mutable import Mutable
 from nni.nas.nn.pytorch import ParametrizedModule
 
 from ._expressions import Arguments, is_choice
-from .base import MixedOp, register_choice
+from .base import MixedOp, SpaceError, register_choice
 from .gate import gate
 
 __all__ = ['SlicedOp', 'bound_arguments', 'pad_to', 'fit', 'sliced_parameter']
@@ -93,7 +99,8 @@ class SlicedOp(MixedOp):
         return largest
 
     def run(self, args: dict[str, Any], *inputs: Any, **kwargs: Any) -> Any:
-        """The layer's output with arguments ``args`` (a slice of :attr:`layer`), inputs sliced to fit."""
+        """The layer's output with arguments ``args`` (a slice of :attr:`layer`), on inputs of the width ``args``
+        read."""
         raise NotImplementedError
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -114,26 +121,40 @@ class SlicedOp(MixedOp):
         routing = self._routing
         args = self.arguments.at(routing)
         if not any(routing[label].gated for label in self.labels):  # a weight step: the exact slice
+            if self.input_width_argument is not None:
+                self._check_input_width(inputs, kwargs, args[self.input_width_argument], widened=False)
             return self.run(args, *inputs, **kwargs)
-        y = self._run_widened(args, *inputs, **kwargs)
+        candidates = self._widening_candidates()
+        if self.input_width_argument is not None:
+            self._check_input_width(inputs, kwargs, self.arguments.largest(self.input_width_argument, candidates),
+                                    widened=True)
+        y = self._run_widened(args, candidates, inputs, kwargs)
         for label in self._gated_labels:
             selection = routing[label]
             if selection.is_gated:
                 y = gate(y, selection, selection.active[0],
-                         lambda k, label=label: self._run_widened(self._args_with(label, k), *inputs, **kwargs), label,
-                         inputs=(inputs, kwargs), recomputes=True)
+                         lambda k, label=label: self._run_widened(self._args_with(label, k), candidates, inputs,
+                                                                  kwargs), label, inputs=(inputs, kwargs),
+                         recomputes=True)
         return y
 
-    def _run_widened(self, args: dict[str, Any], *inputs: Any, **kwargs: Any) -> Any:
-        """Run with every output and per-channel width at the widest gated value (architecture steps), but for
-        labels whose widening the first-batch check found to break the channel layout (see :mod:`.widths`)."""
+    def _widening_candidates(self) -> dict[str, list[Any]]:
+        """The values each label is widened over in an architecture step: its gated ones, but for labels whose
+        widening the first-batch check found to break the channel layout (see :mod:`.widths`)."""
         routing = self._routing
-        candidates = {label: routing.values(label, routing[label].active if label in routing.exact_widths
-                                            else routing[label].gated or routing[label].active)
-                      for label in self.labels}
+        return {label: routing.values(label, routing[label].active if label in routing.exact_widths
+                                      else routing[label].gated or routing[label].active)
+                for label in self.labels}
+
+    def _run_widened(self, args: dict[str, Any], candidates: dict[str, list[Any]], inputs: tuple,
+                     kwargs: dict[str, Any]) -> Any:
+        """Run with every output and per-channel width at the largest value over ``candidates``; a layer that mixes
+        its input takes the input's prefix at its own width (zeros past an exact-width input that is narrower)."""
         widened = dict(args)
         for name in self.channel_widths:
             widened[name] = self.arguments.largest(name, candidates)
+        if self.input_width_argument is not None:
+            inputs, kwargs = self._inputs_of_width(inputs, kwargs, widened[self.input_width_argument])
         output = self.run(widened, *inputs, **kwargs)
         width = self.output_width({**widened, **{n: self.arguments.largest(n, candidates)
                                                  for n in self.mixed_widths}})
@@ -143,6 +164,41 @@ class SlicedOp(MixedOp):
     """The dimension of the output's channels (1 for convolutions and batch norm, -1 for features)."""
     input_width_argument: ClassVar[str | None] = None
     """The argument that is the width of the inputs (along :attr:`output_dim`), if any."""
+    output_width_argument: ClassVar[str | None] = None
+    """The argument that is the width of the output (along :attr:`output_dim`), if any."""
+    width_inputs: ClassVar[tuple[str, ...]] = ('x',)
+    """The inputs of :meth:`run` that carry :attr:`input_width_argument` channels, by name (positional ones in
+    this order)."""
+
+    def input_tensors(self, inputs: tuple, kwargs: dict[str, Any]) -> list[torch.Tensor]:
+        """The tensors among ``inputs`` and ``kwargs`` that carry the input width (see :attr:`width_inputs`)."""
+        found = list(inputs[:len(self.width_inputs)]) + [kwargs[name] for name in self.width_inputs if name in kwargs]
+        return [x for x in found if isinstance(x, torch.Tensor)]
+
+    def _check_input_width(self, inputs: tuple, kwargs: dict[str, Any], width: int, widened: bool) -> None:
+        """Raise :class:`SpaceError` unless every width-carrying input has ``width`` channels (``widened``: the
+        widest over the gated values, in an architecture step)."""
+        for x in self.input_tensors(inputs, kwargs):
+            if x.dim() == 0 or x.shape[self.output_dim] != width:
+                at = 'at the widest of its gated values' if widened else self._values_text()
+                raise SpaceError(
+                    f'{self.where}: {self.input_width_argument}={width} {at}, but its input has shape '
+                    f'{tuple(x.shape)} ({x.shape[self.output_dim] if x.dim() else "no"} along dimension '
+                    f'{self.output_dim}). The width a layer reads must be the width the layer before it gives: '
+                    'write both with the same label or expression.')
+
+    def _inputs_of_width(self, inputs: tuple, kwargs: dict[str, Any], width: int) -> tuple[tuple, dict[str, Any]]:
+        """The width-carrying inputs with ``width`` channels: their prefix, or zeros past them."""
+        n = len(self.width_inputs)
+        cut = tuple(fit(x, width, self.output_dim) if isinstance(x, torch.Tensor) else x for x in inputs[:n])
+        return cut + tuple(inputs[n:]), {name: fit(x, width, self.output_dim) if name in self.width_inputs and
+                                         isinstance(x, torch.Tensor) else x for name, x in kwargs.items()}
+
+    def _values_text(self) -> str:
+        """The labels' routed values, as text for messages (``"at w=16, k=3"``)."""
+        if not self.labels:
+            return '(a constant)'
+        return 'at ' + ', '.join(f'{label}={self._routing.value(label)!r}' for label in self.labels)
 
     def layer_at(self, args: dict[str, Any]) -> nn.Module:
         """A plain ``layer_type`` built with ``args``, on the layer's device (fresh weights: :meth:`freeze` loads
@@ -150,11 +206,11 @@ class SlicedOp(MixedOp):
         return self.layer_type(**args).to(next(self.layer.parameters(), torch.empty(0)).device)
 
     def inputs_at(self, args: dict[str, Any], inputs: tuple) -> tuple:
-        """Recorded inputs with their width changed to what ``args`` take (zeros past a recorded one)."""
+        """Recorded inputs with their width changed to what ``args`` take (zeros past a recorded one): inputs to
+        price the layer at ``args`` alone (latency tables), never inputs of a search step."""
         if self.input_width_argument is None:
             return inputs
-        width = args[self.input_width_argument]
-        return tuple(fit(x, width, self.output_dim) if isinstance(x, torch.Tensor) else x for x in inputs)
+        return self._inputs_of_width(inputs, {}, args[self.input_width_argument])[0]
 
     def _args_with(self, label: str, k: int) -> dict[str, Any]:
         values = [self._routing.value(name) for name in self.labels]

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
 
 from ._expressions import Arguments, is_choice
-from .sliced import SlicedOp, fit, sliced_parameter
+from .sliced import SlicedOp, sliced_parameter
 
 __all__ = ['SlicedConv1d', 'SlicedConv2d', 'SlicedConv3d', 'SlicedLinear', 'SlicedBatchNorm1d', 'SlicedBatchNorm2d',
            'SlicedBatchNorm3d', 'SlicedLayerNorm', 'SlicedDropout', 'SLICED_LAYERS', 'trim_to_input']
@@ -27,7 +27,7 @@ class _SlicedConv(SlicedOp):
 
     largest_arguments = ('in_channels', 'out_channels', 'kernel_size', 'groups')
     fixed_arguments = ('stride', 'bias', 'padding_mode', *_FACTORY)
-    input_width_argument = 'in_channels'
+    input_width_argument, output_width_argument = 'in_channels', 'out_channels'
     convolution: Any = None
 
     @classmethod
@@ -45,7 +45,6 @@ class _SlicedConv(SlicedOp):
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.layer.weight[self._weight_index(args)], _prefix(self.layer.bias, args['out_channels'])
-        x = fit(x, args['in_channels'], 1)
         weight, padding = trim_to_input(weight, x.shape[2:], args['stride'], args['padding'], args['dilation'])
         return type(self).convolution(x, weight, bias, args['stride'], padding, args['dilation'], args['groups'])
 
@@ -81,7 +80,7 @@ class SlicedLinear(SlicedOp):
     bound_type = nn.Linear
     largest_arguments = ('in_features', 'out_features')
     fixed_arguments = ('bias', *_FACTORY)
-    input_width_argument = 'in_features'
+    input_width_argument, output_width_argument = 'in_features', 'out_features'
     output_dim = -1
 
     @classmethod
@@ -91,7 +90,6 @@ class SlicedLinear(SlicedOp):
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         in_features, out_features = args['in_features'], args['out_features']
         bias = _prefix(self.layer.bias, out_features)
-        x = fit(x, in_features, -1)
         return F.linear(x, self.layer.weight[:out_features, :in_features], bias)
 
     def sliced_state(self, args: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -107,7 +105,7 @@ class _SlicedBatchNorm(SlicedOp):
 
     largest_arguments = ('num_features',)
     fixed_arguments = ('eps', 'momentum', 'affine', 'track_running_stats', *_FACTORY)
-    input_width_argument = 'num_features'
+    input_width_argument = output_width_argument = 'num_features'
 
     @classmethod
     def width_roles(cls, arguments: Arguments):
@@ -115,7 +113,6 @@ class _SlicedBatchNorm(SlicedOp):
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         bn, channels = self.layer, args['num_features']
-        x = fit(x, channels, 1)
         factor = 0.0 if bn.momentum is None else bn.momentum
         if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
             bn.num_batches_tracked.add_(1)  # as nn.BatchNorm does: momentum None means a cumulative average
@@ -152,7 +149,7 @@ class SlicedLayerNorm(SlicedOp):
     bound_type = nn.LayerNorm
     largest_arguments = ('normalized_shape',)
     fixed_arguments = ('eps', 'elementwise_affine', 'bias', *_FACTORY)
-    input_width_argument = 'normalized_shape'
+    input_width_argument = output_width_argument = 'normalized_shape'
     output_dim = -1
 
     @classmethod
@@ -165,7 +162,6 @@ class SlicedLayerNorm(SlicedOp):
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         features, ln = args['normalized_shape'], self.layer
-        x = fit(x, features, -1)
         return F.layer_norm(x, (features,), _prefix(ln.weight, features), _prefix(ln.bias, features), ln.eps)
 
     def output_width(self, args: dict[str, Any]) -> int | None:

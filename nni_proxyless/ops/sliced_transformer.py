@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._expressions import Arguments
-from .sliced import SlicedOp, fit, pad_to, sliced_parameter
+from .sliced import SlicedOp, pad_to, sliced_parameter
 
 __all__ = ['SlicedMultiheadAttention', 'SlicedClassToken', 'SlicedPositionEmbedding']
 
@@ -26,7 +26,8 @@ class SlicedMultiheadAttention(SlicedOp):
     bound_type = nn.MultiheadAttention
     largest_arguments = ('embed_dim', 'kdim', 'vdim')
     fixed_arguments = ('bias', 'add_bias_kv', 'add_zero_attn', 'batch_first', 'kdim', 'vdim', 'device', 'dtype')
-    input_width_argument = 'embed_dim'
+    input_width_argument = output_width_argument = 'embed_dim'
+    width_inputs = ('query', 'key', 'value')
     output_dim = -1
 
     @classmethod
@@ -38,7 +39,6 @@ class SlicedMultiheadAttention(SlicedOp):
         mha, dim = self.layer, args['embed_dim']
         if args['num_heads'] <= 0 or dim % args['num_heads']:
             raise ValueError(f'{self.where}: embed_dim {dim} is not divisible by num_heads {args["num_heads"]}.')
-        query, key, value = (fit(t, dim, -1) for t in (query, key, value))
         if mha.batch_first:
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         state = self._projections(dim)
@@ -86,7 +86,7 @@ class _SlicedFeatureParameter(SlicedOp):
     """A hub module with one parameter whose last dimension is ``embed_dim`` (the prefix is used)."""
 
     largest_arguments = ('embed_dim',)
-    input_width_argument = 'embed_dim'
+    input_width_argument = output_width_argument = 'embed_dim'
     output_dim = -1
     hub_class = ''
     parameter = ''
@@ -115,7 +115,7 @@ class SlicedClassToken(_SlicedFeatureParameter):
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         dim = args['embed_dim']
-        return torch.cat((self._sliced(dim).expand(x.shape[0], -1, -1), fit(x, dim, -1)), dim=1)
+        return torch.cat((self._sliced(dim).expand(x.shape[0], -1, -1), x), dim=1)
 
 
 class SlicedPositionEmbedding(_SlicedFeatureParameter):
@@ -125,4 +125,4 @@ class SlicedPositionEmbedding(_SlicedFeatureParameter):
 
     def run(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
         dim = args['embed_dim']
-        return fit(x, dim, -1) + self._sliced(dim)
+        return x + self._sliced(dim)

@@ -5,7 +5,9 @@ prefix of its input (see :mod:`.sliced`). That is exact when the channels of a n
 channels of the wider tensor. A space that concatenates two tensors sized by one label along the channels (NDS
 cells concatenate their nodes; ``FactorizedReduce`` concatenates two halves) breaks that layout: the prefix of the
 wide concatenation is not the narrow concatenation. For such labels the architecture step keeps the exact width
-(consumers see zeros past it), so that it always computes the sampled architecture's own output.
+(consumers see zeros past it), so that it always computes the sampled architecture's own output. So do the labels
+that size the input of a fallback op (found by :mod:`.space_check`, which runs first): its candidates run on their
+real input, which a widened producer would make wider than they take.
 
 The check runs the supernet twice per suspect label on the first batch, in eval mode without gradients: once at
 the label's first value, once widened to its largest value with the first one active; a label whose widened output
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from ..routing import Routing, Selection
+from .fallback import CombinationChoice
 from .sliced import SlicedOp
 
 __all__ = ['check_widening_on_first_batch']
@@ -33,15 +36,23 @@ _logger = logging.getLogger('nni.proxyless')
 def check_widening_on_first_batch(model: nn.Module, routing: Routing) -> None:
     """Install the check as a forward pre-hook on ``model``; it removes itself after the first call."""
     labels = sorted({label for op in model.modules() if isinstance(op, SlicedOp) for label in op.width_labels()})
-    if not labels:
+    if not labels and not any(isinstance(op, CombinationChoice) for op in model.modules()):
         return
 
     def check(module: nn.Module, args: tuple, kwargs: dict) -> None:
         handle.remove()
-        routing.exact_widths = _layout_breaking(module, routing, labels, args, kwargs)
-        if routing.exact_widths:
+        fallback_inputs = {label for op in module.modules() if isinstance(op, CombinationChoice)
+                           for label in op.input_labels}
+        routing.exact_widths = set(fallback_inputs)
+        suspects = [label for label in labels if label not in fallback_inputs]
+        breaking = _layout_breaking(module, routing, suspects, args, kwargs) if suspects else set()
+        routing.exact_widths |= breaking
+        if breaking:
             _logger.info('Width labels %s size tensors that the space concatenates along the channels: '
-                         'architecture steps keep them at their exact width.', sorted(routing.exact_widths))
+                         'architecture steps keep them at their exact width.', sorted(breaking))
+        if fallback_inputs:
+            _logger.info('Labels %s size the input of a module searched as separate candidates (no slicing rule): '
+                         'architecture steps keep them at their exact width.', sorted(fallback_inputs))
 
     handle = model.register_forward_pre_hook(check, with_kwargs=True)
 

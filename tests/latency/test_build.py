@@ -13,8 +13,9 @@ from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, Repeat
 from nni_proxyless.latency import build_latency_table
 from nni_proxyless.latency._calibration import CALIBRATION_PATHS
 from nni_proxyless.latency.measure import MeasuredPredictor
+from nni_proxyless.ops import SpaceError
 
-from conftest import ConvSpace
+from conftest import ConvSpace, StrideSpace
 
 
 class Block(nn.Module):
@@ -86,6 +87,17 @@ def test_dummy_input_of_wrong_rank_is_named(shape):
     """A dummy input of the wrong rank raises an error showing its shape, before anything is measured."""
     with pytest.raises(ValueError, match=rf'dummy input of shape \({shape[0]}, 8(, 8)?\) cannot run'):
         build_latency_table(ConvSpace(), 'cpu', shape, cache_dir=False)
+
+
+def test_a_space_error_is_not_blamed_on_the_dummy_input():
+    """The dummy input runs at the first values; the error names the value that fails, the argument holding it, the
+    module that failed and its input's shape (16 channels of 4 x 4 at stride 2), not the dummy input."""
+    with pytest.raises(SpaceError) as caught:
+        build_latency_table(StrideSpace(), 'flops', (1, 1, 8, 8))
+    message = str(caught.value)
+    assert "at s=2" in message and "MutableConv2d at 'conv', argument 'stride'" in message
+    assert f"Linear at 'fc' failed on inputs of shape (1, {16 * 4 * 4})" in message
+    assert 'dummy input' not in message.lower()
 
 
 def test_unknown_hardware_lists_the_allowed_names():
