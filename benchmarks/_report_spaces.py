@@ -78,10 +78,11 @@ def _mobilenet_notes(result: dict) -> str:
                      'update of the max-size weights, and in an architecture step the widened layers and the gated '
                      'values\' extra outputs.')
     if (m['tensor_ratios'].get(SEARCH) or 0) > MEMORY_TARGET['mobilenet']:
-        notes.append('The per-step memory of the search is its architecture step\'s: width labels run at the '
-                     'widest of the two gated values (DESIGN section 9), so the activations of that step are wider '
-                     'than the pinned path\'s. The weight steps alone stay within the subnet\'s per-step memory '
-                     '(`ours: weight step only`).')
+        notes.append('Each backward allocates full-size gradients for the sliced max-size weights (autograd\'s own '
+                     'slicing, which keeps gradients right for every optimiser, gradient hook, `autograd.grad` and '
+                     'dtype change), so a step\'s tensors exceed the subnet\'s, weight steps included; the '
+                     'architecture step adds the activations of width labels run at the widest of the two gated '
+                     'values (docs/search-spaces.md).')
     notes.append('A layer timed alone runs with its weights in cache; in the network at batch 1 it reads them from '
                  'memory (a 1x1 convolution with 5 MB of weights on a 1x1 map: 110 us hot, 466 us after the caches '
                  'were flushed). So the table\'s calibration fits a cost per megabyte of weights besides its scale '
