@@ -188,8 +188,7 @@ def _calibrated_table(supernet: nn.Module, ops: list[MixedOp], inputs: dict, ref
                                    labels, source, x) for part in (0, 1))  # no fixed part yet: paths need the range
     paths = [reference_path] + _calibration_paths(ops, table)
     whole_networks = getattr(source, 'for_whole_networks', lambda: source)()
-    wholes = [milliseconds for milliseconds, _ in
-              WithWeightMegabytes(whole_networks).predict([_network(supernet, path, x) for path in paths])]
+    wholes = whole_networks.predict([_network(supernet, path, x) for path in paths])
     table = dataclasses.replace(table, fixed=table.fixed + wholes[0])
     return calibrated(table, megabytes, paths, wholes)
 
