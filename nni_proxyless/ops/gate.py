@@ -33,7 +33,7 @@ from torch.utils._pytree import tree_leaves
 
 from ..routing import Selection
 
-__all__ = ['gate', 'logit_grad_from_gates']
+__all__ = ['gate', 'logit_grad_from_gates', 'tensors_in']
 
 
 def logit_grad_from_gates(gate_grads: torch.Tensor, selection: Selection) -> torch.Tensor:
@@ -72,7 +72,7 @@ def gate(output: Any, selection: Selection, active: int, output_of: Callable[[in
     tensors = _tensors(output, label)
     assert selection.logits is not None
     gated = iter(_BinaryGate.apply(selection.logits, selection, active, lambda k: _tensors(output_of(k), label),
-                                   label, recomputes, _tensors_in(inputs), *tensors))
+                                   label, recomputes, tensors_in(inputs), *tensors))
     if isinstance(output, torch.Tensor):
         return next(gated)
     return type(output)(next(gated) if isinstance(item, torch.Tensor) else item for item in output)
@@ -132,7 +132,7 @@ def _autocast_of(device_type: str) -> Callable[[], Any]:
     return lambda: torch.autocast(device_type, dtype=dtype, enabled=enabled)
 
 
-def _tensors_in(values: Any) -> tuple[torch.Tensor, ...]:
+def tensors_in(values: Any) -> tuple[torch.Tensor, ...]:
     """The tensors in ``values``, also inside (nested) tuples, lists and dicts."""
     return tuple(leaf for leaf in tree_leaves(values) if isinstance(leaf, torch.Tensor))
 

@@ -2,7 +2,7 @@
 
 NNI's ``freeze`` builds a network for each architecture of the space; the supernet runs them all as slices of one
 network, which would let layers that do not agree train, validate and export architectures that NNI cannot build
-(DESIGN section 10, "Widths that agree"). Before any training, :func:`check_space` runs the supernet in eval mode,
+(docs/search-spaces.md, "Widths that agree, values that run"). Before any training, :func:`check_space` runs the supernet in eval mode,
 without gradients, on one sample at:
 
 * every label at its first value, every depth at its greatest (so that every block runs);
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -36,6 +36,7 @@ from ..routing import Routing, Selection
 from ._probe_runs import Mismatch, ProbeRecorder, Run, Stop
 from .base import MixedOp, SpaceError
 from .fallback import CombinationChoice, widest_shape
+from .gate import tensors_in
 from .repeat import MixedRepeat
 from .sliced import SlicedOp
 
@@ -50,7 +51,7 @@ def check_space_on_first_batch(model: nn.Module, routing: Routing) -> None:
     hook removes itself after the first call."""
     def check(module: nn.Module, args: tuple, kwargs: dict) -> None:
         handle.remove()
-        batch = next(_tensors((args, kwargs)), None)
+        batch = next(iter(tensors_in((args, kwargs))), None)
         size = batch.shape[0] if batch is not None and batch.dim() > 0 else -1
         check_space(module, routing, _first_sample(args, size), _first_sample(kwargs, size),
                     'The first sample of the first batch')
@@ -167,14 +168,6 @@ def _first_sample(inputs: Any, batch: int) -> Any:
     if isinstance(inputs, dict):
         return {key: _first_sample(x, batch) for key, x in inputs.items()}
     return inputs
-
-
-def _tensors(inputs: Any) -> Iterator[torch.Tensor]:
-    if isinstance(inputs, torch.Tensor):
-        yield inputs
-    elif isinstance(inputs, (tuple, list, dict)):
-        for x in (inputs.values() if isinstance(inputs, dict) else inputs):
-            yield from _tensors(x)
 
 
 # --------------------------------------------------------------------------------------------- widths
