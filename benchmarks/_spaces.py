@@ -14,7 +14,8 @@ import nni_proxyless  # noqa: F401  (quiets NNI's warnings about this torch rele
 from nni.mutable import CategoricalMultiple
 from nni.nas.evaluator.pytorch import DataLoader
 from nni.nas.hub.pytorch import DARTS, MobileNetV3Space, ProxylessNAS
-from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+import nni
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2d, MutableLinear, Repeat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tests'))
@@ -210,3 +211,57 @@ class DigitsCellSpace(ModelSpace):
 
     def forward(self, x):
         return self.head(self.tail(self.cell(self.stem(x))).mean((2, 3)))
+
+
+VALUE_WIDTHS = (8, 16, 24)
+VALUE_KERNELS = (1, 3, 5)
+VALUE_DEPTHS = (1, 2, 3)
+
+
+class _ValueBlock(nn.Module):
+    """``relu(x + BN(conv_k(x)))`` at the space's shared width, its kernel size a choice of its own."""
+
+    def __init__(self, width, kernel):
+        super().__init__()
+        self.conv = MutableConv2d(width, width, kernel, padding=kernel // 2, bias=False)
+        self.bn = MutableBatchNorm2d(width)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn(self.conv(x)))
+
+
+class DigitsValueSpace(ModelSpace):
+    """A value-choice space for 8x8 digits: a width shared by every layer, twice that width through an expression,
+    a kernel size per block and a depth: 3 * (3 + 9 + 27) = 117 architectures, each cheap to train alone.
+
+    Stem (3x3 conv to ``width``, BN, ReLU); ``depth`` residual blocks (``kernel{i}`` x ``kernel{i}`` conv at
+    ``width``); a 1x1 conv to ``width * 2``, BN, ReLU; global average pooling; a linear head. Labels: ``width``
+    (8, 16, 24), ``depth`` (1, 2, 3), ``kernel0`` to ``kernel2`` (1, 3, 5; ``kernel{i}`` is used only when
+    ``depth > i``). FLOPs span about two orders of magnitude.
+    """
+
+    def __init__(self):
+        super().__init__()
+        width = nni.choice('width', list(VALUE_WIDTHS))
+        self.stem = nn.Sequential(MutableConv2d(1, width, 3, padding=1, bias=False), MutableBatchNorm2d(width),
+                                  nn.ReLU())
+        self.blocks = Repeat(lambda i: _ValueBlock(width, nni.choice(f'kernel{i}', list(VALUE_KERNELS))),
+                             nni.choice('depth', list(VALUE_DEPTHS)))
+        self.expand = nn.Sequential(MutableConv2d(width, width * 2, 1, bias=False), MutableBatchNorm2d(width * 2),
+                                    nn.ReLU())
+        self.head = MutableLinear(width * 2, 10)
+
+    def forward(self, x):
+        return self.head(self.expand(self.blocks(self.stem(x))).mean((2, 3)))
+
+    @staticmethod
+    def canonical(arch: dict) -> dict:
+        """``arch`` without the kernel sizes of blocks its depth leaves out (they do not change the network)."""
+        return {label: value for label, value in arch.items()
+                if not (label.startswith('kernel') and int(label[len('kernel'):]) >= arch['depth'])}
+
+    @classmethod
+    def architectures(cls) -> list[dict]:
+        """Every distinct architecture, in canonical form (117)."""
+        unique = {tuple(sorted(cls.canonical(arch).items())): cls.canonical(arch) for arch in all_samples(cls())}
+        return list(unique.values())
