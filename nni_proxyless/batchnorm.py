@@ -134,8 +134,8 @@ def _unsynchronised(layers: list[_BatchNorm]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def seeded_pass(loader: Iterable[Any], seed: int, limit: int) -> Iterator[Iterator[Any]]:
-    """The first ``limit`` batches of a pass over ``loader`` whose random draws all come from ``seed``.
+def seeded_pass(loader: Iterable[Any], seed: int, limit: int | None) -> Iterator[Iterator[Any]]:
+    """The first ``limit`` batches (``None``: all) of a pass over ``loader`` whose random draws all come from ``seed``.
 
     Torch's global generator is forked and seeded, and the loader's own generators (``DataLoader(generator=...)``,
     its sampler's) are seeded and restored afterwards: the same batches every time, on every process, with the

@@ -46,18 +46,22 @@ class Architecture(dict):
         latency: its predicted latency when the search had a latency table (else ``None``), in
             :attr:`latency_unit`.
         latency_unit: ``'ms'``, or ``'MFLOPs'`` with the FLOPs proxy.
+        supernet_metric: its validation metric with the supernet's weights when it was re-ranked
+            (``rerank_top_k``, :meth:`~nni_proxyless.Proxyless.rerank`), else ``None``.
     """
 
     def __init__(self, sample: dict[str, Any], probability: float, latency: float | None = None,
-                 latency_unit: str = 'ms'):
+                 latency_unit: str = 'ms', supernet_metric: float | None = None):
         super().__init__(sample)
         self.probability = probability
         self.latency = latency
         self.latency_unit = latency_unit
+        self.supernet_metric = supernet_metric
 
     def __repr__(self) -> str:
         latency = '' if self.latency is None else f', latency={self.latency:.3f} {self.latency_unit}'
-        return f'Architecture({dict.__repr__(self)}, probability={self.probability:.4g}{latency})'
+        metric = '' if self.supernet_metric is None else f', supernet_metric={self.supernet_metric:.4g}'
+        return f'Architecture({dict.__repr__(self)}, probability={self.probability:.4g}{latency}{metric})'
 
 
 class ExportedModelSpace(RawFormatModelSpace):

@@ -1,6 +1,6 @@
 """The ``Proxyless`` strategy: NNI's one-shot strategy protocol around the mixed ops and the training module.
 
-A little over 300 lines, most of them the documented arguments of the one public class users construct; the
+About 350 lines, most of them the documented arguments of the one public class users construct; the
 work is delegated (supernet, latency, training module, export, web UI).
 """
 
@@ -17,7 +17,7 @@ from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.space import RawFormatModelSpace
 
-from . import _checks
+from . import _checks, _rerank
 from ._console import quiet_nni_messages
 from .arch import ArchParameters, BinaryMode
 from .export import Architecture, ExportedModelSpace, top_k
@@ -48,7 +48,8 @@ class Proxyless(OneShotStrategy):
     Validation runs every epoch on the most probable architecture.
     ``export_top_models(top_k=k)`` returns the ``k`` most probable architectures, exactly, each with its
     probability (``formatter='dict'`` gives :class:`~nni_proxyless.Architecture` dicts;
-    ``formatter='instance'`` gives the subnet with the supernet's trained weights).
+    ``formatter='instance'`` gives the subnet with the supernet's trained weights); with ``rerank_top_k``, they
+    are re-ranked by their validation metric with the supernet's weights (:meth:`rerank`).
 
     All arguments are keyword-only.
 
@@ -108,6 +109,11 @@ class Proxyless(OneShotStrategy):
             image inputs are converted while the search runs (see :class:`~nni_proxyless.memory_format.ChannelsLast`).
             Faster for convolution-heavy spaces on GPUs with tensor cores, mostly under mixed precision.
             Default ``False``.
+        rerank_top_k: 0 (the default) exports by probability. ``k > 0``: ``export_top_models(top_k=n)`` takes the
+            ``max(k, n)`` most probable architectures (within ``latency_target``, if any), orders them by the
+            evaluator's validation metric with the supernet's weights (:meth:`rerank`), best first (ties: the more
+            probable first), and returns the first ``n``. It costs one pass over the validation data per
+            candidate, plus its BatchNorm recalibration (``bn_recalibration_batches`` training batches).
         mutation_hooks: extra NNI mutation hooks, run before ours.
 
     Raises:
@@ -134,7 +140,7 @@ class Proxyless(OneShotStrategy):
                  predictor_options: dict[str, Any] | None = None, seed: int | None = None,
                  web_ui: 'int | WebUI | None' = None,
                  gradient_clip_val: float | None = None, bn_recalibration_batches: int = 20,
-                 channels_last: bool = False,
+                 channels_last: bool = False, rerank_top_k: int = 0,
                  mutation_hooks: list[Callable] | None = None):
         super().__init__(mutation_hooks=mutation_hooks)
         quiet_nni_messages()
@@ -146,6 +152,7 @@ class Proxyless(OneShotStrategy):
         self.arch_update = _checks.one_of('arch_update', arch_update, ('gradient', 'reinforce'))
         self.reinforce_options = check_reinforce_options(reinforce_options or {})
         self.seed = _checks.integer('seed', seed, optional=True)
+        self.rerank_top_k = _checks.integer('rerank_top_k (0: off)', rerank_top_k, low=0)
         self.web_ui = _web_ui(web_ui)
         self.latency_config = LatencyConfig.checked(
             hardware=applied_hardware, loss_type=grad_reg_loss_type, loss_params=grad_reg_loss_params,
@@ -259,8 +266,7 @@ class Proxyless(OneShotStrategy):
         With ``latency_target``, only architectures predicted to meet it are returned (a warning says when fewer
         than ``k`` were found).
         """
-        if self.arch is None:
-            raise RuntimeError('The search has not run yet: run the experiment before exporting.')
+        self._check_searched()
         table, target = self.latency_table, self.latency_config.target if self.latency_config else None
         if table is None:
             return top_k(self.arch, k)
@@ -278,10 +284,47 @@ class Proxyless(OneShotStrategy):
 
         Their models (``executable_model()``, ``formatter='instance'``) carry the supernet's weights and, unless
         ``bn_recalibration_batches=0``, BatchNorm statistics recomputed for each architecture on training data.
+        With ``rerank_top_k``, the ``max(rerank_top_k, limit)`` most probable are re-ranked (:meth:`rerank`) first.
         """
         assert self._supernet is not None
-        for architecture in self.top_architectures(limit):
+        if not self.rerank_top_k:
+            architectures = self.top_architectures(limit)
+        else:
+            limit = _checks.integer('top_k', limit, low=1)
+            architectures = self.rerank(self.top_architectures(max(self.rerank_top_k, limit)))[:limit]
+        for architecture in architectures:
             yield ExportedModelSpace(self.model_space, self._supernet, architecture, self._own_statistics())
+
+    def rerank(self, architectures: list[Architecture], *, metric: str | None = None,
+               higher_is_better: bool | None = None) -> list[Architecture]:
+        """``architectures`` ordered by their validation metric with the supernet's weights, best first.
+
+        Each is evaluated on one pass over the evaluator's validation data, through the supernet routed to it, in
+        eval mode, with BatchNorm statistics of its own (see docs/arguments.md); the supernet is then
+        routed back to its most probable architecture. Ties: the more probable first. Each gets its figure as
+        :attr:`~nni_proxyless.Architecture.supernet_metric`.
+
+        Args:
+            architectures: e.g. ``top_architectures(k)``.
+            metric: what the evaluator module's ``validation_step`` logs, with ``higher_is_better``; both or
+                neither. ``None``: what NNI's ``Classification`` (``'val_acc'``, higher is better) or
+                ``Regression`` (``'val_mse'``, lower is better) reports, read from the module's ``metrics``.
+
+        Raises:
+            ValueError: the module's metric is unknown and ``metric`` was not given (the message says what to pass).
+
+        Example::
+
+            for arch in strategy.rerank(strategy.top_architectures(5)):
+                print(dict(arch), arch.supernet_metric)
+        """
+        self._check_searched()
+        return _rerank.rerank(self.oneshot_module, architectures, self._arch_loader(),
+                              statistics=self._own_statistics(), metric=metric, higher_is_better=higher_is_better)
+
+    def _check_searched(self) -> None:
+        if self.arch is None:
+            raise RuntimeError('The search has not run yet: run the experiment before exporting.')
 
     def _own_statistics(self) -> Callable[[dict[str, Any]], Any] | None:
         """``statistics(sample)``: a context in which the supernet runs ``sample`` with BatchNorm statistics

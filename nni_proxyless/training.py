@@ -252,10 +252,14 @@ class ProxylessModule(BaseOneShotLightningModule):
         # The raw optimiser: stepping Lightning's wrapper would count architecture steps in global_step.
         return self.architecture_optimizers().optimizer
 
-    @contextlib.contextmanager
-    def _muted_logging(self) -> Iterator[None]:
+    def _muted_logging(self) -> contextlib.AbstractContextManager[None]:
         """The architecture step reuses the user's training_step; keep its logs out of the training curves."""
-        self.training_module.log = lambda *args, **kwargs: None
+        return self.logging_to(lambda *args, **kwargs: None)
+
+    @contextlib.contextmanager
+    def logging_to(self, log: Callable[..., None]) -> Iterator[None]:
+        """Inside the block, the evaluator's module's ``self.log(name, value, ...)`` calls go to ``log``."""
+        self.training_module.log = log
         try:
             yield
         finally:
