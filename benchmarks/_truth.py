@@ -26,9 +26,7 @@ TOP = 10  # "in the true top 10"
 
 # space key (``ground_truth.py --space``) -> how many architectures a complete table holds
 ARCHITECTURES = {'cell': 125, 'value': 117}
-
-
-_MISSING = object()
+_MISSING = object()  # a label an export lacks (never equal to a table's value)
 
 
 def key(arch: dict[str, Any]) -> tuple:
