@@ -27,7 +27,8 @@ the same evaluator, timed before every search in the same process (median per wo
 at equal compute is simulated from the table's recorded trainings: ``max(1, budget // e)`` uniform
 architectures, each trained alone for ``e`` epochs (the table's short protocol, or its full one), the best by
 search-val accuracy, ``--repeats`` times. Searches run ``--workers`` at a time (1: timings undisturbed).
-Run: ``python benchmarks/truth_search.py`` (``--quick`` for a smoke run of seconds).
+Run: ``python benchmarks/truth_search.py`` (about 40 minutes on 2 cores; ``--quick``: one seed, one epoch, both
+truths, about half a minute).
 """
 
 from __future__ import annotations
