@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(PY) -m pytest -q tests
 
-# Every benchmark (about 75 minutes on 2 cores), then docs/benchmarks.md and its plots
+# Every benchmark (about 105 minutes on 2 cores), then docs/benchmarks.md and its plots
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 

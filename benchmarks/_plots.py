@@ -196,81 +196,52 @@ def modes(modes_result: dict, planted_result: dict, path: Path) -> Path:
     return _save(figure, path)
 
 
-# name -> (colour, marker, filled); ours full_v2 open, so that ours two shows through where they coincide
-_TRUTH_STYLES = {'ours two': (OURS, 'o', True), 'ours full_v2': ('#17becf', 'D', False),
-                 'ours REINFORCE': (REINFORCE, '^', True), 'NNI Proxyless': (NNI, 's', True),
-                 'NNI DARTS': (DARTS, 'v', True)}
+# name -> (colour, marker, line style); the variants of ours open, so that ours default shows through where they
+# coincide (it is drawn last)
+_TRUTH_STYLES = {'ours default': (OURS, 'o', '-'), 'ours default, top-10 re-ranked': (OURS, 'x', ':'),
+                 'ours 1e-3': ('#8c564b', 's', '--'), 'ours budget rule': ('#2ca02c', 'P', '--'),
+                 'ours full_v2': ('#17becf', 'D', '-'), 'ours REINFORCE': (REINFORCE, '^', '-'),
+                 'NNI Proxyless': (NNI, 's', '-'), 'NNI DARTS': (DARTS, 'v', '-')}
 
 
-def truth_search(result: dict, path: Path) -> Path:
-    """True accuracy and true rank of each searcher's export against its cost, random search as a median line.
-
-    Accuracy is drawn as the error 1 - accuracy on a log axis (labelled in accuracy), so that the crowded top
-    of the space stays readable next to exports at chance.
-    """
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    _truth_random(left, right, result)
-    _truth_searchers(left, right, result)
-    _truth_axes(left, right, result)
-    handles, labels = left.get_legend_handles_labels()
-    figure.legend(handles, labels, loc='lower center', ncol=4, fontsize=7, frameon=False)
-    figure.suptitle(f'Exports against the ground truth ({result["truth"]["architectures"]} architectures on digits, '
-                    f'each trained alone)\nmarkers: median of {result["seeds"]} seeds at the short and the long '
-                    'budget; dots: each seed', fontsize=9)
-    figure.tight_layout(rect=(0, 0.1, 1, 1))
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
-def _truth_random(left, right, result: dict) -> None:
-    for protocol, curve in result['random_curve'].items():
-        if not curve:
-            continue
-        xs, style = [c['budget'] for c in curve], '-' if int(protocol) < result['truth']['epochs'] else '--'
-        label = f'random search, {protocol}-epoch training (median, quartiles)'
-        left.plot(xs, [1 - c['true_accuracy_median'] for c in curve], color=OTHER, linestyle=style, label=label)
-        low, high = zip(*[c['true_accuracy_quartiles'] for c in curve])
-        left.fill_between(xs, [1 - v for v in low], [1 - v for v in high], color=OTHER, alpha=0.12)
-        right.plot(xs, [c['rank_median'] for c in curve], color=OTHER, linestyle=style, label=label)
-
-
-def _truth_searchers(left, right, result: dict) -> None:
-    budgets = result['budgets']
-    for name in budgets['short']:
-        color, marker, filled = _TRUTH_STYLES.get(name, (colour(name), 'o', True))
-        summaries = [budgets[b][name] for b in ('short', 'long')]
-        runs = [run for m in summaries for run in m['runs']]
-        xs = [m['cost_subnet_epochs'] for m in summaries]
-        face = color if filled else 'none'
-        for ax, value, run_value in ((left, lambda m: 1 - m['true_accuracy_median'], lambda r: 1 - r['true_accuracy']),
-                                     (right, lambda m: m['rank_median'], lambda r: r['rank'])):
-            ax.plot(xs, [value(m) for m in summaries], color=color, marker=marker, markersize=8 if filled else 11,
-                    markerfacecolor=face, label=name, zorder=3 if filled else 2)
-            ax.scatter([r['cost_subnet_epochs'] for r in runs], [run_value(r) for r in runs], marker=marker, s=14,
-                       facecolors=face, edgecolors=color, alpha=0.4)
-
-
-def _truth_axes(left, right, result: dict) -> None:
-    count = result['truth']['architectures']
-    left.axhline(1 - result['truth']['best'], color='green', linestyle=':', linewidth=0.8,
-                 label='best true accuracy')
-    for share in (0.05, 0.10):
-        right.axhline(share * count, color='green', linestyle=':', linewidth=0.8)
-        right.text(0.01, share * count, f'top {share:.0%}', color='green', fontsize=7, va='bottom',
-                   transform=right.get_yaxis_transform())
-    right.set_ylim(count * 1.1, 0.9)
-    left.set_ylim(1.0, (1 - result['truth']['best']) * 0.7)  # chance at the bottom, the best near the top
-    for ax in (left, right):
-        ax.set_yscale('log')
-        ax.set_xscale('log')
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_minor_formatter(NullFormatter())
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
-        ax.set_xlabel('search cost (subnet-epochs, log)')
-    left.set_yticks([1 - a for a in (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99)],
-                    [f'{a:g}' for a in (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99)])
-    right.set_yticks([1, 2, 5, 10, 20, 50, 100], ['1', '2', '5', '10', '20', '50', '100'])
-    left.set_ylabel('true test accuracy of the export (log of 1 - accuracy)')
-    right.set_ylabel(f'true rank of the export (of {count}; 1 = best)')
+def truth_ranks(truth: dict, seeds: int, title: str, path: Path) -> Path:
+    """Median true rank of each searcher's export against the budget (dots: each seed), and random search at
+    the cost of ours default under both protocols; log axes, rank 1 at the top."""
+    figure, ax = plt.subplots(figsize=(7.5, 4.8))
+    budgets = list(truth['budgets'])
+    xs = [int(e) for e in budgets]
+    names = [n for n in dict.fromkeys(n for b in truth['budgets'].values() for n in b)
+             if all('rank_median' in truth['budgets'][e].get(n, {}) for e in budgets)]
+    order = {name: i for i, name in enumerate(names)}  # the legend's; ours default drawn last
+    names.sort(key=lambda name: name == 'ours default')
+    for i, name in enumerate(names):
+        color, marker, style = _TRUTH_STYLES.get(name, (colour(name), 'o', '-'))
+        summaries = [truth['budgets'][e][name] for e in budgets]
+        face = 'none' if name in ('ours full_v2', 'ours budget rule', 'ours 1e-3') else color
+        ax.plot(xs, [m['rank_median'] for m in summaries], color=color, marker=marker, linestyle=style,
+                markerfacecolor=face, markersize=9 if face == 'none' else 6, label=name, zorder=2 + i)
+        shift = 1 + 0.025 * (i - len(names) / 2)  # seeds' dots side by side, not on top of each other
+        ax.scatter([x * shift for x, m in zip(xs, summaries) for _ in m['ranks']],
+                   [r for m in summaries for r in m['ranks']], marker=marker, s=10, color=color, alpha=0.3)
+    ours = [truth['budgets'][e].get('ours default', {}) for e in budgets]
+    if all('random' in m for m in ours):
+        for protocol in sorted(ours[0]['random'], key=int):
+            style = '-' if int(protocol) < truth['truth']['epochs'] else '--'
+            ax.plot(xs, [m['random'][protocol]['rank_median'] for m in ours], color=OTHER, linestyle=style,
+                    linewidth=2, alpha=0.6, label=f'random search at our cost, {protocol}-epoch training')
+    count = truth['truth']['architectures']
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.set_ylim(count * 1.1, 0.9)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks([1, 2, 5, 10, 20, 50, 100], ['1', '2', '5', '10', '20', '50', '100'])
+    ax.axhline(10, color='green', linestyle=':', linewidth=0.8)
+    ax.set_xlabel('search budget (epochs)')
+    ax.set_ylabel(f'true rank of the export (of {count}; 1 = best)')
+    handles, labels = ax.get_legend_handles_labels()
+    shown = sorted(zip(handles, labels), key=lambda pair: order.get(pair[1], len(order)))
+    ax.legend(*zip(*shown), fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5))
+    ax.set_title(f'{title}, median of {seeds} seeds\n(dots: each seed; dotted green: the true top 10)', fontsize=9)
+    return _save(figure, path)

@@ -216,9 +216,9 @@ def reproduce(r: dict) -> str:
 
 
 def _truth_note(r: dict) -> str:
-    truth = (r.get('truth_search') or {}).get('truth')
-    if not truth:
+    truths = [t['truth'] for t in ((r.get('truth_search') or {}).get('truths') or {}).values()]
+    if not truths:
         return ''
-    return ('\n\nThe ground truth that `truth_search.py` reads is not made by `make bench`: '
-            f'`{truth.get("command")} --json benchmarks/results/ground_truth.json` regenerates it '
-            f'({(truth.get("wall_seconds") or 0) / 60:.0f} minutes in its last run).')
+    made = ' and '.join(f'`{truth.get("command")} --json {truth["table"]}` '
+                        f'({(truth.get("wall_seconds") or 0) / 60:.0f} minutes in its last run)' for truth in truths)
+    return f'\n\nThe ground truths that `truth_search.py` reads are not made by `make bench`: {made} regenerate them.'

@@ -1,35 +1,47 @@
-"""The ground-truth section of docs/benchmarks.md and its headline, every number read from truth_search.json."""
+"""The ground-truth section of docs/benchmarks.md and its headline, every number read from truth_search.json.
+
+One subsection per truth: the paragraph on the truth (how it was made, how noisy it is), one table of budget x
+searcher rows, the plot of median rank against budget, what was checked, and for the value truth the searches
+under a FLOPs target.
+"""
 
 from __future__ import annotations
 
 from _report_sections import figure_link, md_table, provenance
 
-OURS = 'ours two'
+DEFAULT, OFFICIAL, RULE = 'ours default', 'ours 1e-3', 'ours budget rule'
+RERANKED = 'ours default, top-10 re-ranked'
+TITLES = {'cell': 'digits cell space', 'value': 'digits value-choice space'}
 
 
 def _range(values: list) -> str:
     return f'{min(values):g}-{max(values):g}'
 
 
+def _random_ranks(m: dict) -> str:
+    return ' / '.join(f'{m["random"][e]["rank_median"]:g}' for e in sorted(m['random'], key=int))
+
+
 def _rows(g: dict) -> list[list]:
     rows = []
-    for budget, by_name in g['budgets'].items():
+    for epochs, by_name in g['budgets'].items():
         for name, m in by_name.items():
+            if 'unsupported' in m:
+                rows.append([epochs, name, f'not supported: {m["unsupported"]}'] + ['-'] * 7)
+                continue
             n = len(m['runs'])
-            random = ' / '.join(f'{m["random"][e]["rank_median"]:g}' for e in sorted(m['random'], key=int))
-            rows.append([f'{budget} ({g["epochs"][budget]} epochs)', name, f'{m["cost_subnet_epochs"]:.1f}',
-                         f'{m["true_accuracy_median"]:.4f}', f'{m["regret_median"]:.4f}',
-                         f'{m["rank_median"]:g} ({_range(m["ranks"])})', f'{m["in_top"]}/{n}',
-                         f'{m["kendall_tau_median"]:+.3f}',
-                         f'{m["settled_at_median"]:g} ({_range(m["settled_at"])})', random])
+            settles = (f'{m["settled_at_median"]:g} ({_range(m["settled_at"])})' if 'settled_at' in m else '-')
+            tau = f'{m["kendall_tau_median"]:+.3f}' if 'kendall_tau_median' in m else '-'
+            rows.append([epochs, name, f'{m["cost_subnet_epochs"]:.1f}', f'{m["rank_median"]:g} ({_range(m["ranks"])})',
+                         f'{m["regret_mean"]:.4f}', f'{m["in_top"]}/{n}', f'{m["true_accuracy_median"]:.4f}', tau,
+                         settles, _random_ranks(m)])
     return rows
 
 
-def _truth_paragraph(g: dict) -> str:
-    truth = g['truth']
+def _truth_paragraph(truth: dict) -> str:
     split = truth.get('split') or {}
     oracle = ', '.join(str(rank) for rank in truth['single_seed_best_rank'])
-    return (f'{g["space"]}. The truth: every architecture trained alone from scratch on search-train '
+    return (f'{truth.get("space")}. The truth: every architecture trained alone from scratch on search-train '
             f'({split.get("train", "?")} images) with {truth["seeds"]} seeds by one recipe ({truth.get("recipe")}, '
             f'{truth["epochs"]} epochs); its true accuracy is the mean test accuracy over the seeds, on '
             f'{split.get("test", "?")} test images that no searcher sees (searchers train weights on search-train '
@@ -38,111 +50,164 @@ def _truth_paragraph(g: dict) -> str:
             f'training seed: Kendall tau between two seeds\' test accuracies {truth["seed_tau"]:.3f}, median '
             f'standard deviation over seeds {truth["test_std_median"]:.4f}; the architecture that one seed ranks '
             f'first has rank {oracle} by the mean of the other seeds (one figure per seed): what an exhaustive '
-            'search that trains each architecture once would export, scored on fresh seeds. Table: '
-            f'`benchmarks/results/ground_truth.json`, made by `{truth.get("command")} --json '
-            f'benchmarks/results/ground_truth.json` in {(truth.get("wall_seconds") or 0) / 60:.0f} minutes (not '
-            'part of `make bench`).')
+            f'search that trains each architecture once would export, scored on fresh seeds. Table: '
+            f'`{truth["table"]}`, made by `{truth.get("command")} --json {truth["table"]}` in '
+            f'{(truth.get("wall_seconds") or 0) / 60:.0f} minutes (not part of `make bench`).')
 
 
 def _method_paragraph(g: dict) -> str:
-    truth = g['truth']
-    return (f'Searchers at their default settings, {g["seeds"]} seeds each, through `NasExperiment` with NNI\'s '
-            '`Classification` (Adam 3e-3, batch 64): ours `Proxyless(seed=s)` (`binary_mode=\'two\'`), with '
-            '`binary_mode=\'full_v2\'`, with `arch_update=\'reinforce\'`; NNI 3.0\'s `Proxyless` and `DARTS`. '
-            'Export: `export_top_models(top_k=1)` (NNI\'s Proxyless samples it from its softmax). Cost: the wall '
-            'time of the search\'s training batches over that of one epoch of a random subnet trained alone by the '
-            f'same evaluator (median of {g["subnet_epochs_timed"]} such epochs, timed between the searches: '
-            f'{1000 * g["subnet_epoch_seconds"]:.0f} ms), in subnet-epochs. Rank 1 is the best of '
-            f'{truth["architectures"]}; regret is the best true accuracy minus the export\'s. Kendall tau: between '
-            f'the final product distribution P(m) = prod_l p_l(m_l) over all {truth["architectures"]} architectures '
-            'and their true accuracies. "Settles at": the first epoch after which the most probable architecture '
-            'never changes (0 = before training). Random search at equal compute, simulated from the table\'s '
-            f'trainings ({g["repeats"]} repeats): at the searcher\'s cost B, max(1, B // e) uniform architectures, '
-            f'each trained alone once for e = {truth["short_epochs"]} epochs (the recipe shortened, its own cosine '
-            f'schedule) or e = {truth["epochs"]} (the full recipe), the best by search-val accuracy; with B < e it '
-            'is one random architecture.')
+    rates = ', '.join(f'{p["budget_rule_arc_learning_rate"]:.3g} at {e} epochs ({p["architecture_steps"]} steps)'
+                      for e, p in g['plans'].items())
+    return (f'Searchers through `NasExperiment` with NNI\'s `Classification` (Adam 3e-3, batch 64), {g["seeds"]} '
+            f'seeds each, at budgets of {", ".join(map(str, g["epochs"]))} epochs: ours at the package\'s default '
+            f'(`Proxyless(seed=s)`, `arc_learning_rate={g["package_default_arc_learning_rate"]!r}` when this ran), '
+            'at the official `arc_learning_rate=1e-3`, at the budget rule `max(1e-3, 10 / S)` for the plan\'s S '
+            f'architecture steps (an architecture step every 5 weight steps: {rates}), with '
+            '`binary_mode=\'full_v2\'` and with `arch_update=\'reinforce\'`; NNI 3.0\'s `Proxyless` and `DARTS`. '
+            'Export: `export_top_models(top_k=1)` (NNI\'s Proxyless samples it from its softmax). '
+            f'"{RERANKED}": the same searches of ours default, their 10 most probable architectures re-ranked by '
+            'validation accuracy with the supernet\'s weights (`strategy.rerank`), the first scored; its cost adds '
+            'the re-ranking. Cost: the wall time of the search\'s training batches over that of one epoch of a '
+            'random subnet of the same space trained alone by the same evaluator (timed before every search in its '
+            f'process, {g["workers"]} at a time; the median per process), in subnet-epochs. Rank 1 is the best '
+            'architecture; regret is the best true accuracy minus the export\'s (mean over seeds). Kendall tau: '
+            'between the final product distribution P(m) = prod_l p_l(m_l) (labels a network does not use at their '
+            'most probable value) and the true accuracies. "Settles at": the first epoch after which the most '
+            'probable architecture never changes (0 = before training). Random search at equal compute, simulated '
+            f'from the table\'s trainings ({g["repeats"]} repeats): at the searcher\'s cost B, max(1, B // e) '
+            'uniform architectures, each trained alone once for e epochs (the short protocol, its own cosine '
+            'schedule, or the full one), the best by search-val accuracy; with B < e it is one random architecture.')
 
 
-def _notes(g: dict) -> str:
-    notes, budgets = [], g['budgets']
-    checked = g.get('targets')
-    if checked:
-        for budget in ('long', 'short'):
-            c = checked[budget]
-            notes.append(f'Target at the {budget} budget: our median true rank {c["rank_median"]:g} against the '
-                         f'limit {c["rank_limit"]:g} ({"met" if c["within_limit"] else "not met"}); NNI\'s '
-                         f'Proxyless {c["nni_proxyless_rank_median"]:g} ('
-                         f'{"behind us" if c["ahead_of_nni_proxyless"] else "not behind us"}); random search at '
-                         f'equal compute {c["random_rank_median"]:g} (the better protocol; '
-                         f'{"behind us" if c["ahead_of_random"] else "not behind us"}).')
-    ours = budgets['long'].get(OURS)
-    if ours:
-        notes.append(_settling_note(ours, g['epochs']['long']))
-        notes.append(_capacity_note(ours, g))
-    nni = budgets['long'].get('NNI Proxyless')
-    if nni:
-        argmax = sorted(run['argmax_rank'] for run in nni['runs'])
-        notes.append(f'NNI\'s Proxyless exports a sample: at the long budget its most probable architecture had true '
-                     f'ranks {", ".join(map(str, argmax))}, its exports {", ".join(map(str, sorted(nni["ranks"])))}.')
-    return 'Notes. ' + ' '.join(notes)
+def _constrained(c: dict, truth: dict) -> str:
+    check = c['flops_check']
+    agreement = (f'the package\'s FLOPs table (`strategy.latency_table.predict`) agrees with the table\'s MFLOPs '
+                 f'within {check["largest_relative_difference"]:.1e} (largest relative difference over '
+                 f'{check["architectures"]} architectures), so the table\'s figure decides'
+                 if check['agree'] else
+                 f'the package\'s FLOPs table does NOT agree with the table\'s MFLOPs (largest relative difference '
+                 f'{check["largest_relative_difference"]:.3f}, at {check["at"]}), so the package\'s figure decides')
+    text = (f'Under a FLOPs target: ours at its default and at 1e-3 with `applied_hardware=\'flops\'`, '
+            f'`dummy_input=(1, 1, 8, 8)`, `latency_target` = `ref_latency` = {c["target_mflops"]:.4g} MFLOPs (the '
+            f'median of the table\'s; the latency loss is scaled to the target). {c["qualifying"]} of '
+            f'{truth["architectures"]} architectures meet it ({agreement}); the best of them has true accuracy '
+            f'{c["best_qualifying"]:.4f}. Regret and rank are among those; random search draws from them alone at '
+            'the searcher\'s cost.')
+    headers = ['budget (epochs)', 'searcher', 'cost (subnet-epochs)', 'regret (mean)',
+               'rank among qualifying: median (range)', 'meets the target', 'MFLOPs / target (median)',
+               f'random search among qualifying at equal cost: mean regret ({truth["short_epochs"]} / '
+               f'{truth["epochs"]}-epoch training)']
+    rows = [[e, name, f'{m["cost_subnet_epochs"]:.1f}', f'{m["regret_mean"]:.4f}',
+             f'{m["rank_median"]:g} ({_range(m["ranks"])})', f'{m["meets_target"]}/{len(m["runs"])}',
+             f'{m["mflops_over_target_median"]:.2f}',
+             ' / '.join(f'{m["random"][k]["regret_mean"]:.4f}' for k in sorted(m['random'], key=int))]
+            for e, by_name in c['budgets'].items() for name, m in by_name.items()]
+    return text + '\n\n' + md_table(headers, rows)
 
 
-def _settling_note(ours: dict, epochs: int) -> str:
-    """When our argmax stops changing at the long budget, and how far the distribution is from uniform then."""
+def _checked_note(checked: dict) -> str:
+    notes = []
+    for epochs, c in checked.items():
+        text = (f'at the {epochs}-epoch budget ours default\'s median rank {c["rank_median"]:g} against 1e-3\'s '
+                f'{c["official_rank_median"]:g} and the budget rule\'s {c["budget_rule_rank_median"]:g} (target '
+                f'{c["rule"]}: {"met" if c["met"] else "not met"})')
+        if 'constrained' in c:
+            u = c['constrained']
+            text += (f', under the FLOPs target mean regret {u["regret_mean"]:.4f} against random search\'s '
+                     f'{u["random_regret_mean"]:.4f} ({"met" if u["met"] else "not met"})')
+        notes.append(text)
+    return ('Checked: ' + '; '.join(notes) + '.') if notes else ''
+
+
+def _settling_note(ours: dict, epochs: str) -> str:
+    """When ours default's argmax stops changing at a budget, and how far its distribution is from uniform then."""
     entropies = [run['entropy_fraction'] for run in ours['runs']]
-    text = (f'When the choice settles (NNI 2.x\'s ProxylessNAS page reports that it converges in the first '
-            f'epochs): at the long budget our most probable architecture stops changing at median epoch '
-            f'{ours["settled_at_median"]:g} of {epochs}; the final entropy is {min(entropies):.4f}-'
+    return (f'At the {epochs}-epoch budget the most probable architecture of ours default stops changing at '
+            f'median epoch {ours["settled_at_median"]:g}; the final entropy is {min(entropies):.4f}-'
             f'{max(entropies):.4f} of its maximum (1 = uniform).')
-    if min(entropies) > 0.9:
-        text += (' The distribution is still close to uniform, so the export is decided by small logit '
-                 'differences: the default architecture learning rate moves the logits little in this many steps.')
-    return text
 
 
-def _capacity_note(ours: dict, g: dict) -> str:
-    """Our most common export at the long budget, against the architecture with the most parameters."""
+def _capacity_note(ours: dict, largest: dict, epochs: str) -> str:
+    """Ours default's most common export at a budget, against the architecture with the most parameters."""
     exports = [tuple(sorted(run['export'].items())) for run in ours['runs']]
     common = max(set(exports), key=exports.count)
     rank = next(run['rank'] for run in ours['runs'] if tuple(sorted(run['export'].items())) == common)
-    text = (f'Our most common export at the long budget ({exports.count(common)} of {len(exports)} seeds) is '
-            f'{", ".join(f"{label}={value}" for label, value in common)} (true rank {rank}).')
-    largest = g.get('largest_architecture')
-    if largest:
-        same = tuple(sorted(largest['arch'].items())) == common
-        text += (f' The architecture with the most parameters ({largest["parameters"]}) has true rank '
-                 f'{largest["rank"]}' + (': it is that export, so on this space a bare preference for capacity '
-                                         'would export the same; the benchmark cannot tell the two apart there.'
-                                         if same else '.'))
-    return text
+    same = tuple(sorted(largest['arch'].items())) == common
+    return (f'Its most common export there ({exports.count(common)} of {len(exports)} seeds) is '
+            f'{", ".join(f"{label}={value}" for label, value in common)} (true rank {rank}); the architecture with '
+            f'the most parameters ({largest["parameters"]}) has true rank {largest["rank"]}'
+            + (': it is that export, so a bare preference for capacity would export the same here.' if same else '.'))
+
+
+def _notes(g: dict, key: str) -> str:
+    t = g['truths'][key]
+    longest = str(max(g['epochs']))
+    by_name = t['budgets'][longest]
+    notes = [_checked_note(g.get('checked', {}).get(key, {}))]
+    ours = by_name.get(DEFAULT)
+    if ours and 'runs' in ours:
+        notes += [_settling_note(ours, longest), _capacity_note(ours, t['largest_architecture'], longest)]
+    if RERANKED not in by_name and ours:
+        notes.append('The re-ranked export is missing: the package had no `Proxyless.rerank` when this ran.')
+    nni = by_name.get('NNI Proxyless')
+    if nni and 'runs' in nni:
+        argmax = sorted(run['argmax_rank'] for run in nni['runs'])
+        exports = ', '.join(map(str, sorted(nni['ranks'])))
+        notes.append(f'NNI\'s Proxyless exports a sample: at the {longest}-epoch budget its most probable '
+                     f'architecture had true ranks {", ".join(map(str, argmax))}, its exports {exports}.')
+    return 'Notes. ' + ' '.join(filter(None, notes))
+
+
+def _section(g: dict, key: str, links: dict) -> str:
+    t = g['truths'][key]
+    truth = t['truth']
+    headers = ['budget (epochs)', 'searcher', 'cost (subnet-epochs)', 'true rank: median (range)', 'regret (mean)',
+               'in true top 10', 'true accuracy (median)', 'Kendall tau (median)',
+               'argmax settles at epoch: median (range)',
+               f'random search at equal cost: median rank ({truth["short_epochs"]} / {truth["epochs"]}-epoch '
+               'training)']
+    return '\n\n'.join(filter(None, [
+        f'### {TITLES.get(key, key).capitalize()} ({truth["architectures"]} architectures)', _truth_paragraph(truth),
+        md_table(headers, _rows(t)),
+        figure_link(links, f'truth_search_{key}', f'median true rank against budget, {TITLES.get(key, key)}'),
+        _constrained(t['constrained'], truth) if t.get('constrained') else '', _notes(g, key)]))
 
 
 def truth(r: dict, links: dict) -> str:
     g = r.get('truth_search')
     if not g:
         return ''
-    headers = ['budget', 'searcher', 'cost (subnet-epochs)', 'true accuracy (median)', 'regret (median)',
-               'true rank: median (range)', 'in true top 10', 'Kendall tau (median)',
-               'argmax settles at epoch: median (range)',
-               f'random search at equal cost: median rank ({g["truth"]["short_epochs"]} / {g["truth"]["epochs"]}'
-               '-epoch training)']
-    return '\n\n'.join(filter(None, [
-        '## Search quality against the ground truth (digits cell space)', _truth_paragraph(g), _method_paragraph(g),
-        md_table(headers, _rows(g)), figure_link(links, 'truth_search', 'true accuracy and rank against cost'),
-        _notes(g), provenance(g)]))
+    title = '## Search quality against the ground truth'
+    if 'truths' not in g:
+        return (f'{title}\n\nThe results predate the comparison over two truths and three budgets: rerun '
+                '`python benchmarks/truth_search.py`.')
+    return '\n\n'.join([title, _method_paragraph(g), *(_section(g, key, links) for key in g['truths']),
+                        provenance(g)])
+
+
+def _headline_budget(g: dict) -> str:
+    """10 epochs, or the run's budget nearest to it."""
+    return str(min(g['epochs'], key=lambda e: abs(e - 10)))
 
 
 def headline(r: dict) -> str:
     g = r.get('truth_search')
-    if not g:
+    if not g or 'truths' not in g:
         return ''
-    b = g['budgets']
-    show = lambda name: ' / '.join(f'{b[k][name]["rank_median"]:g}' if name in b[k] else '-'  # noqa: E731
-                                   for k in ('short', 'long'))
-    cost = ' / '.join(f'{b[k][OURS]["cost_subnet_epochs"]:.0f}' for k in ('short', 'long'))
-    random = ' / '.join(f'{min(x["rank_median"] for x in b[k][OURS]["random"].values()):g}' for k in ('short', 'long'))
-    return (f'**Against the ground truth** ({g["truth"]["architectures"]}-architecture cell space on digits, each '
-            f'trained alone; median true rank of the export over {g["seeds"]} seeds, short / long budget, 1 = best): '
-            f'ours {show(OURS)} (cost {cost} subnet-epochs), full_v2 {show("ours full_v2")}, REINFORCE '
-            f'{show("ours REINFORCE")}; NNI Proxyless {show("NNI Proxyless")}; NNI DARTS {show("NNI DARTS")}; random '
-            f'search at our cost {random}.')
+    epochs = _headline_budget(g)
+    parts = []
+    for key, t in g['truths'].items():
+        b = t['budgets'][epochs]
+        rank = lambda name: (f'{b[name]["rank_median"]:g}' if 'rank_median' in b.get(name, {})  # noqa: E731
+                             else 'not supported' if 'unsupported' in b.get(name, {}) else '-')
+        random = min(x['rank_median'] for x in b[DEFAULT]['random'].values()) if DEFAULT in b else None
+        text = (f'{TITLES.get(key, key)} ({t["truth"]["architectures"]} architectures): ours default {rank(DEFAULT)} '
+                f'(1e-3 {rank(OFFICIAL)}, budget rule {rank(RULE)}), NNI Proxyless {rank("NNI Proxyless")}, NNI DARTS '
+                f'{rank("NNI DARTS")}' + (f', random search at our cost {random:g}' if random is not None else ''))
+        under = (t.get('constrained') or {}).get('budgets', {}).get(epochs, {}).get(DEFAULT)
+        if under:
+            text += (f'; under a FLOPs target at the median, mean regret {under["regret_mean"]:.4f} against '
+                     f'{min(x["regret_mean"] for x in under["random"].values()):.4f} for random search')
+        parts.append(text)
+    return (f'**Against the ground truths** (every architecture trained alone; median true rank of the export over '
+            f'{g["seeds"]} seeds at {epochs} epochs, 1 = best): ' + '; '.join(parts) + '.')

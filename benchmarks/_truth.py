@@ -1,8 +1,12 @@
-"""The ground-truth table of ``DigitsCellSpace`` and what is scored against it: ranks, random search, Kendall tau.
+"""The ground-truth tables of the digits spaces and what is scored against them: ranks, random search, Kendall tau.
 
-Pure functions over the table ``ground_truth.py`` writes (no training here): the true rank of an architecture,
+Pure functions over the tables ``ground_truth.py`` writes (no training here): the true rank of an architecture,
 random search at a given compute simulated from the table's recorded trainings, the rank correlation of a
 searcher's distribution with the true accuracies, and how noisy the truth itself is.
+
+A table's rows hold architectures in the space's canonical form: labels the network does not use (the kernels of
+blocks beyond ``DigitsValueSpace``'s depth) are left out. Exports that carry them (NNI's DARTS and Proxyless
+export every label) are found by :meth:`Truth.row` as the row whose labels are a subset of theirs.
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ import random
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from scipy.stats import kendalltau
 
 TOP = 10  # "in the true top 10"
+
+# space key (``ground_truth.py --space``) -> how many architectures a complete table holds
+ARCHITECTURES = {'cell': 125, 'value': 117}
+_MISSING = object()  # a label an export lacks (never equal to a table's value)
 
 
 def key(arch: dict[str, Any]) -> tuple:
@@ -30,21 +38,25 @@ def key(arch: dict[str, Any]) -> tuple:
 class Truth:
     """The table: every architecture with its true accuracy and the figures of its trainings."""
 
-    rows: list[dict]
+    rows: list[dict]  # arch, true_accuracy, test, val, short_val per seed; value tables: parameters, mflops
     seeds: int
     epochs: int
     short_epochs: int
-    about: dict = field(default_factory=dict)  # how the table was made: command, machine, recipe, split, time
+    about: dict = field(default_factory=dict)  # how it was made: command, machine, space, recipe, split, time
+    space_key: str = 'cell'
 
     @classmethod
     def load(cls, path: Path) -> 'Truth':
-        """Read ``ground_truth.json``; refuses a table that is not the whole space."""
+        """Read a table of ``ground_truth.py``; refuses one that does not hold every architecture of its space."""
         data = json.loads(Path(path).read_text())
-        about = {k: data.get(k) for k in ('command', 'machine', 'recipe', 'split', 'wall_seconds', 'started')}
-        truth = cls(data['architectures'], data['seeds'], data['epochs'], data['short_epochs'], about)
-        if len(truth.rows) < 100:
-            raise ValueError(f'{path} holds {len(truth.rows)} architectures, not the whole space: regenerate it '
-                             'with `python benchmarks/ground_truth.py --json benchmarks/results/ground_truth.json`.')
+        about = {k: data.get(k) for k in ('command', 'machine', 'space', 'recipe', 'split', 'wall_seconds', 'started')}
+        space_key = data.get('space_key', 'cell')  # tables from before the value space are the cell space's
+        truth = cls(data['architectures'], data['seeds'], data['epochs'], data['short_epochs'], about, space_key)
+        expected = ARCHITECTURES.get(space_key)
+        if expected is None or len(truth.rows) < expected:
+            raise ValueError(f'{path} holds {len(truth.rows)} architectures of space {space_key!r}, not the whole '
+                             f'space ({expected}): regenerate it with `python benchmarks/ground_truth.py --space '
+                             f'{space_key} --json {path}`.')
         return truth
 
     def __post_init__(self) -> None:
@@ -54,10 +66,25 @@ class Truth:
         self.top_threshold = accuracies[min(TOP, len(accuracies)) - 1]
 
     def row(self, arch: dict) -> dict:
-        try:
-            return self._by_key[key(arch)]
-        except KeyError:
-            raise KeyError(f'{arch} is not in the ground-truth table (built for another space?)') from None
+        """The row of ``arch``: the one with its labels and values, else the one whose labels are a subset of its
+        labels with the same values (an export carrying labels the network does not use)."""
+        found = self._by_key.get(key(arch))
+        if found is not None:
+            return found
+        matches = [row for row in self.rows if all(arch.get(label, _MISSING) == value
+                                                   for label, value in row['arch'].items())]
+        if len(matches) != 1:
+            problem = 'is not in' if not matches else f'matches {len(matches)} rows of'
+            raise KeyError(f'{arch} {problem} the ground-truth table of space {self.space_key!r} (built for '
+                           'another space?)')
+        return matches[0]
+
+    def restricted(self, keep: Callable[[dict], bool]) -> 'Truth':
+        """The table of the rows ``keep`` accepts (ranks, the best and random search then among those alone)."""
+        rows = [row for row in self.rows if keep(row)]
+        if not rows:
+            raise ValueError(f'No architecture of space {self.space_key!r} is kept: loosen the condition.')
+        return Truth(rows, self.seeds, self.epochs, self.short_epochs, self.about, self.space_key)
 
     def accuracy(self, arch: dict) -> float:
         return self.row(arch)['true_accuracy']
@@ -99,13 +126,19 @@ def random_search_summary(truth: Truth, budget: float, protocol_epochs: int, rep
             'repeats': repeats, 'true_accuracy_median': statistics.median(accuracies),
             'true_accuracy_quartiles': [quartiles[0], quartiles[2]],
             'regret_median': round(statistics.median(run['regret'] for run in runs), 4),
+            'regret_mean': round(statistics.mean(run['regret'] for run in runs), 4),
             'rank_median': statistics.median(run['rank'] for run in runs),
             'in_top_fraction': round(sum(run['in_top'] for run in runs) / repeats, 4)}
 
 
 def product_probabilities(truth: Truth, probabilities: dict[str, dict[Any, float]]) -> list[float]:
-    """P(m) = prod over labels of p_label(m_label), for every architecture of the table in its order."""
-    return [math.prod(probabilities[label][value] for label, value in row['arch'].items()) for row in truth.rows]
+    """P(m) = prod over labels of p_label(m_label), for every architecture of the table in its order.
+
+    A label a row leaves out (unused by that network) counts at its most probable value, as our export ranks
+    architectures, so that a shallow network is not preferred merely for having fewer labels.
+    """
+    return [math.prod(probs[row['arch'][label]] if label in row['arch'] else max(probs.values())
+                      for label, probs in probabilities.items()) for row in truth.rows]
 
 
 def kendall_tau(truth: Truth, probabilities: dict[str, dict[Any, float]]) -> float:

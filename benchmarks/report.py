@@ -53,8 +53,10 @@ def _figures(r: dict, folder: Path) -> dict[str, Path]:
         drawn['latency_accuracy'] = plots.latency_scatter(r['latency_accuracy'], folder / 'latency_accuracy.png')
     if r['modes'] and r['planted']:
         drawn['modes'] = plots.modes(r['modes'], r['planted'], folder / 'modes.png')
-    if r['truth_search']:
-        drawn['truth_search'] = plots.truth_search(r['truth_search'], folder / 'truth_search.png')
+    for key, truth in ((r['truth_search'] or {}).get('truths') or {}).items():
+        drawn[f'truth_search_{key}'] = plots.truth_ranks(truth, r['truth_search']['seeds'],
+                                                         f'Exports against the {key} ground truth',
+                                                         folder / f'truth_search_{key}.png')
     return drawn
 
 

@@ -6,8 +6,8 @@ JSON into ``--results`` (default ``benchmarks/results/``); ``report.py`` then re
 plots from those files. ``--quick`` runs every script's smoke mode (about a minute) and, unless told
 otherwise, writes everything under a temporary folder instead of the docs.
 
-Run: ``python benchmarks/run_all.py`` (full, about 75 minutes on 2 cores, the MobileNetV3 and DARTS space
-benchmarks about half of it) or
+Run: ``python benchmarks/run_all.py`` (full, about 105 minutes on 2 cores: the MobileNetV3 and DARTS space
+benchmarks about 35 of them, ``truth_search.py`` (two truths, three budgets, five seeds) about 40) or
 ``python benchmarks/run_all.py --quick --results DIR --markdown DIR/benchmarks.md --plots DIR``.
 """
 

@@ -1,177 +1,252 @@
-"""Search quality against the ground truth: how good is each searcher's export, at what compute?
+"""Search quality against two ground truths: how good is each searcher's export, at what compute and budget?
 
-Space and truth: ``DigitsCellSpace`` (125 architectures) and ``benchmarks/results/ground_truth.json``, where
-every architecture was trained alone (``ground_truth.py``). Every searcher runs through ``NasExperiment`` at its
-default settings with NNI's ``Classification`` evaluator (Adam 3e-3, batch 64): weights on search-train (900
-digits), architecture and validation on search-val (400); the test part (497) is only read from the table.
-Searchers: ours (``Proxyless(seed=s)``: ``binary_mode='two'``; ``binary_mode='full_v2'``;
-``arch_update='reinforce'``), NNI 3.0's ``Proxyless`` and ``DARTS``. Each runs ``--seeds`` seeds
-(``torch.manual_seed(s)``) at a short and a long budget (``--short`` / ``--long`` epochs); the export is
-``export_top_models(top_k=1)``. Per search: the export's true accuracy, regret (the best true accuracy minus
-the export's), true rank (1 = best) and whether it is in the true top 10; Kendall tau between the final
-product distribution over the 125 architectures and the true accuracies; the epoch after which the most
-probable architecture no longer changes.
+Truths (``ground_truth.py``; every architecture trained alone, its true accuracy the mean test accuracy over
+seeds): ``cell``, ``DigitsCellSpace`` (125 architectures, ``results/ground_truth.json``), and ``value``,
+``DigitsValueSpace`` (value choices, 117 distinct architectures, ``results/ground_truth_value.json``, with each
+one's MFLOPs). Every searcher runs through ``NasExperiment`` with NNI's ``Classification`` evaluator (Adam 3e-3,
+batch 64): weights on search-train (900 digits), architecture and validation on search-val (400); the test part
+(497) is only read from the table. Searchers (``_truth_searchers.py``): ours at the package's default
+(``Proxyless(seed=s)``), at the official ``arc_learning_rate=1e-3``, at the budget rule ``max(1e-3, 10 / S)``
+for the plan's ``S`` architecture steps (the former default), with ``binary_mode='full_v2'``, with
+``arch_update='reinforce'``; NNI 3.0's ``Proxyless`` and ``DARTS`` (a space one of them cannot run is recorded
+as not supported, with the error's first line). Each runs ``--seeds`` seeds (``torch.manual_seed(s)``) at
+every budget of ``--epochs``; the export is ``export_top_models(top_k=1)``. Every search of ours at its default
+also scores ``strategy.rerank(strategy.top_architectures(10))[0]`` (the top 10 re-ranked by the supernet's
+validation accuracy), where the package has ``rerank``. Per search: the export's true accuracy, regret (the
+best true accuracy minus the export's), true rank (1 = best) and whether it is in the true top 10; Kendall tau
+between the final product distribution and the true accuracies; the epoch after which the most probable
+architecture no longer changes.
+
+Under a FLOPs target (value truth only, ``_truth_target.py``): ours at its default and at 1e-3 with
+``applied_hardware='flops'``, ``latency_target`` = ``ref_latency`` = the median of the table's MFLOPs, scored
+against the architectures that meet the target.
 
 Compute is counted in subnet-epochs: the wall time of a search's training batches (weight and architecture
-steps; validation excluded) divided by that of one epoch of a random subnet trained alone by the same evaluator,
-timed before every search (median over all of them). Random search at equal compute is simulated from the
-table's recorded trainings: ``max(1, budget // e)`` uniform architectures, each trained alone for ``e``
-epochs (the table's short protocol, or its full one), the best by search-val accuracy, ``--repeats`` times.
-Run: ``python benchmarks/truth_search.py`` (``--quick`` for a smoke run of seconds).
+steps; validation excluded) divided by that of one epoch of a random subnet of the same space trained alone by
+the same evaluator, timed before every search in the same process (median per worker and space). Random search
+at equal compute is simulated from the table's recorded trainings: ``max(1, budget // e)`` uniform
+architectures, each trained alone for ``e`` epochs (the table's short protocol, or its full one), the best by
+search-val accuracy, ``--repeats`` times. Searches run ``--workers`` at a time (1: timings undisturbed).
+Run: ``python benchmarks/truth_search.py`` (about 40 minutes on 2 cores; ``--quick``: one seed, one epoch, both
+truths, about half a minute).
 """
 
 from __future__ import annotations
 
-import math
+import inspect
+import multiprocessing
 import statistics
-import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
-
-import torch
 
 import _harness as h
 import _spaces as s
 import _truth as t
-from conftest import run_search
-from nni.nas.evaluator.pytorch import Classification
+import _truth_searchers as searchers
+import _truth_target as target
+from _truth_searchers import DEFAULT, RERANKED, SEARCHERS, TARGETED, Job
 from nni_proxyless import Proxyless
 
 HERE = Path(__file__).resolve().parent
-OURS = 'ours two'
-
-# name -> strategy of a seed, every one at its defaults
-SEARCHERS = {
-    OURS: lambda seed: Proxyless(seed=seed),
-    'ours full_v2': lambda seed: Proxyless(binary_mode='full_v2', seed=seed),
-    'ours REINFORCE': lambda seed: Proxyless(arch_update='reinforce', seed=seed),
-    'NNI Proxyless': lambda seed: h.nni_strategy('Proxyless')(),
-    'NNI DARTS': lambda seed: h.nni_strategy('DARTS')(),
-}
+TABLES = {'cell': 'ground_truth.json', 'value': 'ground_truth_value.json'}
 
 
-def _evaluator(data: dict, epochs: int, seed: int, callbacks: list) -> Classification:
-    return Classification(train_dataloaders=s.digits_loader(data['train'], seed=seed),
-                          val_dataloaders=s.digits_loader(data['val'], shuffle=False), num_classes=10,
-                          learning_rate=3e-3, max_epochs=epochs, accelerator='cpu', enable_progress_bar=False,
-                          logger=False, enable_checkpointing=False, enable_model_summary=False,
-                          num_sanity_val_steps=0, callbacks=callbacks)
+def plan(args, targets: dict[str, float]) -> list[Job]:
+    """Every search, round-robin over budgets, seeds, truths and searchers (the targeted ones after the rest)."""
+    jobs = []
+    for epochs in args.epochs:
+        for seed in range(args.seeds):
+            for truth in args.truths:
+                named = [(name, None) for name in args.searchers]
+                if truth in targets:
+                    named += [(name, targets[truth]) for name in TARGETED if name in args.searchers]
+                jobs += [Job(truth, name, seed, epochs, len(jobs) + i, mflops)
+                         for i, (name, mflops) in enumerate(named)]
+    return jobs
 
 
-def subnet_epoch_seconds(data: dict, seed: int) -> float:
-    """Wall time of one training epoch of a random subnet alone (same evaluator; its first batch not timed)."""
-    space = s.DigitsCellSpace()
-    evaluator = _evaluator(data, 1, seed, [])
-    evaluator.module.set_model(space.freeze(s.random_sample(space, seed)))
-    timer = h.EpochTimer(skip=1)
-    h.quiet_trainer(max_epochs=1, callbacks=[timer]).fit(evaluator.module, evaluator.train_dataloaders)
-    return timer.seconds / timer.batches * (timer.batches + 1)
+def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
+    """Every search, in this process or in ``workers`` spawned ones; progress printed as they end."""
+    def report(run: dict) -> dict:
+        outcome = run.get('unsupported') or f'export {run["export"]}'
+        under = f' (target {run["target_mflops"]:.3f} MFLOPs)' if run['target_mflops'] else ''
+        print(f'{run["truth"]} {run["epochs"]} epochs {run["searcher"]}{under} seed {run["seed"]}: {outcome}',
+              flush=True)
+        return run
+    if workers == 1:
+        return [report(searchers.one_search(job)) for job in jobs]
+    with multiprocessing.get_context('spawn').Pool(workers) as pool:
+        runs = [report(run) for run in pool.imap_unordered(searchers.one_search, jobs, chunksize=1)]
+    return sorted(runs, key=lambda run: run['index'])
 
 
-def search(name: str, seed: int, epochs: int, data: dict, truth: t.Truth, workdir: Path) -> dict:
-    """One search; its export and final argmax scored against the truth, its distribution and its time."""
-    torch.manual_seed(seed)
-    timer, recorder = h.EpochTimer(skip=0), h.DistributionRecorder()
-    exp = run_search(s.DigitsCellSpace(), SEARCHERS[name](seed), _evaluator(data, epochs, seed, [timer, recorder]),
-                     workdir)
-    export = dict(exp.export_top_models(top_k=1, formatter='dict')[0])
-    final = recorder.history[-1]
-    maximum = sum(math.log(len(values)) for values in final.values())
-    return {'seed': seed, 'export': export, **truth.score(export),
-            'argmax_rank': truth.rank(recorder.argmaxes()[-1]), 'kendall_tau': t.kendall_tau(truth, final),
-            'settled_at': recorder.settled_at(), 'entropy_fraction': round(h.entropy_of(final) / maximum, 4),
-            'train_seconds': round(timer.seconds, 3)}
+def units(runs: list[dict]) -> dict[tuple, float]:
+    """The subnet epoch of each (truth, worker): the median of the random subnets timed in that worker."""
+    timed = defaultdict(list)
+    for run in runs:
+        timed[run['truth'], run['worker']].append(run['unit_seconds'])
+    return {group: statistics.median(seconds) for group, seconds in timed.items()}
 
 
-def summarise(runs: list[dict], unit: float, truth: t.Truth, repeats: int) -> dict:
-    """Medians over seeds; the cost in subnet-epochs; random search at that cost under both protocols."""
-    costs = [run['train_seconds'] / unit for run in runs]
-    for run, cost in zip(runs, costs):
-        run['cost_subnet_epochs'] = round(cost, 2)
+def scored(run: dict, truth: t.Truth, unit: float) -> dict:
+    """A search's export (and argmax, and distribution) scored against the whole table; its cost."""
+    run['cost_subnet_epochs'] = round(run['train_seconds'] / unit, 2)
+    probabilities = searchers.probabilities(run.pop('final_probabilities'))
+    run.update(truth.score(run['export']), argmax_rank=truth.rank(run['argmax']),
+               kendall_tau=t.kendall_tau(truth, probabilities))
+    return run
+
+
+def reranked(runs: list[dict], truth: t.Truth, unit_of: dict) -> list[dict]:
+    """The re-ranked exports of ours default's searches as runs of their own (cost: search plus re-ranking)."""
+    return [{'seed': run['seed'], 'export': run['rerank']['export'],
+             'supernet_metric': run['rerank']['supernet_metric'],
+             'cost_subnet_epochs': round((run['train_seconds'] + run['rerank']['seconds'])
+                                         / unit_of[run['truth'], run['worker']], 2),
+             **truth.score(run['rerank']['export'])} for run in runs if run.get('rerank')]
+
+
+def summarise(runs: list[dict], truth: t.Truth, repeats: int) -> dict:
+    """Over seeds: median rank, mean regret, top-10 count, cost; random search at that cost, both protocols."""
+    unsupported = [run['unsupported'] for run in runs if 'unsupported' in run]
+    if unsupported:
+        return {'unsupported': unsupported[0], 'searches': len(runs)}
     median = lambda key: statistics.median(run[key] for run in runs)  # noqa: E731
-    cost = statistics.median(costs)
-    return {'cost_subnet_epochs': round(cost, 2), 'true_accuracy_median': median('true_accuracy'),
-            'regret_median': round(median('regret'), 4), 'rank_median': median('rank'),
-            'ranks': [run['rank'] for run in runs], 'in_top': sum(run['in_top'] for run in runs),
-            'kendall_tau_median': round(median('kendall_tau'), 4), 'settled_at_median': median('settled_at'),
-            'settled_at': [run['settled_at'] for run in runs],
-            'random': {str(e): t.random_search_summary(truth, cost, e, repeats, seed=0)
-                       for e in (truth.short_epochs, truth.epochs)},
-            'runs': runs}
+    cost = median('cost_subnet_epochs')
+    summary = {'cost_subnet_epochs': round(cost, 2), 'true_accuracy_median': median('true_accuracy'),
+               'regret_mean': round(statistics.mean(run['regret'] for run in runs), 4),
+               'regret_median': round(median('regret'), 4), 'rank_median': median('rank'),
+               'ranks': [run['rank'] for run in runs], 'in_top': sum(run['in_top'] for run in runs),
+               'random': {str(e): t.random_search_summary(truth, cost, e, repeats, seed=0)
+                          for e in (truth.short_epochs, truth.epochs)}, 'runs': runs}
+    if 'kendall_tau' in runs[0]:
+        summary.update(kendall_tau_median=round(median('kendall_tau'), 4), settled_at_median=median('settled_at'),
+                       settled_at=[run['settled_at'] for run in runs])
+    return summary
 
 
-def random_curve(truth: t.Truth, largest: float, repeats: int) -> dict[str, list[dict]]:
-    """Random search over a geometric grid of budgets up to ``largest`` subnet-epochs, for both protocols."""
-    budgets = sorted({round(2 ** (k / 4), 2) for k in range(int(4 * math.log2(max(largest, 2))) + 2)})
-    return {str(e): [t.random_search_summary(truth, b, e, repeats, seed=0) for b in budgets if b >= e]
-            for e in (truth.short_epochs, truth.epochs)}
+def budgets_of(runs: list[dict], truth: t.Truth, unit_of: dict, args) -> dict:
+    """Per budget and searcher (the re-ranked exports of ours default a row of their own), the summary."""
+    by = defaultdict(list)
+    for run in runs:
+        if 'unsupported' not in run:
+            scored(run, truth, unit_of[run['truth'], run['worker']])
+        by[str(run['epochs']), run['searcher']].append(run)
+    budgets = {}
+    for epochs in map(str, args.epochs):
+        budgets[epochs] = {name: summarise(by[epochs, name], truth, args.repeats) for name in args.searchers}
+        extra = reranked(by[epochs, DEFAULT], truth, unit_of)
+        if extra:
+            budgets[epochs][RERANKED] = summarise(extra, truth, args.repeats)
+    return budgets
 
 
-def targets(budgets: dict, truth: t.Truth) -> dict:
-    """The project's target at default settings, checked: ours' median true rank within the top 5% (long) and
-    10% (short) of the space, and lower than NNI's Proxyless's and than random search's at equal compute."""
-    checked = {}
-    for budget, share in (('long', 0.05), ('short', 0.10)):
-        ours, nni = budgets[budget][OURS], budgets[budget]['NNI Proxyless']
-        best_random = min(r['rank_median'] for r in ours['random'].values())
-        limit = share * len(truth.rows)
-        checked[budget] = {'rank_median': ours['rank_median'], 'rank_limit': limit,
-                           'within_limit': ours['rank_median'] <= limit,
-                           'nni_proxyless_rank_median': nni['rank_median'],
-                           'ahead_of_nni_proxyless': ours['rank_median'] < nni['rank_median'],
-                           'random_rank_median': best_random, 'ahead_of_random': ours['rank_median'] < best_random}
-    return checked
+def constrained(runs: list[dict], truth: t.Truth, unit_of: dict, args, mflops: float) -> dict:
+    """The searches under the FLOPs target, scored against the architectures that meet it."""
+    package = target.package_mflops(truth, mflops)
+    check = target.flops_check(truth, package)
+    print(f'{truth.space_key}: package MFLOPs against the table\'s: largest relative difference '
+          f'{check["largest_relative_difference"]:.2e} over {check["architectures"]} architectures', flush=True)
+    within = target.qualifying(truth, package, check, mflops)
+    by = defaultdict(list)
+    for run in runs:
+        run['cost_subnet_epochs'] = round(run['train_seconds'] / unit_of[run['truth'], run['worker']], 2)
+        run.pop('final_probabilities')
+        run.update(target.score(truth, within, run['export'], target.mflops_of(truth, package, check, run['export']),
+                                mflops))
+        by[str(run['epochs']), run['searcher']].append(run)
+    return {'target_mflops': mflops, 'qualifying': len(within.rows), 'best_qualifying': within.best,
+            'flops_check': check,
+            'budgets': {e: {name: target.summarise(by[e, name], within, args.repeats)
+                            for name in TARGETED if by[e, name]} for e in map(str, args.epochs)}}
+
+
+def checked(truths: dict) -> dict:
+    """The project's targets for ours default, per truth and budget: its median rank no worse than 1e-3's and the
+    budget rule's (at budgets under 10 epochs, strictly better than the budget rule's); under the FLOPs target,
+    a mean regret below random search's at equal compute (the better protocol)."""
+    out = {}
+    for key, g in truths.items():
+        out[key] = {}
+        for epochs, by_name in g['budgets'].items():
+            ours, official, rule = (by_name.get(n, {}).get('rank_median') for n in
+                                    (DEFAULT, 'ours 1e-3', 'ours budget rule'))
+            if None in (ours, official, rule):
+                continue
+            strict = int(epochs) < 10
+            c = {'rank_median': ours, 'official_rank_median': official, 'budget_rule_rank_median': rule,
+                 'rule': '< budget rule, <= 1e-3' if strict else '<= min(1e-3, budget rule)',
+                 'met': (ours < rule and ours <= official) if strict else ours <= min(official, rule)}
+            under = (g.get('constrained') or {}).get('budgets', {}).get(epochs, {}).get(DEFAULT)
+            if under:
+                random = min(r['regret_mean'] for r in under['random'].values())
+                c['constrained'] = {'regret_mean': under['regret_mean'], 'random_regret_mean': random,
+                                    'met': under['regret_mean'] < random}
+            out[key][epochs] = c
+    return out
 
 
 def largest_architecture(truth: t.Truth) -> dict:
     """The architecture with the most parameters, scored: what a bare preference for capacity would export."""
-    space = s.DigitsCellSpace()
-    sizes = [(sum(p.numel() for p in space.freeze(row['arch']).parameters()), row['arch']) for row in truth.rows]
-    parameters, arch = max(sizes, key=lambda pair: pair[0])
-    return {'arch': arch, 'parameters': parameters, **truth.score(arch)}
+    def parameters(row: dict) -> int:
+        if 'parameters' in row:
+            return row['parameters']
+        return sum(p.numel() for p in searchers.SPACES[truth.space_key]().freeze(row['arch']).parameters())
+    row = max(truth.rows, key=parameters)
+    return {'arch': row['arch'], 'parameters': parameters(row), **truth.score(row['arch'])}
 
 
-def run(args, truth: t.Truth) -> dict:
-    """Every searcher, seed and budget, round-robin; a subnet epoch timed before every search."""
-    data, units = s.digits_tensors(), []
-    runs = {budget: {name: [] for name in args.searchers} for budget in ('short', 'long')}
-    with tempfile.TemporaryDirectory() as workdir:
-        for budget, epochs in (('short', args.short), ('long', args.long)):
-            for seed in range(args.seeds):
-                for name in args.searchers:
-                    units.append(subnet_epoch_seconds(data, len(units)))
-                    folder = Path(workdir) / f'{budget}-{seed}-{name.replace(" ", "_")}'
-                    runs[budget][name].append(search(name, seed, epochs, data, truth, folder))
-                    print(f'{budget} {name} seed {seed}: rank {runs[budget][name][-1]["rank"]}', flush=True)
-    unit = statistics.median(units)
-    budgets = {budget: {name: summarise(r, unit, truth, args.repeats) for name, r in by_name.items()}
-               for budget, by_name in runs.items()}
-    largest = max(summary['cost_subnet_epochs'] for by_name in budgets.values() for summary in by_name.values())
-    return {'subnet_epoch_seconds': round(unit, 4), 'subnet_epochs_timed': len(units), 'budgets': budgets,
-            'largest_architecture': largest_architecture(truth),
-            'random_curve': random_curve(truth, 1.5 * largest, args.repeats),
-            'targets': targets(budgets, truth) if OURS in args.searchers and 'NNI Proxyless' in args.searchers
-            else None}
+def describe(truth: t.Truth, path: Path) -> dict:
+    """What the report says about a truth: its size, protocol, best, noise and how it was made."""
+    shown = path.relative_to(s.ROOT) if path.is_relative_to(s.ROOT) else path
+    return {'table': str(shown), 'space_key': truth.space_key, 'architectures': len(truth.rows),
+            'seeds': truth.seeds, 'epochs': truth.epochs, 'short_epochs': truth.short_epochs, 'best': truth.best,
+            'top_threshold': truth.top_threshold, **t.truth_noise(truth), **truth.about}
+
+
+def run(args, truths: dict[str, t.Truth], paths: dict[str, Path]) -> dict:
+    """Every search, then per truth: the summaries, the searches under the target, what was checked."""
+    targets = {key: target.target_mflops(truth) for key, truth in truths.items() if key == 'value'}
+    runs = run_jobs(plan(args, targets), args.workers)
+    unit_of = units(runs)
+    out = {}
+    for key, truth in truths.items():
+        mine = [run for run in runs if run['truth'] == key]
+        free = [run for run in mine if run['target_mflops'] is None]
+        out[key] = {'truth': describe(truth, paths[key]),
+                    'subnet_epoch_seconds': round(statistics.median(v for (k, _), v in unit_of.items() if k == key), 4),
+                    'subnet_epochs_timed': len(mine), 'budgets': budgets_of(free, truth, unit_of, args),
+                    'largest_architecture': largest_architecture(truth)}
+        if key in targets:
+            out[key]['constrained'] = constrained([r for r in mine if r['target_mflops'] is not None], truth,
+                                                  unit_of, args, targets[key])
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = h.parser(__doc__)
-    parser.add_argument('--truth', default=str(HERE / 'results' / 'ground_truth.json'))
+    parser.add_argument('--truths', nargs='+', default=list(TABLES), choices=list(TABLES))
+    parser.add_argument('--tables', default=str(HERE / 'results'), help='folder of ground_truth*.json')
     parser.add_argument('--seeds', type=int, default=5)
-    parser.add_argument('--short', type=int, default=10, help='epochs of the short budget')
-    parser.add_argument('--long', type=int, default=30, help='epochs of the long budget')
+    parser.add_argument('--epochs', type=int, nargs='+', default=[3, 10, 30], help='the budgets, in epochs')
     parser.add_argument('--repeats', type=int, default=1000, help='simulated random searches per budget')
     parser.add_argument('--searchers', nargs='+', default=list(SEARCHERS), choices=list(SEARCHERS))
+    parser.add_argument('--workers', type=int, default=1, help='searches run at a time, each in its own process')
     args = parser.parse_args(argv)
     started, result = time.perf_counter(), h.start('truth_search.py', argv)
     if args.quick:
-        args.seeds, args.short, args.long, args.repeats = 1, 1, 2, 50
-    truth = t.Truth.load(Path(args.truth))
-    result.update(space='DigitsCellSpace: a three-edge NAS-Bench-201-style cell, 125 architectures, 8x8 digits',
-                  seeds=args.seeds, epochs={'short': args.short, 'long': args.long}, repeats=args.repeats,
-                  truth={'architectures': len(truth.rows), 'seeds': truth.seeds, 'epochs': truth.epochs,
-                         'short_epochs': truth.short_epochs, 'best': truth.best, 'top_threshold': truth.top_threshold,
-                         **t.truth_noise(truth), **truth.about}, **run(args, truth))
+        args.seeds, args.epochs, args.repeats = 1, [1], 50
+    paths = {key: Path(args.tables) / TABLES[key] for key in args.truths}
+    truths = {key: t.Truth.load(path) for key, path in paths.items()}
+    steps = {e: searchers.architecture_steps(s.digits_tensors(), e) for e in args.epochs}
+    default_rate = inspect.signature(Proxyless).parameters['arc_learning_rate'].default
+    result.update(seeds=args.seeds, epochs=args.epochs, repeats=args.repeats, workers=args.workers,
+                  searchers=args.searchers, package_default_arc_learning_rate=default_rate,
+                  plans={str(e): {'architecture_steps': n, 'budget_rule_arc_learning_rate': searchers.budget_rule(n)}
+                         for e, n in steps.items()},
+                  truths=run(args, truths, paths))
+    result['checked'] = checked(result['truths'])
     return h.finish(result, args.json, started)
 
 

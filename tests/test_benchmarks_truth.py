@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 import sys
@@ -75,3 +76,82 @@ def test_kendall_tau_of_a_distribution_ordered_like_the_truth():
     for row in truth.rows:
         row['true_accuracy'] = -row['true_accuracy']
     assert t.kendall_tau(truth, probabilities) == pytest.approx(-1.0)
+
+
+def _value_table(depths: int = 2) -> t.Truth:
+    """A hand-made value-space table: width 8/16, depth 1-``depths``, ``kernel{i}`` only for blocks the depth
+    uses (canonical rows); true accuracy grows with width, depth and kernels; MFLOPs likewise."""
+    rows = []
+    for width in (8, 16):
+        for depth in range(1, depths + 1):
+            for kernels in itertools.product((1, 3), repeat=depth):
+                arch = {'width': width, 'depth': depth, **{f'kernel{i}': k for i, k in enumerate(kernels)}}
+                score = width + 10 * depth + sum(kernels)
+                rows.append({'arch': arch, 'true_accuracy': score / 100, 'test': [score / 100] * 2,
+                             'val': [score / 100] * 2, 'short_val': [score / 100] * 2, 'mflops': score / 10})
+    return t.Truth(rows, seeds=2, epochs=30, short_epochs=5, space_key='value')
+
+
+def test_an_export_with_unused_labels_is_found_by_the_row_it_contains():
+    """An export carrying the kernels of blocks beyond its depth (as NNI's exports do) scores as its canonical
+    row; one whose used labels differ from every row, or that lacks a used label, is refused."""
+    truth = _value_table()
+    canonical = {'width': 8, 'depth': 1, 'kernel0': 3}
+    exported = {**canonical, 'kernel1': 1}
+    assert truth.row(exported) is truth.row(canonical)
+    assert truth.score(exported) == truth.score(canonical)
+    assert truth.row({'width': 16, 'depth': 2, 'kernel0': 1, 'kernel1': 3})['arch']['kernel1'] == 3
+    with pytest.raises(KeyError, match='not in the ground-truth table'):
+        truth.row({'width': 8, 'depth': 1, 'kernel0': 5, 'kernel1': 1})
+    with pytest.raises(KeyError, match='not in the ground-truth table'):
+        truth.row({'width': 8, 'depth': 2, 'kernel0': 1})
+
+
+def test_unused_labels_count_at_their_most_probable_value_in_the_product_distribution():
+    """A shallow row's probability includes the most probable value of the labels it leaves out, so it is not
+    favoured for having fewer labels."""
+    truth = _value_table()
+    probabilities = {'width': {8: 0.5, 16: 0.5}, 'depth': {1: 0.5, 2: 0.5}, 'kernel0': {1: 0.5, 3: 0.5},
+                     'kernel1': {1: 0.2, 3: 0.8}}
+    by_arch = {t.key(row['arch']): p for row, p in zip(truth.rows, t.product_probabilities(truth, probabilities))}
+    assert by_arch[t.key({'width': 8, 'depth': 1, 'kernel0': 1})] == pytest.approx(0.5 ** 3 * 0.8)
+    assert by_arch[t.key({'width': 8, 'depth': 2, 'kernel0': 1, 'kernel1': 3})] == pytest.approx(0.5 ** 3 * 0.8)
+
+
+def test_load_keeps_sizes_and_refuses_an_incomplete_table(tmp_path):
+    """A complete table of its space loads with its rows' MFLOPs; one row short of it is refused with the
+    command that regenerates it."""
+    truth = _value_table(depths=3)
+    assert len(truth.rows) == 28
+    table = {'space_key': 'value', 'seeds': 2, 'epochs': 30, 'short_epochs': 5, 'command': 'made by hand'}
+    path = tmp_path / 'table.json'
+    rows = truth.rows * 5  # the 117 rows a complete value table holds, by count
+    path.write_text(json.dumps({**table, 'architectures': rows[:t.ARCHITECTURES['value']]}))
+    loaded = t.Truth.load(path)
+    assert loaded.space_key == 'value' and loaded.rows[0]['mflops'] == truth.rows[0]['mflops']
+    path.write_text(json.dumps({**table, 'architectures': rows[:t.ARCHITECTURES['value'] - 1]}))
+    with pytest.raises(ValueError, match='--space value'):
+        t.Truth.load(path)
+
+
+def test_the_counts_of_complete_tables_are_those_of_the_spaces():
+    """``ARCHITECTURES`` holds as many architectures as the digits spaces have (canonical, for the value one)."""
+    import _spaces as s
+    assert t.ARCHITECTURES == {'cell': len(s.all_samples(s.DigitsCellSpace())),
+                               'value': len(s.DigitsValueSpace.architectures())}
+
+
+def test_an_export_under_a_target_is_scored_among_the_architectures_that_meet_it():
+    """Regret and rank count only the qualifying architectures; an export beyond the target is flagged."""
+    import _truth_target as target
+    truth = _value_table()
+    limit = 3.0
+    within = truth.restricted(lambda row: row['mflops'] <= limit)
+    best = max(within.rows, key=lambda row: row['true_accuracy'])
+    assert target.score(truth, within, best['arch'], best['mflops'], limit) | {'mflops_over_target': None} == {
+        'true_accuracy': best['true_accuracy'], 'regret': 0.0, 'rank': 1, 'meets_target': True,
+        'mflops': best['mflops'], 'mflops_over_target': None}
+    beyond = max(truth.rows, key=lambda row: row['true_accuracy'])
+    scored = target.score(truth, within, beyond['arch'], beyond['mflops'], limit)
+    assert not scored['meets_target'] and scored['rank'] == 1 and scored['regret'] < 0
+    assert scored['mflops_over_target'] == pytest.approx(beyond['mflops'] / limit, abs=1e-4)
