@@ -2,13 +2,16 @@
 
 Each search runs through ``NasExperiment`` on scikit-learn's digits with the default ``arch_update_every=5``
 unless stated. Settings: the official ``arc_learning_rate=1e-3``; ``'auto'`` (the default,
-``max(1e-3, LOGIT_TRAVEL / S)`` for ``S`` architecture steps, ``LOGIT_TRAVEL = 10``); ``'auto'`` with the
-constant at 3 and at 30 (to show what it does); and, on the quick start's space, the quick start's former
-explicit settings (an architecture step every batch at 3e-3). Spaces:
+``max(1e-3, NOISE_DRIFT / sqrt(S))`` for ``S`` architecture steps); ``'auto'`` with twice the constant (to show
+what it does); the former default ``max(1e-3, 10 / S)``; and, on the quick start's space, the quick start's
+former explicit settings (an architecture step every batch at 3e-3). Spaces:
 
+* ``EquivalentSpace`` (tests/planted.py; 3 labels x 4 copies of one learnable block, only their initial weights
+  differ), the tests' digits evaluator (1000 training / 797 validation images, batch 64, Adam 3e-3), 3 epochs:
+  no candidate is better, so whatever the distribution prefers is noise;
 * ``DegradingSpace`` (tests/planted.py; 3 labels x 4 candidates, the wrong ones weaken the signal and add
-  noise), the tests' digits evaluator (1000 training / 797 validation images, batch 64, Adam 3e-3), 10 epochs:
-  is the export the planted architecture, and has every planted candidate a probability of at least 0.5;
+  noise), same data, 10 epochs: is the export the planted architecture, and has every planted candidate a
+  probability of at least 0.5;
 * ``DigitsConvSpace`` (benchmarks/_spaces.py; 3 labels x 10 bottlenecks or skip, BatchNorm), same data,
   15 epochs;
 * the quick start's ``DigitsSpace`` (examples/quickstart_digits.py; BatchNorm, a searched depth and skip),
@@ -36,21 +39,28 @@ import _spaces as s
 
 sys.path.insert(0, str(s.ROOT / 'examples'))
 
-# name -> Proxyless arguments (``travel`` sets LOGIT_TRAVEL for 'auto')
+# name -> Proxyless arguments (``drift`` sets NOISE_DRIFT for 'auto'; ``budget_rule`` swaps in the former rule)
 SETTINGS = {
     'official (1e-3)': dict(arc_learning_rate=1e-3),
     'auto': dict(),
-    'auto, travel 3': dict(travel=3.0),
-    'auto, travel 30': dict(travel=30.0),
+    'auto, drift x2': dict(drift=2.0),
+    'former budget rule (10 / S)': dict(budget_rule=True),
     'quick start\'s former (every 1, 3e-3)': dict(arch_update_every=1, arc_learning_rate=3e-3),
 }
+COMPARED = ['official (1e-3)', 'auto', 'auto, drift x2', 'former budget rule (10 / S)']
 
 # space -> (epochs, settings compared)
 SPACES = {
-    'DegradingSpace': (10, ['official (1e-3)', 'auto', 'auto, travel 3', 'auto, travel 30']),
-    'DigitsConvSpace': (15, ['official (1e-3)', 'auto', 'auto, travel 3', 'auto, travel 30']),
+    'EquivalentSpace': (3, COMPARED),
+    'DegradingSpace': (10, COMPARED),
+    'DigitsConvSpace': (15, COMPARED),
     'quick start DigitsSpace': (30, ['official (1e-3)', 'auto', 'quick start\'s former (every 1, 3e-3)']),
 }
+
+
+def _former_budget_rule(steps: float) -> float:
+    """The default before the noise bound: ``max(1e-3, 10 / S)`` (logits may travel 10 units in any search)."""
+    return 1e-3 if steps <= 0 or math.isinf(steps) else max(1e-3, 10.0 / steps)
 
 
 def _space_and_evaluator(space: str, seed: int, epochs: int):
@@ -58,6 +68,9 @@ def _space_and_evaluator(space: str, seed: int, epochs: int):
     if space == 'DegradingSpace':
         from planted import DegradingSpace
         return DegradingSpace(plant_seed=100 + seed), digits_evaluator(epochs=epochs)
+    if space == 'EquivalentSpace':
+        from planted import EquivalentSpace
+        return EquivalentSpace(), digits_evaluator(epochs=epochs)
     if space == 'DigitsConvSpace':
         return s.DigitsConvSpace(), digits_evaluator(epochs=epochs)
     from nni.nas.evaluator.pytorch import Classification
@@ -77,8 +90,10 @@ def one_search(job: tuple[str, str, int, int]) -> dict:
     from conftest import run_search
     from nni_proxyless import Proxyless, convergence
     options = dict(SETTINGS[setting])
-    default_travel = convergence.LOGIT_TRAVEL
-    convergence.LOGIT_TRAVEL = options.pop('travel', default_travel)
+    default_drift, default_rule = convergence.NOISE_DRIFT, convergence.auto_arc_learning_rate
+    convergence.NOISE_DRIFT = default_drift * options.pop('drift', 1.0)
+    if options.pop('budget_rule', False):
+        convergence.auto_arc_learning_rate = _former_budget_rule
     torch.manual_seed(seed)
     space, evaluator = _space_and_evaluator(space_name, seed, epochs)
     strategy = Proxyless(seed=seed, **options)
@@ -87,7 +102,7 @@ def one_search(job: tuple[str, str, int, int]) -> dict:
             exp = run_search(space, strategy, evaluator, Path(workdir))
             export = dict(exp.export_top_models(top_k=1, formatter='dict')[0])
     finally:
-        convergence.LOGIT_TRAVEL = default_travel
+        convergence.NOISE_DRIFT, convergence.auto_arc_learning_rate = default_drift, default_rule
     arch, module = strategy.arch, strategy.oneshot_module
     uniform = sum(math.log(len(choice.values)) for choice in arch.choices.values())
     result = {'space': space_name, 'setting': setting, 'seed': seed, 'export': export,
@@ -122,7 +137,8 @@ def summarise(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = h.parser(__doc__)
-    parser.add_argument('--seeds', type=int, nargs=3, default=[10, 3, 3], metavar=('DEGRADING', 'CONV', 'QUICK'),
+    parser.add_argument('--seeds', type=int, nargs=4, default=[5, 10, 3, 3],
+                        metavar=('EQUIVALENT', 'DEGRADING', 'CONV', 'QUICK'),
                         help='seeds per space, in the order above')
     parser.add_argument('--workers', type=int, default=2)
     args = parser.parse_args(argv)

@@ -1,17 +1,19 @@
-"""How far the architecture distribution can move within a search's budget, and whether it did.
+"""How far the architecture distribution may move within a search's budget, and whether it did.
 
 The architecture optimiser is Adam with beta1 = 0: each step moves a logit by about ``arc_learning_rate``
-whatever the gradient's size (less when successive gradients disagree). A search of ``S`` architecture steps
-can thus move a logit by at most ``arc_learning_rate * S``. The official value, 1e-3, suits the paper's
-ImageNet budget (tens of thousands of architecture steps); a search of a few epochs on a small data set makes
-a few dozen, and its distribution hardly leaves the uniform one (a digits space: entropy 4.682 -> 4.673 nats in
-30 epochs), so the exported ranking rests on noise-sized differences.
+whatever the gradient's size or quality. Over ``S`` architecture steps, gradients that agree move a logit by up
+to ``rate * S``; gradients of pure noise (equally good candidates, too little trained weights, one noisy
+batch) move it by about ``rate * sqrt(S)``, a random walk. The official 1e-3 suits the paper's ImageNet budget
+(tens of thousands of steps); in a search of a few dozen steps it leaves the distribution uniform.
 
-``arc_learning_rate='auto'`` (the default) gives the logits the same room whatever the budget:
-``max(1e-3, LOGIT_TRAVEL / S)``, with ``S`` counted from the trainer's own plan
-(``trainer.estimated_stepping_batches``, ``warmup_epochs``, ``arch_update_every``); long searches keep the
-official 1e-3. :class:`ConvergenceCheck` warns at the end of a search whose distribution barely moved, and says
-which argument to change. The measurements behind ``LOGIT_TRAVEL`` are in docs/arguments.md.
+``arc_learning_rate='auto'`` (the default) bounds what noise can do instead:
+``max(1e-3, NOISE_DRIFT / sqrt(S))``, with ``S`` counted from the trainer's own plan
+(``trainer.estimated_stepping_batches``, ``warmup_epochs``, ``arch_update_every``). Noise then moves a logit by
+about ``NOISE_DRIFT`` whatever the budget, and only a consistent gradient further, up to
+``NOISE_DRIFT * sqrt(S)``: the distribution moves as far as the evidence supports. :func:`check_evidence` warns
+at the start of a search too short for any candidate to be told apart; :class:`ConvergenceCheck` warns at the end
+of a search whose distribution barely moved, and says which argument to change. The measurements behind
+``NOISE_DRIFT`` are in docs/arguments.md.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from typing import Any
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-__all__ = ['LOGIT_TRAVEL', 'OFFICIAL_ARC_LEARNING_RATE', 'ConvergenceCheck', 'arc_learning_rate',
-           'architecture_steps', 'auto_arc_learning_rate']
+__all__ = ['MIN_UPDATES', 'NOISE_DRIFT', 'OFFICIAL_ARC_LEARNING_RATE', 'ConvergenceCheck', 'arc_learning_rate',
+           'architecture_steps', 'auto_arc_learning_rate', 'check_evidence', 'check_warmup', 'updates_per_candidate']
 
 _logger = logging.getLogger('nni.proxyless')
 
 OFFICIAL_ARC_LEARNING_RATE = 1e-3
-LOGIT_TRAVEL = 10.0            # logit units a search may move each logit by, at most (``'auto'``)
+NOISE_DRIFT = 0.25             # logit units that pure-noise gradients move a logit by over a search (``'auto'``)
+MIN_UPDATES = 5                # updates per candidate below which a search is warned about at its start
 BARELY_MOVED = 0.95            # entropy over the uniform distribution's at or above which the search barely moved
 
 
@@ -49,11 +52,13 @@ def architecture_steps(trainer: Trainer, *, warmup_epochs: int, arch_update_ever
 
 
 def auto_arc_learning_rate(steps: float) -> float:
-    """``max(1e-3, LOGIT_TRAVEL / steps)``: the learning rate that lets ``steps`` Adam steps move a logit by
-    ``LOGIT_TRAVEL``, never below the official value (also what a search without a known end gets)."""
+    """``max(1e-3, NOISE_DRIFT / sqrt(steps))``: Adam's steps have about the learning rate's size whatever the
+    gradient's quality, so ``steps`` steps of pure noise move a logit by about ``rate * sqrt(steps)``; this rate
+    keeps that at ``NOISE_DRIFT`` whatever the budget, while a consistent gradient moves it by up to
+    ``NOISE_DRIFT * sqrt(steps)``. Never below the official value (also what a search without a known end gets)."""
     if steps <= 0 or math.isinf(steps):
         return OFFICIAL_ARC_LEARNING_RATE
-    return max(OFFICIAL_ARC_LEARNING_RATE, LOGIT_TRAVEL / steps)
+    return max(OFFICIAL_ARC_LEARNING_RATE, NOISE_DRIFT / math.sqrt(steps))
 
 
 def arc_learning_rate(settings: Any, trainer: Trainer) -> float:
@@ -85,6 +90,56 @@ def check_warmup(trainer: Trainer, settings: Any) -> None:
                         settings.warmup_epochs, trainer.max_epochs, trainer.max_steps)
 
 
+def updates_per_candidate(choice: Any, steps: float, *, binary_mode: str, reinforce_samples: int | None) -> float:
+    """How many of ``steps`` architecture steps give one candidate of ``choice`` a gradient, expected under the
+    uniform distribution the search starts from: ``two`` mode gates 2 of its ``K`` candidates per step,
+    ``full_v2`` all of them, an ``InputChoice`` the ``n_chosen`` it draws, REINFORCE the ``samples``
+    architectures it draws (one candidate each)."""
+    count = len(choice.values)
+    if reinforce_samples is not None:
+        return steps * reinforce_samples / count
+    if choice.n_chosen > 1:
+        return steps * choice.n_chosen / count
+    return steps * (1.0 if binary_mode == 'full_v2' else min(2, count) / count)
+
+
+def check_evidence(trainer: Trainer, settings: Any, choices: dict[str, Any], *,
+                   reinforce_samples: int | None = None) -> None:
+    """Warn at fit start when the plan leaves some candidate fewer than ``MIN_UPDATES`` updates.
+
+    Five is the fewest comparisons in which a consistent gradient can be told from noise: five agreeing signs
+    happen by chance with probability ``1 / 32 < 0.05`` (a sign test); four agreeing ones, ``1 / 16``. With fewer,
+    the distribution ends near where it starts (the default learning rate bounds what noise can do, see
+    :func:`auto_arc_learning_rate`) and the export rests on a handful of batches. The warning gives the count and
+    the epochs that would give enough.
+    """
+    steps = architecture_steps(trainer, warmup_epochs=settings.warmup_epochs,
+                               arch_update_every=settings.arch_update_every)
+    if not trainer.is_global_zero or math.isinf(steps) or steps <= 0 and settings.warmup_epochs:
+        return  # no known end, or check_warmup's case
+    counted = {label: updates_per_candidate(choice, steps, binary_mode=settings.binary_mode,
+                                            reinforce_samples=reinforce_samples)
+               for label, choice in choices.items() if len(choice.values) > 1}
+    if not counted:
+        return
+    label = min(counted, key=counted.get)
+    if counted[label] >= MIN_UPDATES:
+        return
+    per_step = counted[label] / steps if steps else updates_per_candidate(
+        choices[label], 1, binary_mode=settings.binary_mode, reinforce_samples=reinforce_samples)
+    needed_steps = math.ceil(MIN_UPDATES / per_step)
+    batches = float(trainer.num_training_batches)
+    epochs = ('more epochs' if math.isinf(batches) or not batches else
+              f'max_epochs={settings.warmup_epochs + math.ceil(needed_steps * settings.arch_update_every / batches)}')
+    _logger.warning('Too few architecture steps to tell the candidates apart: the trainer plans %d, in which each of '
+                    "the %d candidates of label %r gets a gradient about %.1f times, fewer than %d (five agreeing "
+                    'comparisons are the fewest that noise rarely gives). The export will be close to a uniform '
+                    'pick. Plan at least %d architecture steps: %s, or arch_update_every=1%s.', int(steps),
+                    len(choices[label].values), label, counted[label], MIN_UPDATES, needed_steps, epochs,
+                    '' if settings.binary_mode == 'full_v2' or reinforce_samples else
+                    ", or binary_mode='full_v2' (which gates every candidate at every step)")
+
+
 class ConvergenceCheck(Callback):
     """At the end of a search, warns when the architecture distribution barely left the uniform one.
 
@@ -113,10 +168,11 @@ def _fix(auto: bool, steps: float) -> str:
     if not auto:
         return (f"Use arc_learning_rate='auto' (the default: {auto_arc_learning_rate(steps):.3g} for this budget) "
                 'or a larger arc_learning_rate, arch_update_every=1, or more epochs.')
-    return ('With the automatic learning rate this means the architecture gradients did not agree on a direction: '
-            'the candidates may be nearly equivalent, or the weights too little trained to tell them apart. Train '
-            'longer (max_epochs), start the architecture later (warmup_epochs), or raise arc_learning_rate above '
-            'the automatic value.')
+    return ('With the default learning rate this means the architecture gradients did not agree on a direction: it '
+            f'lets noise move a logit by about {NOISE_DRIFT:g} over the whole search and only a consistent gradient '
+            'further. The candidates may be nearly equivalent, or the weights too little trained to tell them apart. '
+            'Train longer (max_epochs), start the architecture later (warmup_epochs), or set arc_learning_rate '
+            'yourself to force a choice.')
 
 
 def _count(steps: float) -> str:

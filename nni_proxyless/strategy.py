@@ -55,10 +55,12 @@ class Proxyless(OneShotStrategy):
 
     Args:
         arc_learning_rate: learning rate of the architecture optimiser, Adam with betas (0, 0.999), eps 1e-8,
-            no weight decay (the official settings). Default ``'auto'``: ``max(1e-3, 10 / S)`` for a search of
-            ``S`` architecture steps (counted from the trainer's epochs or steps, ``warmup_epochs`` and
-            ``arch_update_every``), so that short searches converge too; long ones get the official 1e-3, which
-            ``arc_learning_rate=1e-3`` always gives (see :mod:`nni_proxyless.convergence`).
+            no weight decay (the official settings). Default ``'auto'``: ``max(1e-3, 0.25 / sqrt(S))`` for a search
+            of ``S`` architecture steps (counted from the trainer's epochs or steps, ``warmup_epochs`` and
+            ``arch_update_every``): gradients of pure noise then move a logit by about 0.25 whatever the budget,
+            consistent ones up to ``0.25 * sqrt(S)``, so the distribution moves as far as the evidence supports.
+            ``arc_learning_rate=1e-3`` gives the official value (see :mod:`nni_proxyless.convergence`). A search
+            too short to tell the candidates apart is warned about when it starts.
         warmup_epochs: epochs of weight training before the architecture starts to move. Default 0. A warm-up
             that leaves the trainer no architecture step (``warmup_epochs >= max_epochs``) is warned about when
             the search starts.

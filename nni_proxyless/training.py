@@ -36,7 +36,7 @@ from ._distributed import allow_unused_parameters
 from ._loss_check import FiniteLossCheck
 from ._precision import check_precision, gradient_scaler, scaled_gradients, scaled_step
 from .callbacks import ArchitectureLogger, RandomStateKeeper
-from .convergence import ConvergenceCheck, arc_learning_rate, check_warmup
+from .convergence import ConvergenceCheck, arc_learning_rate, check_evidence, check_warmup
 from .memory_format import ChannelsLast
 from .plots import SearchPlots
 from .reports import MetricReporter
@@ -136,6 +136,8 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     def on_fit_start(self) -> None:
         check_warmup(self.trainer, self.settings)
+        check_evidence(self.trainer, self.settings, self.arch.choices,
+                       reinforce_samples=None if self.reinforce is None else self.reinforce.samples)
         check_shapes_on_first_batch(self._ops)
         check_space_on_first_batch(self.training_module.model, self.arch.routing)  # before the widening check
         check_widening_on_first_batch(self.training_module.model, self.arch.routing)

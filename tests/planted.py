@@ -113,3 +113,21 @@ class DegradingSpace(ModelSpace):
         """The one architecture in which every choice takes its learnable candidate."""
         return {f'c{i}': position for i, position in enumerate(self.planted)}
 
+
+
+class EquivalentSpace(ModelSpace):
+    """Blocks ``x -> choice(x)`` whose candidates are all the same learnable residual block (each with its own
+    initial weights): no candidate is better than another, so whatever the search prefers comes from noise."""
+
+    def __init__(self, n_choices: int = 3, candidates: int = 4, width: int = 32):
+        super().__init__()
+        self.stem = nn.Linear(64, width)
+        self.choices = nn.ModuleList(LayerChoice([Residual(width) for _ in range(candidates)], label=f'c{i}')
+                                     for i in range(n_choices))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x.flatten(1)))
+        for choice in self.choices:
+            x = choice(x)
+        return self.head(x)

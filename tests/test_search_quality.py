@@ -1,6 +1,9 @@
-"""Statistical claims, over several seeds: the search finds a planted optimum (in both binary modes) and a depth."""
+"""Statistical claims, over several seeds: the search finds a planted optimum (in both binary modes) and a depth,
+and does not follow noise among equivalent candidates."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -9,7 +12,7 @@ from nni.nas.nn.pytorch import ModelSpace, Repeat
 from nni_proxyless import Proxyless
 
 from conftest import digits_evaluator, planted_found, run_search
-from planted import DegradingSpace, PlantedSpace, Zero
+from planted import DegradingSpace, EquivalentSpace, PlantedSpace, Zero
 
 
 def test_planted_optimum_found_in_nine_of_ten_seeds(tmp_path):
@@ -18,20 +21,30 @@ def test_planted_optimum_found_in_nine_of_ten_seeds(tmp_path):
     assert solved >= 9, f'planted optimum exported in {solved}/10 seeds'
 
 
-def test_degraded_planted_optimum_converges_at_the_default_settings(tmp_path):
-    """Wrong candidates that weaken the signal and add noise, 3 labels x 4 candidates, default settings, 10 epochs
-    on digits: in at least 9 of 10 seeds the export is the planted architecture and every planted candidate has
-    a probability of at least 0.5 (the distribution settled, not just leaning)."""
+def test_degraded_planted_optimum_found_at_the_default_settings(tmp_path):
+    """Wrong candidates that weaken the signal and add noise, 3 labels x 4 candidates, default settings (an
+    architecture step every 5 batches: 30 in 10 epochs on digits): in at least 9 of 10 seeds the export is the
+    planted architecture. The default responds to a real signal."""
     solved = 0
     for seed in range(10):
         torch.manual_seed(seed)
         space = DegradingSpace(plant_seed=100 + seed)
+        exp = run_search(space, Proxyless(seed=seed), digits_evaluator(epochs=10, limit_val_batches=0),
+                         tmp_path / str(seed))
+        solved += exp.export_top_models(top_k=1, formatter='dict')[0] == space.planted_architecture()
+    assert solved >= 9, f'planted optimum exported in {solved}/10 seeds'
+
+
+def test_equivalent_candidates_leave_the_distribution_near_uniform_at_the_default_settings(tmp_path):
+    """3 labels x 4 copies of one learnable block (only their initial weights differ), default settings, 3 epochs
+    on digits (9 architecture steps): in each of 5 seeds the final entropy is at least 80% of the uniform
+    distribution's. The default does not follow noise."""
+    uniform = 3 * math.log(4)
+    for seed in range(5):
+        torch.manual_seed(seed)
         strategy = Proxyless(seed=seed)
-        exp = run_search(space, strategy, digits_evaluator(epochs=10, limit_val_batches=0), tmp_path / str(seed))
-        planted = space.planted_architecture()
-        settled = all(strategy.arch.probs(label)[index] >= 0.5 for label, index in planted.items())
-        solved += exp.export_top_models(top_k=1, formatter='dict')[0] == planted and settled
-    assert solved >= 9, f'planted optimum exported and settled in {solved}/10 seeds'
+        run_search(EquivalentSpace(), strategy, digits_evaluator(epochs=3, limit_val_batches=0), tmp_path / str(seed))
+        assert strategy.arch.entropy() >= 0.8 * uniform, f'seed {seed}: entropy {strategy.arch.entropy():.3f} nats'
 
 
 def test_full_v2_search_finds_the_planted_optimum(tmp_path):
