@@ -14,15 +14,18 @@ def headlines(r: dict) -> tuple[str, ...]:
 
 
 def _headline_budget(b: dict | None) -> str:
-    settings = (b or {}).get('spaces', {}).get('DegradingSpace', {}).get('settings', {})
-    official, auto = settings.get('official (1e-3)'), settings.get('auto')
-    if not (official and auto):
+    spaces = (b or {}).get('spaces', {})
+    equivalent = spaces.get('EquivalentSpace', {}).get('settings', {})
+    degrading = spaces.get('DegradingSpace', {}).get('settings', {})
+    auto, former = equivalent.get('auto'), equivalent.get('former budget rule (10 / S)')
+    planted = degrading.get('auto')
+    if not (auto and former and planted):
         return ''
-    return (f'**Short budgets** (10 epochs on digits, a planted space whose wrong candidates weaken the signal): '
-            f'the default `arc_learning_rate=\'auto\'` settles every planted candidate at p >= 0.5 in '
-            f'{auto["settled"]}/{auto["seeds"]} seeds (mean {auto["planted_min_probability"]:.2f}); the official '
-            f'1e-3 in {official["settled"]}/{official["seeds"]} (mean {official["planted_min_probability"]:.2f}, '
-            'uniform 0.25).')
+    return (f'**Short budgets** (digits): among equivalent candidates (3 epochs) the default '
+            f'`arc_learning_rate=\'auto\'` ends at {100 * auto["entropy_fraction"]:.0f}% of the uniform '
+            f'distribution\'s entropy (the former rule: {100 * former["entropy_fraction"]:.0f}%), and on a planted '
+            f'space (10 epochs) it exports the planted architecture in {planted["exported_planted"]}/'
+            f'{planted["seeds"]} seeds: it follows signal, not noise.')
 
 
 def _headline_batchnorm(c: dict | None) -> str:
@@ -45,9 +48,11 @@ def short_budget(r: dict, links: dict) -> str:
         return ''
     parts = ['## Search quality: short budgets (digits)',
              'How far the architecture distribution moves in a search of a few epochs, at the official '
-             '`arc_learning_rate=1e-3` and at the default `\'auto\'` (`max(1e-3, LOGIT_TRAVEL / S)` for `S` '
-             'architecture steps, `LOGIT_TRAVEL = 10`), with `arch_update_every=5` unless stated. "auto, travel 3 '
-             '/ 30" change the constant, to show what it does. Spaces: `DegradingSpace` (tests/planted.py: 3 '
+             '`arc_learning_rate=1e-3`, at the default `\'auto\'` (`max(1e-3, NOISE_DRIFT / sqrt(S))` for `S` '
+             'architecture steps, `NOISE_DRIFT = 0.25`), with twice the constant ("auto, drift x2") and at the '
+             'former default `max(1e-3, 10 / S)`, with `arch_update_every=5` unless stated. Spaces: '
+             '`EquivalentSpace` (tests/planted.py: 3 labels x 4 copies of one learnable block; no candidate is '
+             'better, so whatever the distribution prefers is noise), `DegradingSpace` (tests/planted.py: 3 '
              'labels x 4 candidates; one learnable block per label, the others pass the signal on weakened and '
              'noisy), `DigitsConvSpace` (3 labels x 10 bottlenecks or skip, BatchNorm) and the quick start\'s '
              '`DigitsSpace` (BatchNorm, a searched depth and skip connection; no latency term here). "Entropy" is '
@@ -77,21 +82,21 @@ def _budget_table(space: dict) -> tuple[list[str], list[list]]:
 
 def _budget_notes(b: dict) -> str:
     notes = []
+    equivalent = b['spaces'].get('EquivalentSpace', {}).get('settings', {})
     degrading = b['spaces'].get('DegradingSpace', {}).get('settings', {})
-    official, auto = degrading.get('official (1e-3)'), degrading.get('auto')
-    if official and auto:
-        notes.append(f'On the degrading planted space the official rate already puts the planted candidates first '
-                     f'({official["exported_planted"]}/{official["seeds"]} exports are planted) but leaves them at '
-                     f'p = {official["planted_min_probability"]:.3f} on average (uniform: 0.25): the ranking rests '
-                     f'on differences the size of noise. \'auto\' settles them '
-                     f'({auto["settled"]}/{auto["seeds"]} with every planted candidate at p >= 0.5, '
-                     f'{auto["planted_min_probability"]:.3f} on average).')
-    notes.append('The constant trades how decided the distribution ends against how far noise can push it: the '
-                 'logits move by about `arc_learning_rate` per step whatever the gradient\'s size (Adam with '
-                 'beta1 = 0), so with `S` steps the signal moves them by up to `LOGIT_TRAVEL` and step-to-step '
-                 'noise by about `LOGIT_TRAVEL / sqrt(S)`. 10 leaves these searches decided without being certain; '
-                 'a long search (`S` above 10,000) gets the official 1e-3. At the end of a search whose entropy '
-                 'is still 95% of the uniform distribution\'s, a warning names the argument to change.')
+    if equivalent:
+        figures = '; '.join(f'{name} {m["entropy_fraction"]:.2f}' for name, m in equivalent.items())
+        notes.append(f'Among equivalent candidates the entropy ends at (mean over seeds, fraction of the uniform '
+                     f'distribution\'s): {figures}. Whatever moved there is noise.')
+    if degrading:
+        figures = '; '.join(f'{name} {m["exported_planted"]}/{m["seeds"]}' for name, m in degrading.items())
+        notes.append(f'On the degrading planted space the export is the planted architecture in: {figures} seeds.')
+    notes.append('The logits move by about `arc_learning_rate` per step whatever the gradient\'s size or quality '
+                 '(Adam with beta1 = 0): over `S` steps a consistent gradient moves them by up to `rate * S`, noise '
+                 'by about `rate * sqrt(S)`. The default sets the rate so that noise moves a logit by about '
+                 '`NOISE_DRIFT` whatever the budget; the former rule let it move by `10 / sqrt(S)` (3.3 logit units '
+                 'in 9 steps). At the end of a search whose entropy is still 95% of the uniform distribution\'s, a '
+                 'warning names the argument to change.')
     return 'Notes. ' + ' '.join(notes)
 
 

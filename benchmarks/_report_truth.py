@@ -87,9 +87,12 @@ def _constrained(c: dict, truth: dict) -> str:
                  if check['agree'] else
                  f'the package\'s FLOPs table does NOT agree with the table\'s MFLOPs (largest relative difference '
                  f'{check["largest_relative_difference"]:.3f}, at {check["at"]}), so the package\'s figure decides')
-    text = (f'Under a FLOPs target: ours at its default and at 1e-3 with `applied_hardware=\'flops\'`, '
-            f'`dummy_input=(1, 1, 8, 8)`, `latency_target` = `ref_latency` = {c["target_mflops"]:.4g} MFLOPs (the '
-            f'median of the table\'s; the latency loss is scaled to the target). {c["qualifying"]} of '
+    text = (f'Under a FLOPs target: ours with `applied_hardware=\'flops\'`, `dummy_input=(1, 1, 8, 8)` and '
+            f'`latency_target` = {c["target_mflops"]:.4g} MFLOPs (the median of the table\'s), in four settings: '
+            '"ours default" as a user writes it (the default `add#linear` loss at the default `ref_latency=65`, far '
+            'above this space\'s FLOPs, so the loss is weak); "loss at the target" (`ref_latency` = the target: the '
+            'loss steers towards it); "no latency loss" (`grad_reg_loss_type=None`: the target only filters the '
+            f'export); and 1e-3 with the loss at the target. {c["qualifying"]} of '
             f'{truth["architectures"]} architectures meet it ({agreement}); the best of them has true accuracy '
             f'{c["best_qualifying"]:.4f}. Regret and rank are among those; random search draws from them alone at '
             'the searcher\'s cost.')

@@ -50,13 +50,21 @@ SEARCHERS: dict[str, Callable[..., Any]] = {
     'NNI Proxyless': _nni('Proxyless'),
     'NNI DARTS': _nni('DARTS'),
 }
-TARGETED = (DEFAULT, 'ours 1e-3')  # the searchers run under the FLOPs target too
+# name under the FLOPs target -> (searcher, latency loss): as a user writes it (``latency_target`` with the default
+# loss and ``ref_latency``), the loss scaled to the target (``ref_latency`` = the target), no latency loss at all
+TARGETED: dict[str, tuple[str, dict[str, Any]]] = {
+    DEFAULT: (DEFAULT, {}),
+    'ours default, loss at the target': (DEFAULT, {'ref_latency': 'target'}),
+    'ours default, no latency loss': (DEFAULT, {'grad_reg_loss_type': None}),
+    'ours 1e-3, loss at the target': ('ours 1e-3', {'ref_latency': 'target'}),
+}
 
 
-def flops_options(target_mflops: float) -> dict[str, Any]:
-    """Our search under a FLOPs target: only architectures within it exported, the latency loss scaled to it."""
-    return dict(applied_hardware='flops', dummy_input=(1, 1, 8, 8), latency_target=target_mflops,
-                ref_latency=target_mflops)
+def flops_options(target_mflops: float, name: str) -> dict[str, Any]:
+    """The options of the targeted setting ``name``: FLOPs on one 8x8 image, only architectures within the target
+    exported, and its latency loss."""
+    loss = {key: target_mflops if value == 'target' else value for key, value in TARGETED[name][1].items()}
+    return dict(applied_hardware='flops', dummy_input=(1, 1, 8, 8), latency_target=target_mflops, **loss)
 
 
 @dataclass(frozen=True)
@@ -105,8 +113,10 @@ def one_search(job: Job) -> dict:
     record = {'truth': job.truth, 'searcher': job.searcher, 'seed': job.seed, 'epochs': job.epochs,
               'target_mflops': job.target_mflops, 'index': job.index, 'worker': os.getpid(),
               'unit_seconds': round(subnet_epoch_seconds(job.truth, data, job.index), 5)}
-    extra = flops_options(job.target_mflops) if job.target_mflops is not None else {}
-    strategy = SEARCHERS[job.searcher](job.seed, architecture_steps(data, job.epochs), **extra)
+    searcher, extra = job.searcher, {}
+    if job.target_mflops is not None:
+        searcher, extra = TARGETED[job.searcher][0], flops_options(job.target_mflops, job.searcher)
+    strategy = SEARCHERS[searcher](job.seed, architecture_steps(data, job.epochs), **extra)
     try:
         record.update(_search(job, strategy, data))
     except Exception as error:  # noqa: BLE001  NNI's strategies refuse some spaces: recorded, not fatal

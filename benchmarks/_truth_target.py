@@ -24,9 +24,9 @@ def target_mflops(truth: t.Truth) -> float:
 
 def package_mflops(truth: t.Truth, target: float) -> dict[tuple, float]:
     """The package's FLOPs table (``strategy.latency_table.predict``) for every architecture of the table."""
-    from _truth_searchers import SPACES, flops_options
+    from _truth_searchers import DEFAULT, SPACES, flops_options
     from nni_proxyless import Proxyless
-    strategy = Proxyless(**flops_options(target))
+    strategy = Proxyless(**flops_options(target, DEFAULT))
     strategy.mutate_model(SPACES[truth.space_key]())
     table = strategy.latency_table
     return {t.key(row['arch']): table.predict(row['arch']) for row in truth.rows}

@@ -60,7 +60,7 @@ def plan(args, targets: dict[str, float]) -> list[Job]:
             for truth in args.truths:
                 named = [(name, None) for name in args.searchers]
                 if truth in targets:
-                    named += [(name, targets[truth]) for name in TARGETED if name in args.searchers]
+                    named += [(name, targets[truth]) for name, (base, _) in TARGETED.items() if base in args.searchers]
                 jobs += [Job(truth, name, seed, epochs, len(jobs) + i, mflops)
                          for i, (name, mflops) in enumerate(named)]
     return jobs

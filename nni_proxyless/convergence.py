@@ -125,8 +125,8 @@ def check_evidence(trainer: Trainer, settings: Any, choices: dict[str, Any], *,
     label = min(counted, key=counted.get)
     if counted[label] >= MIN_UPDATES:
         return
-    per_step = counted[label] / steps if steps else updates_per_candidate(
-        choices[label], 1, binary_mode=settings.binary_mode, reinforce_samples=reinforce_samples)
+    per_step = updates_per_candidate(choices[label], 1, binary_mode=settings.binary_mode,
+                                     reinforce_samples=reinforce_samples)
     needed_steps = math.ceil(MIN_UPDATES / per_step)
     batches = float(trainer.num_training_batches)
     epochs = ('more epochs' if math.isinf(batches) or not batches else
@@ -134,8 +134,9 @@ def check_evidence(trainer: Trainer, settings: Any, choices: dict[str, Any], *,
     _logger.warning('Too few architecture steps to tell the candidates apart: the trainer plans %d, in which each of '
                     "the %d candidates of label %r gets a gradient about %.1f times, fewer than %d (five agreeing "
                     'comparisons are the fewest that noise rarely gives). The export will be close to a uniform '
-                    'pick. Plan at least %d architecture steps: %s, or arch_update_every=1%s.', int(steps),
-                    len(choices[label].values), label, counted[label], MIN_UPDATES, needed_steps, epochs,
+                    'pick. Plan at least %d architecture steps: %s%s%s.', int(steps), len(choices[label].values),
+                    label, counted[label], MIN_UPDATES, needed_steps, epochs,
+                    '' if settings.arch_update_every == 1 else ', or arch_update_every=1',
                     '' if settings.binary_mode == 'full_v2' or reinforce_samples else
                     ", or binary_mode='full_v2' (which gates every candidate at every step)")
 
