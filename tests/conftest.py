@@ -89,16 +89,23 @@ def planted_found(space_of, seeds: int, tmp_path: Path, **options) -> int:
 
 
 class ConvSpace(ModelSpace):
-    """A small convolutional space for 8x8 digits: two convolution choices, then a linear head."""
+    """A small convolutional space for 8x8 digits: two convolution choices, then a linear head.
 
-    def __init__(self, width: int = 8):
+    With ``batchnorm=True`` the stem and every convolution candidate end in BatchNorm (and have no bias), so that
+    each architecture needs statistics of its own.
+    """
+
+    def __init__(self, width: int = 8, batchnorm: bool = False):
         super().__init__()
-        self.stem = nn.Conv2d(1, width, 3, padding=1)
-        self.conv1 = LayerChoice({'k3': nn.Conv2d(width, width, 3, padding=1),
-                                  'k5': nn.Conv2d(width, width, 5, padding=2),
-                                  'skip': nn.Identity()}, label='conv1')
-        self.conv2 = LayerChoice({'k3': nn.Conv2d(width, width, 3, padding=1),
-                                  'k1': nn.Conv2d(width, width, 1)}, label='conv2')
+
+        def conv(channels_in: int, kernel: int) -> nn.Module:
+            if not batchnorm:
+                return nn.Conv2d(channels_in, width, kernel, padding=kernel // 2)
+            return nn.Sequential(nn.Conv2d(channels_in, width, kernel, padding=kernel // 2, bias=False),
+                                 nn.BatchNorm2d(width))
+        self.stem = conv(1, 3)
+        self.conv1 = LayerChoice({'k3': conv(width, 3), 'k5': conv(width, 5), 'skip': nn.Identity()}, label='conv1')
+        self.conv2 = LayerChoice({'k3': conv(width, 3), 'k1': conv(width, 1)}, label='conv2')
         self.head = nn.Linear(width * 64, 10)
 
     def forward(self, x):

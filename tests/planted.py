@@ -81,7 +81,23 @@ class Residual(nn.Module):
         return x + torch.relu(self.linear(x))
 
 
-class DegradingSpace(ModelSpace):
+class _ChoiceChain(ModelSpace):
+    """``stem -> choice_0 -> ... -> head`` on flattened 8x8 digits; ``candidates(i)`` gives choice ``i``'s."""
+
+    def __init__(self, n_choices: int, width: int, candidates):
+        super().__init__()
+        self.stem = nn.Linear(64, width)
+        self.choices = nn.ModuleList(LayerChoice(candidates(i), label=f'c{i}') for i in range(n_choices))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x.flatten(1)))
+        for choice in self.choices:
+            x = choice(x)
+        return self.head(x)
+
+
+class DegradingSpace(_ChoiceChain):
     """Blocks ``x -> choice(x)`` of four candidates: one learnable residual block at a position drawn from
     ``plant_seed``, and three that degrade the stream, each a (gain, noise relative to the stream's spread):
     (0.9, 0.1), (0.7, 0.2), (0.5, 0.3). No wrong candidate erases the signal, so every architecture learns
@@ -92,42 +108,23 @@ class DegradingSpace(ModelSpace):
 
     def __init__(self, plant_seed: int, n_choices: int = 3, width: int = 32,
                  degraders: tuple[tuple[float, float], ...] = DEGRADERS):
-        super().__init__()
         gen = torch.Generator().manual_seed(plant_seed)
-        self.planted = [int(torch.randint(len(degraders) + 1, (1,), generator=gen)) for _ in range(n_choices)]
-        self.stem = nn.Linear(64, width)
-        self.choices = nn.ModuleList()
-        for i, position in enumerate(self.planted):
-            candidates: list[nn.Module] = [Degrade(gain, noise) for gain, noise in degraders]
-            candidates.insert(position, Residual(width))
-            self.choices.append(LayerChoice(candidates, label=f'c{i}'))
-        self.head = nn.Linear(width, 10)
+        planted = [int(torch.randint(len(degraders) + 1, (1,), generator=gen)) for _ in range(n_choices)]
 
-    def forward(self, x):
-        x = torch.relu(self.stem(x.flatten(1)))
-        for choice in self.choices:
-            x = choice(x)
-        return self.head(x)
+        def candidates(i: int) -> list[nn.Module]:
+            wrong: list[nn.Module] = [Degrade(gain, noise) for gain, noise in degraders]
+            return wrong[:planted[i]] + [Residual(width)] + wrong[planted[i]:]
+        super().__init__(n_choices, width, candidates)
+        self.planted = planted
 
     def planted_architecture(self) -> dict[str, int]:
         """The one architecture in which every choice takes its learnable candidate."""
         return {f'c{i}': position for i, position in enumerate(self.planted)}
 
 
-
-class EquivalentSpace(ModelSpace):
+class EquivalentSpace(_ChoiceChain):
     """Blocks ``x -> choice(x)`` whose candidates are all the same learnable residual block (each with its own
     initial weights): no candidate is better than another, so whatever the search prefers comes from noise."""
 
     def __init__(self, n_choices: int = 3, candidates: int = 4, width: int = 32):
-        super().__init__()
-        self.stem = nn.Linear(64, width)
-        self.choices = nn.ModuleList(LayerChoice([Residual(width) for _ in range(candidates)], label=f'c{i}')
-                                     for i in range(n_choices))
-        self.head = nn.Linear(width, 10)
-
-    def forward(self, x):
-        x = torch.relu(self.stem(x.flatten(1)))
-        for choice in self.choices:
-            x = choice(x)
-        return self.head(x)
+        super().__init__(n_choices, width, lambda i: [Residual(width) for _ in range(candidates)])

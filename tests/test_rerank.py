@@ -7,33 +7,9 @@ import torch
 from torch import nn
 
 from nni.nas.evaluator.pytorch import Regression
-from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 from nni_proxyless import Proxyless, _rerank
 
-from conftest import digits_datasets, digits_evaluator, run_search
-
-
-def _conv_bn(width: int, kernel: int) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(width, width, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(width))
-
-
-class BatchNormConvSpace(ModelSpace):
-    """Six architectures with BatchNorm in the stem and in every convolution candidate, so that each needs its
-    own statistics: re-ranking and the exported instances must recompute the same ones."""
-
-    def __init__(self, width: int = 8):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
-        self.conv1 = LayerChoice({'k3': _conv_bn(width, 3), 'k5': _conv_bn(width, 5), 'skip': nn.Identity()},
-                                 label='conv1')
-        self.conv2 = LayerChoice({'k3': _conv_bn(width, 3), 'k1': _conv_bn(width, 1)}, label='conv2')
-        self.head = nn.Linear(width * 64, 10)
-
-    def forward(self, x):
-        x = torch.relu(self.stem(x))
-        x = torch.relu(self.conv1(x))
-        x = torch.relu(self.conv2(x))
-        return self.head(x.flatten(1))
+from conftest import ConvSpace, digits_datasets, digits_evaluator, run_search
 
 
 def _accuracy_by_hand(model: nn.Module, batch_size: int = 64) -> float:
@@ -52,7 +28,8 @@ def searched(tmp_path_factory):
     architectures, and the accuracy of each exported instance evaluated by hand."""
     torch.manual_seed(0)
     strategy = Proxyless(seed=0, bn_recalibration_batches=4)
-    exp = run_search(BatchNormConvSpace(), strategy, digits_evaluator(epochs=1), tmp_path_factory.mktemp('search'))
+    exp = run_search(ConvSpace(batchnorm=True), strategy, digits_evaluator(epochs=1),
+                     tmp_path_factory.mktemp('search'))
     top = strategy.top_architectures(4)
     instances = exp.export_top_models(top_k=4, formatter='instance')  # by probability: rerank_top_k=0
     return exp, strategy, top, [_accuracy_by_hand(instance) for instance in instances]
@@ -71,11 +48,22 @@ def test_rerank_metric_is_the_exported_instance_accuracy(searched):
 
 def test_export_with_rerank_top_k_orders_by_accuracy(searched, monkeypatch):
     """With ``rerank_top_k=4``, ``export_top_models(top_k=2)`` is the 4 most probable sorted by their
-    hand-computed accuracy (ties: the more probable first), cut to 2."""
-    exp, strategy, top, by_hand = searched
-    assert len(set(by_hand)) == 4, 'the property needs distinct accuracies (exact ties are broken by noise)'
-    monkeypatch.setattr(strategy, 'rerank_top_k', 4)
-    exported = exp.export_top_models(top_k=2, formatter='dict')
+    hand-computed accuracy (ties: the more probable first), cut to 2. The logits are negated first, so that the
+    probability order runs against the accuracy the search saw and the re-ranking has something to change."""
+    exp, strategy, _, _ = searched
+    with torch.no_grad():
+        for logit in strategy.arch.parameters():
+            logit.neg_()
+    try:
+        top = strategy.top_architectures(4)
+        by_hand = [_accuracy_by_hand(instance) for instance in exp.export_top_models(top_k=4, formatter='instance')]
+        assert len(set(by_hand)) == 4, 'the property needs distinct accuracies (exact ties are broken by noise)'
+        monkeypatch.setattr(strategy, 'rerank_top_k', 4)
+        exported = exp.export_top_models(top_k=2, formatter='dict')
+    finally:
+        with torch.no_grad():
+            for logit in strategy.arch.parameters():
+                logit.neg_()
     expected = [a for _, _, a in sorted(zip(by_hand, range(4), top), key=lambda t: (-t[0], t[1]))][:2]
     assert expected != top[:2], 'this search must rank differently by accuracy for the test to say anything'
     assert [dict(a) for a in exported] == [dict(a) for a in expected]
