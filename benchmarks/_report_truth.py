@@ -152,6 +152,9 @@ def _notes(g: dict, key: str) -> str:
         notes += [_settling_note(ours, longest), _capacity_note(ours, t['largest_architecture'], longest)]
     if RERANKED not in by_name and ours:
         notes.append('The re-ranked export is missing: the package had no `Proxyless.rerank` when this ran.')
+    notes.append(_rerank_note(t))
+    if t.get('constrained'):
+        notes.append(_target_note(t['constrained']))
     nni = by_name.get('NNI Proxyless')
     if nni and 'runs' in nni:
         argmax = sorted(run['argmax_rank'] for run in nni['runs'])
@@ -159,6 +162,35 @@ def _notes(g: dict, key: str) -> str:
         notes.append(f'NNI\'s Proxyless exports a sample: at the {longest}-epoch budget its most probable '
                      f'architecture had true ranks {", ".join(map(str, argmax))}, its exports {exports}.')
     return 'Notes. ' + ' '.join(filter(None, notes))
+
+
+def _rerank_note(t: dict) -> str:
+    """What re-ranking the top 10 by the supernet did to ours default's export, per budget."""
+    pairs = [(e, by[DEFAULT], by[RERANKED]) for e, by in t['budgets'].items()
+             if 'rank_median' in by.get(DEFAULT, {}) and 'rank_median' in by.get(RERANKED, {})]
+    if not pairs:
+        return ''
+    worse = sum(r['rank_median'] > d['rank_median'] for _, d, r in pairs)
+    figures = '; '.join(f'{e} epochs {d["rank_median"]:g} -> {r["rank_median"]:g} (mean regret '
+                        f'{d["regret_mean"]:.4f} -> {r["regret_mean"]:.4f})' for e, d, r in pairs)
+    verdict = ('so it stays an option (`rerank_top_k`, default 0)' if worse else
+               'never worse here')
+    return (f'Re-ranking the 10 most probable architectures by their validation accuracy with the supernet\'s '
+            f'weights (BatchNorm recalibrated) changes ours default\'s median rank: {figures}; worse at {worse} of '
+            f'{len(pairs)} budgets, {verdict}.')
+
+
+def _target_note(c: dict) -> str:
+    """Which way of searching under the target did best, from the constrained table."""
+    best = {e: min(by_name.items(), key=lambda item: item[1]['regret_mean'])[0] for e, by_name in c['budgets'].items()}
+    steered = [m['mflops_over_target_median'] for by in c['budgets'].values() for name, m in by.items()
+               if 'loss at the target' in name]
+    return (f'Under the target, the lowest mean regret per budget: '
+            + ', '.join(f'{e} epochs {name}' for e, name in best.items())
+            + f'. A latency loss scaled to the target pulls the whole distribution towards cheap candidates: those '
+            f'exports sit at {min(steered):.2f}-{max(steered):.2f} of the target, where the target alone (the '
+            'export filter over a distribution trained for accuracy) picks the most probable architecture within '
+            'it, close under it.')
 
 
 def _section(g: dict, key: str, links: dict) -> str:

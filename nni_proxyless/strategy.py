@@ -90,7 +90,8 @@ class Proxyless(OneShotStrategy):
         ref_latency: reference latency in the table's unit: milliseconds (MFLOPs with ``'flops'``). Default 65.0.
         latency_target: hard latency limit, in the table's unit: only architectures predicted to meet it are
             exported, the most probable first (``None``, the default: no limit). It does not change the
-            search; combine it with a latency loss whose ``ref_latency`` is near the target to steer there.
+            search (a latency loss scaled to the target pulls every label towards its cheap candidates, and on a
+            ground truth made the export worse; see docs/arguments.md).
         predictor_options: options for the predictor, e.g. ``{'threads': 1, 'cache_dir': ...}`` for ``'cpu'``,
             ``{'predictor_dir': ...}`` for nn-Meter.
         seed: seeds path sampling (``None``: derived from ``torch.initial_seed()``). Same seed, same search.

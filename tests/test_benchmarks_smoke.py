@@ -19,7 +19,7 @@ PLOTS = ['cost', 'memory', 'scaling', 'convergence', 'latency_target', 'latency_
 
 
 def test_quick_benchmarks_write_markdown_and_plots(tmp_path):
-    """`run_all.py --quick` (about a minute) succeeds; every section, table and plot of the page is produced."""
+    """`run_all.py --quick` (a few minutes) succeeds; every section, table and plot of the page is produced."""
     markdown, plots, results = tmp_path / 'benchmarks.md', tmp_path / 'plots', tmp_path / 'results'
     done = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'run_all.py'), '--quick', '--results',
                            str(results), '--markdown', str(markdown), '--plots', str(plots)],
@@ -31,27 +31,11 @@ def test_quick_benchmarks_write_markdown_and_plots(tmp_path):
     assert [name for name in PLOTS if not (plots / f'{name}.png').stat().st_size > 10_000] == []
     run = json.loads((results / 'run.json').read_text())
     assert run['quick'] and all(script['error'] is None for script in run['scripts'].values())
-
-
-def test_truth_search_quick_renders_both_truths(tmp_path):
-    """`truth_search.py --quick` searches both committed ground truths (the value one under a FLOPs target too)
-    and the page rendered from its JSON alone has a table and a plot per truth, the constrained table and the
-    headline."""
-    results, markdown, plots = tmp_path / 'results', tmp_path / 'benchmarks.md', tmp_path / 'plots'
-    benchmarks = ROOT / 'benchmarks'
-    done = subprocess.run([sys.executable, str(benchmarks / 'truth_search.py'), '--quick', '--json',
-                           str(results / 'truth_search.json')], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    done = subprocess.run([sys.executable, str(benchmarks / 'report.py'), '--results', str(results), '--markdown',
-                           str(markdown), '--plots', str(plots)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
-    text = markdown.read_text()
+    # the ground-truth comparison covers both committed truths, the value one under a FLOPs target too
     assert '### Digits cell space (125 architectures)' in text and '### Digits value-choice space (117' in text
     assert text.count('| ours default |') == 3 and '**Against the ground truths**' in text  # two tables, the target
-    assert [key for key in ('cell', 'value') if not (plots / f'truth_search_{key}.png').stat().st_size > 10_000] == []
-    result = json.loads((results / 'truth_search.json').read_text())
-    assert set(result['checked']) == {'cell', 'value'} and 'constrained' in result['checked']['value']['1']
+    truth = json.loads((results / 'truth_search.json').read_text())
+    assert set(truth['checked']) == {'cell', 'value'} and 'constrained' in truth['checked']['value']['1']
 
 
 def test_gpu_benchmark_quick_runs_on_the_cpu(tmp_path):
