@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import torch
 from pytorch_lightning.utilities.data import extract_batch_size
 
-from .batchnorm import seeded_pass
+from .batchnorm import seeded_pass, training_mode
 from .export import Architecture
 
 if TYPE_CHECKING:
@@ -92,24 +92,19 @@ def validation_metric(module: ProxylessModule, loader: Iterable[Any], key: str, 
             logged.append((float(torch.as_tensor(value).detach()), batch_size))
 
     evaluated = module.training_module
-    modes = [(m, m.training) for m in evaluated.modules()]
     total = count = 0.0
-    try:
-        evaluated.eval()
-        with torch.no_grad(), module.logging_to(capture), seeded_pass(loader, seed, limit=None) as batches:
-            for index, batch in enumerate(batches):
-                batch = module.trainer.strategy.batch_to_device(batch, module.device)
-                logged.clear()
-                evaluated.validation_step(batch, index)
-                if not logged:
-                    raise ValueError(f'The evaluator\'s validation_step logged no {key!r}: pass the name it logs '
-                                     'as metric= to Proxyless.rerank.')
-                value, size = logged[-1]
-                size = size if size is not None else extract_batch_size(batch)
-                total, count = total + value * size, count + size
-    finally:
-        for m, training in modes:
-            m.training = training
+    with training_mode(evaluated, False), torch.no_grad(), module.logging_to(capture), \
+            seeded_pass(loader, seed, limit=None) as batches:
+        for index, batch in enumerate(batches):
+            batch = module.trainer.strategy.batch_to_device(batch, module.device)
+            logged.clear()
+            evaluated.validation_step(batch, index)
+            if not logged:
+                raise ValueError(f'The evaluator\'s validation_step logged no {key!r}: pass the name it logs '
+                                 'as metric= to Proxyless.rerank.')
+            value, size = logged[-1]
+            size = size if size is not None else extract_batch_size(batch)
+            total, count = total + value * size, count + size
     if not count:
         raise ValueError('Re-ranking needs validation data: the validation loader gave no batch.')
     return total / count

@@ -89,20 +89,16 @@ def recalibrate(model: nn.Module, batches: Iterable[Any], forward: Callable[[Any
         return 0
     saved = SavedStatistics(layers)
     momenta = [layer.momentum for layer in layers]
-    modes = [(module, module.training) for module in model.modules()]
     for layer in layers:
         layer.reset_running_stats()
         layer.momentum = None
     count = 0
     try:
-        model.train()
-        with torch.no_grad(), _unsynchronised(layers):
+        with training_mode(model, True), torch.no_grad(), _unsynchronised(layers):
             for batch in batches:
                 forward(batch)
                 count += 1
     finally:
-        for module, training in modes:
-            module.training = training
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
     saved.restore(only=lambda layer: int(layer.num_batches_tracked) == 0)
@@ -131,6 +127,19 @@ def _unsynchronised(layers: list[_BatchNorm]) -> Iterator[None]:
     finally:
         for layer in synced:
             del layer.forward
+
+
+@contextlib.contextmanager
+def training_mode(model: nn.Module, mode: bool) -> Iterator[None]:
+    """Inside the block every module of ``model`` is in training mode ``mode``; afterwards each module is back in
+    its own mode (``model.train(was_training)`` would not restore submodules whose modes differed)."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        model.train(mode)
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 @contextlib.contextmanager
