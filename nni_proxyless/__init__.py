@@ -18,11 +18,11 @@ from typing import Any
 
 from . import _compat  # noqa: F401  (before NNI is imported)
 
-__all__ = ['Proxyless', 'ProxylessTrainer', 'Architecture', 'ArchParameters', 'strategies']
+__all__ = ['Proxyless', 'ProxylessTrainer', 'Architecture', 'ArchParameters', 'FrontPick', 'strategies']
 __version__ = '0.1.0'
 
 _LOCATIONS = {'Proxyless': '.strategy', 'ProxylessTrainer': '.trainer', 'Architecture': '.export',
-              'ArchParameters': '.arch', 'strategies': '._entry_points'}
+              'ArchParameters': '.arch', 'FrontPick': '.front', 'strategies': '._entry_points'}
 
 
 def __getattr__(name: str) -> Any:

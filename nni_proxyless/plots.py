@@ -2,7 +2,9 @@
 
 * ``probabilities.png``: every label's candidate probabilities over the epochs (one heatmap per label);
 * ``curves.png``: the validation metric and, with a latency table, the expected latency per epoch;
-* ``top_k.png``: the top-k architectures' predicted latency against their probability (with a table).
+* ``top_k.png``: the top-k architectures' predicted latency against their probability (with a table);
+* ``latency_front.png``: one pick per latency budget (:meth:`~nni_proxyless.Proxyless.latency_front`), drawn when
+  it is asked for.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects, not through ``pyplot``: no backend is selected or
 changed, so importing the package leaves the user's matplotlib set-up alone.
@@ -21,7 +23,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 
 from .export import top_k
 
-__all__ = ['SearchPlots']
+__all__ = ['SearchPlots', 'front_plot']
 
 _logger = logging.getLogger('nni.proxyless')
 
@@ -39,6 +41,7 @@ class SearchPlots(Callback):
         self.folder = None if folder is None else Path(folder)
         self.top = top
         self.history: list[dict[str, Any]] = []
+        self.saved_in: Path | None = None  # the folder the plots went to, once saved
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
@@ -58,6 +61,7 @@ class SearchPlots(Callback):
                  _curves(self.history, folder / 'curves.png')]
         if pl_module.latency is not None:
             files.append(_top_k(pl_module, self.top, folder / 'top_k.png'))
+        self.saved_in = folder
         _logger.info('Search plots: %s', ', '.join(str(f) for f in files))
 
     def state_dict(self) -> dict[str, Any]:
@@ -113,6 +117,24 @@ def _top_k(pl_module: Any, k: int, path: Path) -> Path:
     ax.set_xlabel(f'predicted latency ({table.unit})')
     ax.set_ylabel('probability')
     ax.set_title(f'Top-{len(best)} architectures (colour: rank)')
+    return _save(figure, path)
+
+
+def front_plot(front: list[Any], unit: str, path: Path) -> Path:
+    """The picks of :func:`~nni_proxyless.front.latency_front`: their validation metric with the supernet's weights
+    (their probability when they were not evaluated) against their predicted latency, each budget a dotted line."""
+    picks = [pick for pick in front if pick.architecture is not None]
+    measured = all(pick.architecture.supernet_metric is not None for pick in picks)
+    figure = Figure(figsize=(7, 4))
+    ax = figure.subplots()
+    for pick in front:
+        ax.axvline(pick.target, color='0.8', linestyle=':', linewidth=1)
+    ax.plot([pick.architecture.latency for pick in picks],
+            [pick.architecture.supernet_metric if measured else pick.architecture.probability for pick in picks],
+            marker='o', drawstyle='steps-post')
+    ax.set_xlabel(f'predicted latency ({unit}); dotted: the budgets')
+    ax.set_ylabel('validation metric, supernet weights' if measured else 'probability')
+    ax.set_title(f'Latency front: the pick within each of {len(front)} budgets')
     return _save(figure, path)
 
 

@@ -1,13 +1,13 @@
 """The ``Proxyless`` strategy: NNI's one-shot strategy protocol around the mixed ops and the training module.
 
-About 350 lines, most of them the documented arguments of the one public class users construct; the
-work is delegated (supernet, latency, training module, export, web UI).
+Most of it is the documented arguments of the one public class users construct; the work is delegated (supernet, latency, training module, export, web UI).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 import torch
@@ -20,10 +20,13 @@ from nni.nas.space import RawFormatModelSpace
 from . import _checks, _rerank
 from ._console import quiet_nni_messages
 from .arch import ArchParameters, BinaryMode
+from ._experiment_frames import export_arguments
 from .export import Architecture, ExportedModelSpace, top_k
+from .front import FrontPick, default_targets, latency_front
 from .latency import LatencyObjective, LatencyTable
-from .latency.config import LatencyConfig
+from .latency.config import LatencyConfig, check_target_reachable
 from .latency.measure import MeasuredSubnetLatency
+from .plots import SearchPlots, front_plot
 from .reinforce import ReinforceUpdate, check_reinforce_options
 from .supernet import build_supernet, model_defined_hooks
 from .training import ProxylessModule, SearchSettings
@@ -34,6 +37,10 @@ if TYPE_CHECKING:
 __all__ = ['Proxyless']
 
 _logger = logging.getLogger('nni.proxyless')
+
+FRONT_CANDIDATES = 5
+"""Architectures compared per budget by :meth:`Proxyless.latency_front` (see docs/deploy.md for the measured
+effect)."""
 
 
 class Proxyless(OneShotStrategy):
@@ -263,40 +270,104 @@ class Proxyless(OneShotStrategy):
         """The latency table the search uses (``None`` without ``applied_hardware``)."""
         return None if self._latency is None else self._latency.table
 
-    def top_architectures(self, k: int = 1) -> list[Architecture]:
+    def top_architectures(self, k: int = 1, *, latency_target: float | None = None) -> list[Architecture]:
         """The ``k`` most probable architectures (exact), most probable first, with probabilities and latencies.
 
-        With ``latency_target``, only architectures predicted to meet it are returned (a warning says when fewer
-        than ``k`` were found).
+        Only architectures predicted to meet the latency target are returned (a warning says when fewer than
+        ``k`` were found): ``latency_target`` when given (in the table's unit), else the strategy's.
+
+        Raises:
+            ValueError: ``latency_target`` is not a positive number, the search has no latency table, or no
+                architecture can meet it.
         """
         self._check_searched()
-        table, target = self.latency_table, self.latency_config.target if self.latency_config else None
-        if table is None:
-            return top_k(self.arch, k)
-        accept = None if target is None else (lambda sample: table.predict(sample) <= target)
-        found = top_k(self.arch, k, accept=accept)
-        for architecture in found:
-            architecture.latency, architecture.latency_unit = table.predict(architecture), table.unit
+        target = self._latency_target(latency_target)
+        found = self._within(k, target)
         if target is not None and len(found) < k:
             _logger.warning('Only %d architectures within latency_target=%s %s among the most probable ones '
-                            '(asked for %d).', len(found), target, table.unit, k)
+                            '(asked for %d).', len(found), target, self.latency_table.unit, k)
         return found
 
-    def list_models(self, sort: bool = True, limit: int | None = 1) -> Iterator[RawFormatModelSpace]:
+    def list_models(self, sort: bool = True, limit: int | None = 1,
+                    latency_target: float | None = None) -> Iterator[RawFormatModelSpace]:
         """The top ``limit`` architectures as frozen model spaces (NNI's ``export_top_models`` calls this).
 
         Their models (``executable_model()``, ``formatter='instance'``) carry the supernet's weights and, unless
         ``bn_recalibration_batches=0``, BatchNorm statistics recomputed for each architecture on training data.
         With ``rerank_top_k``, the ``max(rerank_top_k, limit)`` most probable are re-ranked (:meth:`rerank`) first.
+        ``latency_target`` (also as ``exp.export_top_models(top_k, latency_target=T)``, which NNI does not pass
+        on: it is read from that call) overrides the strategy's for this export.
+
+        Raises:
+            TypeError: ``export_top_models`` got a keyword this strategy does not take.
         """
         assert self._supernet is not None
+        extra = export_arguments()
+        extra.pop('optimize_mode', None)  # NNI 3.0 warns that it has no effect
+        if latency_target is None:
+            latency_target = extra.pop('latency_target', None)
+        if extra:
+            raise TypeError(f'export_top_models got {", ".join(map(repr, sorted(extra)))}: Proxyless takes top_k, '
+                            'formatter and latency_target.')
         if not self.rerank_top_k:
-            architectures = self.top_architectures(limit)
+            architectures = self.top_architectures(limit, latency_target=latency_target)
         else:
             limit = _checks.integer('top_k', limit, low=1)
-            architectures = self.rerank(self.top_architectures(max(self.rerank_top_k, limit)))[:limit]
+            architectures = self.rerank(self.top_architectures(max(self.rerank_top_k, limit),
+                                                               latency_target=latency_target))[:limit]
         for architecture in architectures:
             yield ExportedModelSpace(self.model_space, self._supernet, architecture, self._own_statistics())
+
+    def latency_front(self, targets: Sequence[float] | None = None, *, candidates: int = FRONT_CANDIDATES,
+                      metric: str | None = None, higher_is_better: bool | None = None) -> list[FrontPick]:
+        """One architecture per latency budget, from this one search: deploy to several targets without searching
+        again.
+
+        For each budget, the ``candidates`` most probable architectures predicted to meet it are compared by their
+        validation metric with the supernet's weights (as :meth:`rerank`; each architecture is evaluated once,
+        however many budgets consider it) and the best is picked; ``candidates=1`` picks the most probable within
+        the budget, with no evaluation. A plot of the front, ``latency_front.png``, is saved beside the search's
+        other plots when the search saved them.
+
+        Args:
+            targets: budgets in the table's unit (``None``: 5 budgets evenly spaced above the fastest architecture
+                the table predicts, up to the slowest).
+            candidates: architectures compared per budget. Default 5.
+            metric, higher_is_better: the validation metric to compare by, as for :meth:`rerank`.
+
+        Returns:
+            One :class:`~nni_proxyless.front.FrontPick` per budget, in the order of ``targets``: the budget, the pick
+            (an :class:`~nni_proxyless.Architecture` with ``latency``, ``probability`` and ``supernet_metric``;
+            ``None`` when nothing considered meets it) and how many were compared.
+
+        Raises:
+            ValueError: the search has no latency table (``applied_hardware``), a target is not a positive number
+                or cannot be met, or ``candidates`` is not an integer >= 1.
+
+        Example::
+
+            for pick in strategy.latency_front([2.0, 4.0, 8.0]):
+                print(pick.target, pick.architecture.latency, pick.architecture.supernet_metric, dict(pick.architecture))
+        """
+        self._check_searched()
+        table = self.latency_table
+        if table is None:
+            raise ValueError('latency_front needs a latency table: search with applied_hardware (e.g. '
+                             "applied_hardware='flops' or 'cpu') to pick architectures per latency budget.")
+        candidates = _checks.integer('candidates', candidates, low=1)
+        if targets is None:
+            targets = default_targets(self.arch, table, seed=self.arch.seed)
+        else:
+            targets = [self._latency_target(target) for target in targets]
+
+        def rank(architectures: list[Architecture]) -> list[Architecture]:
+            return self.rerank(architectures, metric=metric, higher_is_better=higher_is_better)
+
+        front = latency_front(self._within, targets, candidates, rank)
+        folder = self._plots_folder()
+        if folder is not None:
+            _logger.info('Latency front: %s', front_plot(front, table.unit, folder / 'latency_front.png'))
+        return front
 
     def rerank(self, architectures: list[Architecture], *, metric: str | None = None,
                higher_is_better: bool | None = None) -> list[Architecture]:
@@ -328,6 +399,33 @@ class Proxyless(OneShotStrategy):
     def _check_searched(self) -> None:
         if self.arch is None:
             raise RuntimeError('The search has not run yet: run the experiment before exporting.')
+
+    def _latency_target(self, latency_target: float | None) -> float | None:
+        """The target for one export: ``latency_target`` when given (checked), else the strategy's."""
+        if latency_target is None:
+            return self.latency_config.target if self.latency_config is not None else None
+        table = self.latency_table
+        target = _checks.number('latency_target', latency_target, positive=True,
+                                unit=table.unit if table is not None else '')
+        if table is None:
+            raise ValueError('latency_target needs applied_hardware (where latency comes from).')
+        check_target_reachable(table, target)
+        return target
+
+    def _within(self, k: int, target: float | None) -> list[Architecture]:
+        """The ``k`` most probable architectures within ``target`` (``None``: all), with predicted latencies."""
+        table = self.latency_table
+        if table is None:
+            return top_k(self.arch, k)
+        found = top_k(self.arch, k, accept=None if target is None else (lambda s: table.predict(s) <= target))
+        for architecture in found:
+            architecture.latency, architecture.latency_unit = table.predict(architecture), table.unit
+        return found
+
+    def _plots_folder(self) -> Path | None:
+        """Where the search saved its plots (``None``: it saved none)."""
+        plots = [c for c in self.oneshot_module.trainer.callbacks if isinstance(c, SearchPlots)]
+        return plots[0].saved_in if plots else None
 
     def _own_statistics(self) -> Callable[[dict[str, Any]], Any] | None:
         """``statistics(sample)``: a context in which the supernet runs ``sample`` with BatchNorm statistics

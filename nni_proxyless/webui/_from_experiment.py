@@ -2,7 +2,8 @@
 
 NNI 3.0 runs a one-shot strategy inside ``NasExperiment.start`` without its manager, and hands the strategy
 neither the experiment nor the port. :func:`running_experiment` reads both, read-only, from the frame of
-``NasExperiment.start`` on the call stack (the strategy runs inside it): nothing of NNI is patched or wrapped.
+``NasExperiment.start`` on the call stack (the strategy runs inside it; :mod:`nni_proxyless._experiment_frames`):
+nothing of NNI is patched or wrapped.
 
 NNI's ``run`` / ``start`` default the port to 8080, and the strategy must tell "no port given" from a port the
 user wrote: the default is the very ``int`` object held by NNI's signatures (``__defaults__``), while a port
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from nni.experiment import Experiment
 from nni.nas.experiment import NasExperiment
 from nni.tools.nnictl.config_utils import Experiments
 
+from .._experiment_frames import frame_locals, START
 from .ui import WebUI
 
 __all__ = ['WEB_UI_ENV', 'web_ui_disabled', 'running_experiment', 'requested_web_ui', 'name_experiment']
@@ -31,7 +32,6 @@ _logger = logging.getLogger('nni.proxyless.webui')
 WEB_UI_ENV = 'NNI_PROXYLESS_WEB_UI'
 """Set to ``off`` (or ``0``, ``false``, ``no``) to show no web UI even when ``run()`` / ``start()`` get a port."""
 
-_START = NasExperiment.start.__code__
 _NNI_DEFAULT_PORTS = tuple(default for function in (Experiment.run, Experiment.start, Experiment.resume,
                                                     Experiment.run_or_resume, NasExperiment.start)
                            for default in function.__defaults__ or () if type(default) is int)
@@ -45,14 +45,12 @@ def web_ui_disabled() -> bool:
 def running_experiment() -> tuple[NasExperiment, int | None] | None:
     """The ``NasExperiment`` whose ``start`` runs the caller, and the port given to it (``None``: NNI's default);
     ``None`` outside an experiment (e.g. under ``ProxylessTrainer``)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is _START and isinstance(frame.f_locals.get('self'), NasExperiment):
-            port = frame.f_locals.get('port')
-            given = port is not None and not any(port is default for default in _NNI_DEFAULT_PORTS)
-            return frame.f_locals['self'], int(port) if given else None
-        frame = frame.f_back
-    return None
+    found = frame_locals(START)
+    if found is None:
+        return None
+    port = found.get('port')
+    given = port is not None and not any(port is default for default in _NNI_DEFAULT_PORTS)
+    return found['self'], int(port) if given else None
 
 
 def requested_web_ui(default_name: str) -> WebUI | None:
