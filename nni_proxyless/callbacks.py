@@ -15,8 +15,19 @@ __all__ = ['ArchitectureLogger', 'RandomStateKeeper']
 _logger = logging.getLogger('nni.proxyless')
 
 
+SHOWN_IN_FULL = 200
+"""The most probable architecture is printed whole at the first epoch when its text is at most this long."""
+
+SHOWN_CHANGES = 6
+"""At most this many changed labels are named on an epoch's line."""
+
+
 class ArchitectureLogger(Callback):
     """Every epoch: log the architecture entropy and figures (progress bar), each probability (scalars).
+
+    The epoch's line is short whatever the space: the figures, then the labels whose most probable value changed
+    since the last epoch (``conv1 k3 -> k5``); the first epoch prints the whole most probable architecture when
+    it is short, its number of labels otherwise. The whole architecture is logged at DEBUG level every epoch.
 
     The module it watches must have an ``arch`` (:class:`~nni_proxyless.arch.ArchParameters`) and a
     ``search_figures()`` method, as :class:`~nni_proxyless.training.ProxylessModule` does.
@@ -25,6 +36,9 @@ class ArchitectureLogger(Callback):
     that hook after the bar has run would show there one epoch late. So this callback puts itself before the
     progress bar in the trainer's callbacks: at the end of each epoch the bar shows that epoch's figures.
     """
+
+    def __init__(self) -> None:
+        self.previous: dict[str, Any] | None = None  # the most probable architecture at the last epoch's end
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         bar = trainer.progress_bar_callback
@@ -43,7 +57,29 @@ class ArchitectureLogger(Callback):
                             for value, p in zip(choice.values, arch.probs(label))})
         if trainer.is_global_zero:
             shown = ', '.join(f'{name} {value:.4g}' for name, value in figures.items())
-            _logger.info('Epoch %d: %s; most probable architecture %s', trainer.current_epoch, shown, arch.argmax())
+            argmax = arch.argmax()
+            _logger.info('Epoch %d: %s; %s', trainer.current_epoch, shown, self._changes(argmax))
+            _logger.debug('Epoch %d: most probable architecture %s', trainer.current_epoch, argmax)
+            self.previous = argmax
+
+    def _changes(self, argmax: dict[str, Any]) -> str:
+        """What the epoch's line says of the most probable architecture."""
+        if self.previous is None:
+            text = str(argmax)
+            return (f'most probable architecture {text}' if len(text) <= SHOWN_IN_FULL else
+                    f'most probable architecture of {len(argmax)} labels (at DEBUG level)')
+        changed = [f'{label} {self.previous.get(label)} -> {value}' for label, value in argmax.items()
+                   if self.previous.get(label) != value]
+        if not changed:
+            return 'most probable architecture unchanged'
+        more = f' and {len(changed) - SHOWN_CHANGES} more' if len(changed) > SHOWN_CHANGES else ''
+        return f'most probable changed: {", ".join(changed[:SHOWN_CHANGES])}{more}'
+
+    def state_dict(self) -> dict[str, Any]:
+        return {'previous': self.previous}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.previous = state_dict.get('previous')
 
 
 class RandomStateKeeper(Callback):

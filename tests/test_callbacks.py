@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 
@@ -33,11 +34,12 @@ def _numbers(pattern: str, text: str) -> dict[str, float]:
 
 class Lines(logging.Handler):
     def __init__(self):
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []  # INFO and above
+        self.debug: list[str] = []
 
     def emit(self, record):
-        self.messages.append(record.getMessage())
+        (self.messages if record.levelno >= logging.INFO else self.debug).append(record.getMessage())
 
 
 def test_progress_bar_shows_each_epochs_figures_at_its_end(tmp_path):
@@ -45,7 +47,7 @@ def test_progress_bar_shows_each_epochs_figures_at_its_end(tmp_path):
     lines, logger = Lines(), logging.getLogger('nni.proxyless')
     logger.addHandler(lines)
     level, bar = logger.level, RecordingBar()
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG)
     try:
         torch.manual_seed(0)
         strategy = Proxyless(seed=0, arch_update_every=1, applied_hardware='flops', dummy_input=(1, 1, 8, 8),
@@ -55,7 +57,7 @@ def test_progress_bar_shows_each_epochs_figures_at_its_end(tmp_path):
     finally:
         logger.removeHandler(lines)
         logger.setLevel(level)
-    # 'Epoch 2: entropy 0.1394, expected_latency_MFLOPs 0.03021, ...; most probable architecture {...}'
+    # 'Epoch 2: entropy 0.1394, expected_latency_MFLOPs 0.03021, ...; most probable changed: conv1 k3 -> k5'
     logged = [_numbers(r'(\w+) ([-\d.e]+)', line.split(':', 1)[1].split(';')[0])
               for line in lines.messages if re.match(r'Epoch \d+:', line)]
     assert len(logged) == len(bar.shown) == 3
@@ -65,3 +67,25 @@ def test_progress_bar_shows_each_epochs_figures_at_its_end(tmp_path):
         assert set(figures) == {'entropy', 'expected_latency_MFLOPs', 'argmax_latency_MFLOPs'}
         for name, value in figures.items():
             assert shown[name] == pytest.approx(value, rel=5e-3), name   # the bar shows 3 digits, the log 4
+    # The lines name what changed in the most probable architecture, logged whole at DEBUG level
+    full = [ast.literal_eval(line.split('architecture ', 1)[1]) for line in lines.debug
+            if re.match(r'Epoch \d+: most probable architecture', line)]
+    said = [line.split('; ', 1)[1] for line in lines.messages if re.match(r'Epoch \d+:', line)]
+    assert len(full) == 3 and said[0] == f'most probable architecture {full[0]}'
+    for before, after, line in zip(full, full[1:], said[1:]):
+        changed = [f'{label} {before[label]} -> {after[label]}' for label in after if before[label] != after[label]]
+        assert line == (f'most probable changed: {", ".join(changed)}' if changed else
+                        'most probable architecture unchanged')
+
+
+def test_epoch_line_stays_short_on_large_spaces():
+    """With many labels: the first line counts them, later lines name at most SHOWN_CHANGES changes."""
+    from nni_proxyless.callbacks import SHOWN_CHANGES, ArchitectureLogger
+    logger = ArchitectureLogger()
+    first = {f'block{i}_kernel': 3 for i in range(40)}
+    assert logger._changes(first) == 'most probable architecture of 40 labels (at DEBUG level)'
+    logger.previous = first
+    second = {**first, **{f'block{i}_kernel': 5 for i in range(SHOWN_CHANGES + 2)}}
+    line = logger._changes(second)
+    assert line.startswith('most probable changed: block0_kernel 3 -> 5, ') and line.endswith(' and 2 more')
+    assert line.count('->') == SHOWN_CHANGES and len(line) < 200

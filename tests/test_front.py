@@ -15,6 +15,7 @@ from nni_proxyless import Proxyless
 
 from conftest import ConvSpace, digits_datasets, digits_evaluator, run_search
 
+DOCS = Path(__file__).resolve().parents[1] / 'docs'
 VALUES = {'conv1': ('k3', 'k5', 'skip'), 'conv2': ('k3', 'k1')}
 
 
@@ -71,8 +72,9 @@ def test_export_takes_a_latency_target_per_call(searched):
 def test_export_refuses_what_it_cannot_honour(searched):
     """An unknown keyword and an unreachable target are refused, naming the value and what is allowed."""
     exp, _, archs = searched
-    with pytest.raises(TypeError, match="'latency_targt'.*latency_target"):
+    with pytest.raises(TypeError, match="'latency_targt'.*latency_target") as unknown:
         exp.export_top_models(top_k=1, latency_targt=1.0)
+    assert f'`TypeError: {unknown.value}`' in (DOCS / 'reliability.md').read_text()  # quoted as raised
     fastest = min(latency for _, _, latency in archs)
     with pytest.raises(ValueError, match='cannot be met'):
         exp.export_top_models(top_k=1, latency_target=fastest / 2)
@@ -132,5 +134,6 @@ def test_front_needs_a_latency_table(tmp_path):
     """Without ``applied_hardware`` the front is refused with the fix."""
     strategy = Proxyless(seed=0)
     run_search(ConvSpace(), strategy, digits_evaluator(epochs=1), tmp_path)
-    with pytest.raises(ValueError, match='applied_hardware'):
+    with pytest.raises(ValueError, match='applied_hardware') as refused:
         strategy.latency_front()
+    assert f'`{refused.value}`' in (DOCS / 'reliability.md').read_text()
