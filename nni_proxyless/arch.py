@@ -191,11 +191,12 @@ class ArchParameters(nn.Module):
         return selections
 
     def sample_for_update(self, step: int, mode: BinaryMode) -> dict[str, Selection]:
-        """Selections for an architecture step, with gates and the live logits (DESIGN section 3).
+        """Selections for an architecture step, with gates and the live logits.
 
         ``two`` mode draws two distinct candidates, then the active one from the softmax over the pair;
         ``full_v2`` draws the active candidate from the full distribution and gates all candidates.
         An ``InputChoice`` taking several inputs gates the inputs it draws, weighted over all candidates.
+        See docs/design.md, "Architecture step".
         """
         rng = self.generator(step, 1)
         selections = {}

@@ -39,8 +39,7 @@ __all__ = ['Proxyless']
 _logger = logging.getLogger('nni.proxyless')
 
 FRONT_CANDIDATES = 5
-"""Architectures compared per budget by :meth:`Proxyless.latency_front` (see docs/deploy.md for the measured
-effect)."""
+"""Architectures compared per budget by :meth:`Proxyless.latency_front` (docs/design.md, "Export")."""
 
 
 class Proxyless(OneShotStrategy):

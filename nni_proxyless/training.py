@@ -14,8 +14,8 @@ and drives it by hand:
   :mod:`nni_proxyless.batchnorm`), reported to NNI with the search's figures
   (:class:`~nni_proxyless.reports.MetricReporter`).
 
-A little over 300 lines: one Lightning module, whose hooks share the step counter, the routing and the
-wrapped module; everything else around the loop is a callback in its own module.
+One Lightning module, whose hooks share the step counter, the routing and the wrapped module; everything
+else around the loop is a callback in its own module (docs/design.md, "The training module").
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ class ProxylessModule(BaseOneShotLightningModule):
                 and self.step_count % self.settings.arch_update_every == 0)
 
     def architecture_step(self, step: int) -> None:
-        """One update of the architecture logits on a validation batch (DESIGN section 3)."""
+        """One update of the architecture logits on a validation batch (docs/design.md, "Architecture step")."""
         batch = self.trainer.strategy.batch_to_device(self._arch_batches.next())
         if self.reinforce is not None:
             loss, pairs = self._policy_gradient_loss(batch, step), {}

@@ -1,5 +1,5 @@
 """What the documentation shows comes from a run: error messages quoted in docs/reliability.md, outputs shown in
-docs/getting-started.md."""
+docs/getting-started.md; and the documentation the code cites exists, as the names docs/design.md gives do."""
 
 from __future__ import annotations
 
@@ -96,3 +96,95 @@ def test_getting_started_search_prints_what_the_page_shows(tmp_path):
     assert shown and len(printed) >= len(shown)
     for line, expected in zip(printed, shown):
         assert re.fullmatch(re.escape(expected).replace(r'\.\.\.', r'\d*'), line), (line, expected)
+
+
+# --------------------------------------------------------------------------------- docs/design.md and the code
+
+PACKAGE = Path(__file__).resolve().parents[1] / 'nni_proxyless'
+_DOC_FILE = re.compile(r'docs/([\w.-]+\.md)')
+_DOC_SECTION = re.compile(r'docs/([\w.-]+\.md),\s+"([^"]+)"')
+_NAME = re.compile(r'`([a-z_]\w*(?:\.\w+)+)`')
+
+
+def _package_text() -> dict[str, str]:
+    return {str(path.relative_to(PACKAGE.parent)): path.read_text() for path in sorted(PACKAGE.rglob('*.py'))}
+
+
+def _headings(name: str) -> set[str]:
+    """The titles of a page's headings, without their numbers (``## 4. Formulas`` -> ``Formulas``)."""
+    return {re.sub(r'^\d+\.\s+', '', line.lstrip('#').strip()) for line in (DOCS / name).read_text().splitlines()
+            if line.startswith('#')}
+
+
+def test_modules_cite_only_documents_in_the_repository():
+    """No module cites the design notes that are not in the repository, a docs/*.md that does not exist, or a
+    section ``docs/x.md, "Title"`` that the page has no heading for."""
+    for path, text in _package_text().items():
+        assert not re.search(r'\bDESIGN\b', text), f'{path} cites DESIGN: point it to docs/design.md instead'
+        for name in _DOC_FILE.findall(text):
+            assert (DOCS / name).is_file(), f'{path} cites docs/{name}, which does not exist'
+        for name, title in _DOC_SECTION.findall(text):
+            title = ' '.join(title.split())
+            assert title in _headings(name), f'{path} cites docs/{name}, "{title}": no such heading'
+
+
+def _design_text() -> str:
+    """docs/design.md without its fenced code blocks (the data-path diagram is not backticked names)."""
+    return re.sub(r'```.*?```', '', (DOCS / 'design.md').read_text(), flags=re.S)
+
+
+def _formula_holders() -> list[str]:
+    """The second column of the formula table in docs/design.md's section "Formulas and where they live"."""
+    text = _design_text()
+    section = text[text.index('## 4. Formulas and where they live'):]
+    section = section[:section.index('\n## ', 1)]
+    holders = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip('|').split('|')]
+        if line.startswith('|') and len(cells) == 3 and cells[1] not in ('holder', '---'):
+            [holder] = _NAME.findall(cells[1])
+            holders.append(holder)
+    return holders
+
+
+def _resolve(dotted: str):
+    """``nni_proxyless.<dotted>``: the longest importable module prefix, then attributes."""
+    import importlib
+    parts = dotted.split('.')
+    for end in range(len(parts), 0, -1):
+        module_name = 'nni_proxyless.' + '.'.join(parts[:end])
+        try:
+            found = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name is not None and module_name.startswith(error.name):
+                continue
+            raise
+        for attribute in parts[end:]:
+            found = getattr(found, attribute)
+        return found
+    raise AssertionError(f'{dotted}: no module of nni_proxyless')
+
+
+def test_design_formula_table_names_functions_that_exist():
+    """Every formula's holder in docs/design.md is a function (or method) of the package, found where the page
+    says: moving or renaming one fails here until the page follows."""
+    holders = _formula_holders()
+    assert len(holders) >= 15, holders
+    for holder in holders:
+        assert callable(_resolve(holder)), holder
+
+
+def test_design_names_resolve():
+    """Every backticked dotted name in docs/design.md that starts with a module of the package exists."""
+    import pkgutil
+    modules = {info.name for info in pkgutil.iter_modules([str(PACKAGE)])}
+    names = {name for name in _NAME.findall(_design_text())
+             if name.split('.')[0] in modules and not name.endswith(('.py', '.md', '.json'))}
+    assert len(names) > 50, sorted(names)
+    missing = []
+    for name in sorted(names):
+        try:
+            _resolve(name)
+        except (AttributeError, AssertionError, ImportError):
+            missing.append(name)
+    assert not missing, f'docs/design.md names what the package does not have: {missing}'

@@ -1,4 +1,5 @@
-"""The expected latency of a table, vectorised: the one place DESIGN's ``E`` is computed.
+"""The expected latency ``E`` of a table, vectorised: the one place it is computed (docs/design.md,
+"The table and its expectation").
 
     E = fixed + sum over terms of P(term used) * sum over combinations c of prod_l w_l(c_l) * cost(c)
 

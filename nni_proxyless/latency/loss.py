@@ -1,4 +1,4 @@
-"""The latency-aware architecture loss (DESIGN section 3).
+"""The latency-aware architecture loss (docs/design.md, "Formulas and where they live").
 
 With CE the architecture step's task loss and E the expected latency (differentiable in the logits):
 

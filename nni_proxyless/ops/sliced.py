@@ -1,10 +1,11 @@
 """Mixed ops for layers whose arguments are choices: one max-size layer, each step runs the sampled slice.
 
-NNI 3.0 spaces write ``MutableConv2d(c_in, nni.choice('w', [16, 32]), nni.choice('k', [3, 5]))`` (DESIGN
-section 9). A :class:`SlicedOp` keeps one layer built at the largest values (Once-for-All's weight sharing) and
-runs, at every step, the slice its labels' routed values ask for: channels and features as a prefix, the kernel as
-the centre crop, norm layers' prefix, the attention's prefix projections, with autograd's own slicing: only the
-slice computes, and the max-size parameter's ``.grad`` is full-size with zeros outside the slice.
+NNI 3.0 spaces write ``MutableConv2d(c_in, nni.choice('w', [16, 32]), nni.choice('k', [3, 5]))`` (see
+docs/design.md, "Value choices: slicing and widths"). A :class:`SlicedOp` keeps one layer built at the largest
+values (Once-for-All's weight sharing) and runs, at every step, the slice its labels' routed values ask for:
+channels and features as a prefix, the kernel as the centre crop, norm layers' prefix, the attention's prefix
+projections, with autograd's own slicing: only the slice computes, and the max-size parameter's ``.grad`` is
+full-size with zeros outside the slice.
 
 An architecture step gates the labels over their gated values with the binary gate of :mod:`.gate`. Widths change
 shapes, so in an architecture step the layers run with every *output* width at the widest gated value, and a

@@ -3,8 +3,8 @@
 It starts the experiment (local training service) whose tuner runs in this process (:mod:`._tuner`) and whose
 trials are relays (:mod:`._relay`), waits for the relay trial to connect to this process (:mod:`._connection`),
 sends it the metrics to report, and stops everything it started when done, failed or interrupted
-(:mod:`._processes`). About 380 lines: one class, the lifetime of one experiment, whose parts (start-up,
-trials, reports, shutdown) share its state.
+(:mod:`._processes`). One class: the lifetime of one experiment, whose parts (start-up, trials, reports,
+shutdown) share its state.
 """
 from __future__ import annotations
 
