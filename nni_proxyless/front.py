@@ -22,7 +22,7 @@ from .arch import ArchParameters
 from .export import Architecture
 from .latency import LatencyTable
 from .latency._extremes import extremes
-from .routing import Selection
+from .routing import uniform_selections
 
 __all__ = ['FrontPick', 'default_targets', 'latency_front']
 
@@ -54,8 +54,7 @@ def default_targets(arch: ArchParameters, table: LatencyTable, count: int = 5, s
     searched = {label: list(choice.values) for label, choice in arch.choices.items() if choice.kind != 'input'}
 
     def draw(rng: random.Random) -> dict[str, Any]:
-        return arch.sample_of({label: Selection(active=tuple(sorted(rng.sample(range(len(c.values)), c.n_chosen))))
-                               for label, c in arch.choices.items()})
+        return arch.sample_of(uniform_selections(arch.choices, rng))
 
     fastest, slowest = (table.predict(extremes(table, draw, searched, 1, fastest=side, seed=seed)[0])
                         for side in (True, False))

@@ -9,6 +9,7 @@ routing inside :meth:`Routing.use`, which restores the previous one afterwards.
 from __future__ import annotations
 
 import contextlib
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
@@ -17,7 +18,7 @@ import torch
 if TYPE_CHECKING:
     from .labels import Choice
 
-__all__ = ['Routing', 'Selection']
+__all__ = ['Routing', 'Selection', 'uniform_selections']
 
 
 @dataclass
@@ -111,3 +112,9 @@ class Routing:
         """The values of ``label`` at these candidate indices."""
         values = self._choices[label].values
         return [values[k] for k in indices]
+
+
+def uniform_selections(choices: Mapping[str, Choice], rng: random.Random) -> dict[str, Selection]:
+    """A uniformly drawn architecture: one candidate per label (``n_chosen`` distinct inputs for an input choice)."""
+    return {label: Selection(active=tuple(sorted(rng.sample(range(len(choice.values)), choice.n_chosen))))
+            for label, choice in choices.items()}

@@ -39,6 +39,7 @@ from ..arch import ArchParameters, Selection
 from ..ops import MixedOp, check_space
 from ..ops.space_check import positions, reference_selections
 from ..ops.subnet import subnet_of
+from ..routing import uniform_selections
 from ..supernet import build_supernet, model_defined_hooks
 from .predictors import available_predictors, create_predictor
 from ._calibration import CALIBRATION_PATHS, WithWeightMegabytes, calibrated
@@ -200,14 +201,8 @@ def _calibration_paths(ops: list[MixedOp], table: LatencyTable) -> list[dict[str
                 if choice.kind != 'input'}
 
     def draw(rng: random.Random) -> dict[str, Any]:
-        return _sample(ops, _random_selections(ops, rng))
+        return _sample(ops, uniform_selections(ops[0].routing.choices, rng))
 
     return [*extremes(table, draw, searched, 1, fastest=True), *extremes(table, draw, searched, 1, fastest=False),
             *spread(table, draw, CALIBRATION_PATHS - 2)]
-
-
-def _random_selections(ops: list[MixedOp], rng: random.Random) -> dict[str, Selection]:
-    """A uniformly drawn architecture (``n_chosen`` distinct inputs for an input choice)."""
-    return {label: Selection(active=tuple(sorted(rng.sample(range(len(choice.values)), choice.n_chosen))))
-            for label, choice in ops[0].routing.choices.items()}
 
