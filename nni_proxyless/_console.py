@@ -10,6 +10,10 @@ Dropped, by logger and message (nothing else; the user's own warnings are left a
   one-shot strategies check for a Lightning checkpoint callback they do not need);
 * ``nni.experiment``: "Successfully update maxTrialNumber." (the web UI's own update at its end).
 
+They are installed when a ``Proxyless`` strategy is built and then stay: NNI checks the experiment's config, and
+warns, before the strategy runs and again when the experiment stops (at the process's exit). Nothing else of the
+process's logging changes: a search leaves handlers, filters, formatters and warnings filters as it found them.
+
 To quiet NNI's remaining information messages too: ``logging.getLogger('nni').setLevel(logging.WARNING)``.
 """
 

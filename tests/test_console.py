@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 _SEARCH = """
@@ -65,3 +67,48 @@ def test_only_the_named_messages_are_dropped(caplog):
         logging.getLogger('nni.experiment').info('Successfully update %s.', 'maxTrialNumber')
         logging.getLogger('nni.experiment').info('Successfully update %s.', 'trialConcurrency')
     assert [r.getMessage() for r in caplog.records] == ['Successfully update trialConcurrency.']
+
+
+def _logging_and_warnings() -> tuple[dict, list, dict]:
+    """Every logger's handlers, filters, level and propagation; the warnings filters; each handler's formatter."""
+    loggers = {name: logger for name, logger in logging.Logger.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)}
+    loggers[''] = logging.getLogger()
+
+    def handlers(logger: logging.Logger) -> tuple:  # pytest's capture handlers come and go with its phases
+        return tuple(h for h in logger.handlers if not type(h).__module__.startswith('_pytest'))
+
+    return ({name: (handlers(logger), tuple(logger.filters), logger.level, logger.propagate)
+             for name, logger in loggers.items() if handlers(logger) or logger.filters or logger.level},
+            list(warnings.filters),
+            {handler: handler.formatter for logger in loggers.values() for handler in handlers(logger)})
+
+
+def test_a_search_leaves_logging_and_warnings_as_it_found_them(tmp_path, monkeypatch):
+    """After ``exp.run()`` the process's logging handlers, filters, formatters, warnings filters and NNI's trial
+    command channel are those it had before (the strategy built, stdout redirected), but for the log file NNI's
+    experiment keeps until ``exp.stop()``; after ``stop`` they are all the same."""
+    import io
+
+    from nni_proxyless import Proxyless
+
+    from conftest import ConvSpace, digits_evaluator, run_search
+
+    from nni.runtime.trial_command_channel import get_default_trial_command_channel
+
+    monkeypatch.setattr(sys, 'stdout', io.StringIO())  # not a terminal
+    strategy = Proxyless(seed=0)
+    before, channel = _logging_and_warnings(), get_default_trial_command_channel()
+    exp = run_search(ConvSpace(), strategy, digits_evaluator(epochs=1), tmp_path)
+    after = _logging_and_warnings()
+    assert get_default_trial_command_channel() is channel
+    nni_log = [h for h in logging.getLogger('nni').handlers if isinstance(h, logging.FileHandler)
+               and Path(h.baseFilename).is_relative_to(tmp_path)]
+    assert len(nni_log) == 1, 'NNI keeps its experiment log until stop'
+    loggers, formatters = dict(after[0]), dict(after[2])
+    handlers, *rest = loggers.pop('nni')
+    assert (tuple(h for h in handlers if h not in nni_log), *rest) == before[0]['nni']
+    del formatters[nni_log[0]]
+    assert ({**loggers, 'nni': before[0]['nni']}, after[1], formatters) == before
+    exp.stop()
+    assert _logging_and_warnings() == before
