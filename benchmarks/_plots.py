@@ -245,3 +245,47 @@ def truth_ranks(truth: dict, seeds: int, title: str, path: Path) -> Path:
     ax.legend(*zip(*shown), fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5))
     ax.set_title(f'{title}, median of {seeds} seeds\n(dots: each seed; dotted green: the true top 10)', fontsize=9)
     return _save(figure, path)
+
+
+def front_picks(result: dict, path: Path) -> Path:
+    """True accuracy of each method's pick against the latency budget, one panel per search budget: the median
+    over seeds (line), each seed (dots), the best qualifying architecture, and random search at the front's total
+    compute (5 candidates, or its largest count) under both of the truth's protocols."""
+    epochs = list(result['budgets'])
+    figure, axes = plt.subplots(1, len(epochs), figsize=(4.6 * len(epochs) + 2.2, 4.2), squeeze=False, sharey=True)
+    methods = result['methods']
+    styles = {method: (color, marker) for method, color, marker in
+              zip(methods, [OURS, '#2ca02c', '#17becf', '#bcbd22'], 'oDs^')}
+    styles['one search per budget'] = ('#8c564b', 'x')
+    fronts = [m for m in methods if m.startswith('front')]
+    reference = 'front, 5 candidates' if 'front, 5 candidates' in fronts else fronts[-1]
+    for ax, e in zip(axes[0], epochs):
+        cells = result['budgets'][e]
+        xs = [cell['budget_mflops'] for cell in cells]
+        ax.plot(xs, [cell['best_qualifying'] for cell in cells], color='black', linestyle=':', linewidth=1,
+                label='best qualifying architecture')
+        for protocol in sorted(cells[0]['methods'][reference]['random'], key=int):
+            random = [cell['methods'][reference]['random'][protocol]['true_accuracy_median'] for cell in cells]
+            ax.plot(xs, random, color=OTHER, linewidth=2, alpha=0.6,
+                    linestyle='-' if int(protocol) < result['full_epochs'] else '--',
+                    label=f'random search at the total compute of "{reference}",\n{protocol}-epoch training')
+        for i, method in enumerate(methods):
+            color, marker = styles[method]
+            shift = 1 + 0.04 * (i - (len(methods) - 1) / 2)  # side by side, not on top of each other
+            summaries = [cell['methods'][method] for cell in cells]
+            ax.plot([x * shift for x in xs], [np.median([r['true_accuracy'] for r in m['runs']]) for m in summaries],
+                    color=color, marker=marker, label=method)
+            ax.scatter([x * shift for x, m in zip(xs, summaries) for _ in m['runs']],
+                       [r['true_accuracy'] for m in summaries for r in m['runs']], color=color, marker=marker, s=12,
+                       alpha=0.35)
+        ax.set_xscale('log')
+        ax.set_xticks(xs, [f'{x:.3g}' for x in xs])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel('latency budget (MFLOPs), log scale')
+        ax.set_title(f'{e}-epoch searches', fontsize=9)
+    axes[0][0].set_ylabel('true accuracy of the pick')
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[0][-1].legend(handles, labels, fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5))
+    figure.suptitle(f'One search, several budgets: picks against the value truth\n{result["seeds"]} seeds (line: '
+                    'median; dots: each seed)', fontsize=10)
+    return _save(figure, path)

@@ -202,7 +202,7 @@ def _headline_latency(r: dict) -> str:
 def reproduce(r: dict) -> str:
     scripts = [k for k in ('cost', 'memory', 'scaling', 'mobilenet_space', 'darts_space', 'modes', 'planted_optimum',
                            'latency_target', 'latency_accuracy', 'short_budget', 'batchnorm_recalibration',
-                           'truth_search')
+                           'truth_search', 'deploy_front')
                if r.get(k.replace('_optimum', ''))]
     run = r['run'] or {}
     times = run.get('scripts', {})

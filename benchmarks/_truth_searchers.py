@@ -60,11 +60,12 @@ TARGETED: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def flops_options(target_mflops: float, name: str) -> dict[str, Any]:
+def flops_options(target_mflops: float | None, name: str) -> dict[str, Any]:
     """The options of the targeted setting ``name``: FLOPs on one 8x8 image, only architectures within the target
-    exported, and its latency loss."""
+    exported (``None``: no target), and its latency loss."""
     loss = {key: target_mflops if value == 'target' else value for key, value in TARGETED[name][1].items()}
-    return dict(applied_hardware='flops', dummy_input=(1, 1, 8, 8), latency_target=target_mflops, **loss)
+    target = {} if target_mflops is None else {'latency_target': target_mflops}
+    return dict(applied_hardware='flops', dummy_input=(1, 1, 8, 8), **target, **loss)
 
 
 @dataclass(frozen=True)
@@ -105,20 +106,27 @@ def subnet_epoch_seconds(space_key: str, data: dict, seed: int) -> float:
     return timer.seconds / timer.batches * (timer.batches + 1)
 
 
-def one_search(job: Job) -> dict:
-    """Time a random subnet epoch, then run the search; what it exported and how long its batches took."""
+def prepared(job: Job) -> tuple[dict, dict]:
+    """This process made ready for ``job`` (one torch thread, Lightning quiet): the digits data, and the job's
+    record begun with the wall time of a random subnet epoch timed here."""
     torch.set_num_threads(1)
     h.quiet_lightning()
     data = s.digits_tensors()
     record = {'truth': job.truth, 'searcher': job.searcher, 'seed': job.seed, 'epochs': job.epochs,
               'target_mflops': job.target_mflops, 'index': job.index, 'worker': os.getpid(),
               'unit_seconds': round(subnet_epoch_seconds(job.truth, data, job.index), 5)}
+    return data, record
+
+
+def one_search(job: Job) -> dict:
+    """Time a random subnet epoch, then run the search; what it exported and how long its batches took."""
+    data, record = prepared(job)
     searcher, extra = job.searcher, {}
     if job.target_mflops is not None:
         searcher, extra = TARGETED[job.searcher][0], flops_options(job.target_mflops, job.searcher)
     strategy = SEARCHERS[searcher](job.seed, architecture_steps(data, job.epochs), **extra)
     try:
-        record.update(_search(job, strategy, data))
+        record.update(search(job, strategy, data))
     except Exception as error:  # noqa: BLE001  NNI's strategies refuse some spaces: recorded, not fatal
         if not job.searcher.startswith('NNI'):
             raise
@@ -126,7 +134,9 @@ def one_search(job: Job) -> dict:
     return record
 
 
-def _search(job: Job, strategy, data: dict) -> dict:
+def search(job: Job, strategy, data: dict) -> dict:
+    """Run ``strategy`` on the job's space and budget (``torch.manual_seed(job.seed)`` first): its top-1 export,
+    final distribution, the wall time of its training batches (``strategy`` stays searched for further exports)."""
     from conftest import run_search
     torch.manual_seed(job.seed)
     timer, recorder = h.EpochTimer(skip=0), h.DistributionRecorder()

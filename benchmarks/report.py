@@ -13,6 +13,7 @@ from pathlib import Path
 
 import _plots as plots
 import _report_defaults as defaults
+import _report_front as front
 import _report_gpu as gpu_section
 import _report_quality as quality
 import _report_sections as sections
@@ -27,7 +28,7 @@ def _load(results: Path) -> dict[str, dict | None]:
     loaded = {}
     for name in ('run', 'cost', 'memory', 'scaling', 'modes', 'planted_optimum', 'latency_target',
                  'latency_accuracy', 'short_budget', 'batchnorm_recalibration', 'gpu', 'truth_search',
-                 'mobilenet_space', 'darts_space'):
+                 'mobilenet_space', 'darts_space', 'deploy_front'):
         path = results / f'{name}.json'
         loaded[name] = json.loads(path.read_text()) if path.exists() else None
     loaded['planted'] = loaded.pop('planted_optimum')
@@ -57,6 +58,8 @@ def _figures(r: dict, folder: Path) -> dict[str, Path]:
         drawn[f'truth_search_{key}'] = plots.truth_ranks(truth, r['truth_search']['seeds'],
                                                          f'Exports against the {key} ground truth',
                                                          folder / f'truth_search_{key}.png')
+    if r['deploy_front']:
+        drawn['deploy_front'] = plots.front_picks(r['deploy_front'], folder / 'deploy_front.png')
     return drawn
 
 
@@ -69,7 +72,7 @@ def render(results: Path, markdown: Path, plots_folder: Path) -> str:
                                                       truth.headline(r))),
              speed.cost(r, links), speed.memory(r, links), speed.scaling(r, links), spaces.mobilenet(r, links),
              spaces.darts(r, links), quality.planted(r, links),
-             truth.truth(r, links), quality.latency_target(r, links), quality.modes(r, links),
+             truth.truth(r, links), front.front(r, links), quality.latency_target(r, links), quality.modes(r, links),
              quality.latency_tables(r, links), defaults.short_budget(r, links), defaults.batchnorm(r, links),
              gpu_section.gpu(r, links), sections.reproduce(r)]
     text = '\n\n'.join(part for part in parts if part).rstrip() + '\n'

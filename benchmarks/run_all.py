@@ -7,7 +7,8 @@ plots from those files. ``--quick`` runs every script's smoke mode (about a minu
 otherwise, writes everything under a temporary folder instead of the docs.
 
 Run: ``python benchmarks/run_all.py`` (full, about 105 minutes on 2 cores: the MobileNetV3 and DARTS space
-benchmarks about 35 of them, ``truth_search.py`` (two truths, three budgets, five seeds) about 40) or
+benchmarks about 35 of them, ``truth_search.py`` (two truths, three budgets, five seeds) about 40; then
+``deploy_front.py``, 15 minutes alone with ``--workers 2``, more at its default of one worker) or
 ``python benchmarks/run_all.py --quick --results DIR --markdown DIR/benchmarks.md --plots DIR``.
 """
 
@@ -28,7 +29,8 @@ sys.path.insert(0, str(HERE))
 
 # Timing-sensitive scripts first; the quality scripts time nothing.
 SCRIPTS = ['latency_accuracy', 'cost', 'scaling', 'modes', 'batchnorm_recalibration', 'memory', 'mobilenet_space',
-           'darts_space', 'planted_optimum', 'latency_target', 'short_budget', 'truth_search']
+           'darts_space', 'planted_optimum', 'latency_target', 'short_budget', 'truth_search',
+           'deploy_front']
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

@@ -40,6 +40,7 @@ import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import _harness as h
 import _spaces as s
@@ -67,8 +68,9 @@ def plan(args, targets: dict[str, float]) -> list[Job]:
     return jobs
 
 
-def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
-    """Every search, in this process or in ``workers`` spawned ones; progress printed as they end."""
+def run_jobs(jobs: list[Job], workers: int, search: Callable[[Job], dict] = searchers.one_search) -> list[dict]:
+    """Every search (``search(job)``), in this process or in ``workers`` spawned ones; progress printed as they
+    end."""
     def report(run: dict) -> dict:
         outcome = run.get('unsupported') or f'export {run["export"]}'
         under = f' (target {run["target_mflops"]:.3f} MFLOPs)' if run['target_mflops'] else ''
@@ -76,9 +78,9 @@ def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
               flush=True)
         return run
     if workers == 1:
-        return [report(searchers.one_search(job)) for job in jobs]
+        return [report(search(job)) for job in jobs]
     with multiprocessing.get_context('spawn').Pool(workers) as pool:
-        runs = [report(run) for run in pool.imap_unordered(searchers.one_search, jobs, chunksize=1)]
+        runs = [report(run) for run in pool.imap_unordered(search, jobs, chunksize=1)]
     return sorted(runs, key=lambda run: run['index'])
 
 

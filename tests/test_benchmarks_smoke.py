@@ -11,11 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ['## Headline', '## Cost per epoch', '## Peak memory', '## Scaling with the number of candidates',
             '## Value choices: hub MobileNetV3', '## Cells: hub DARTS',
             '## Search quality: planted optimum', '## Search quality against the ground truth',
+            '## Deploying to several budgets from one search (value truth)',
             '## Search quality: accuracy under a latency target',
             '## REINFORCE against binary-gate gradients', '## Latency tables', '## Search quality: short budgets',
             '## BatchNorm recalibration', '## Reproducing']
 PLOTS = ['cost', 'memory', 'scaling', 'convergence', 'latency_target', 'latency_accuracy', 'modes', 'truth_search_cell',
-         'truth_search_value']
+         'truth_search_value', 'deploy_front']
 
 
 def test_quick_benchmarks_write_markdown_and_plots(tmp_path):
@@ -36,6 +37,11 @@ def test_quick_benchmarks_write_markdown_and_plots(tmp_path):
     assert text.count('| ours default |') == 3 and '**Against the ground truths**' in text  # two tables, the target
     truth = json.loads((results / 'truth_search.json').read_text())
     assert set(truth['checked']) == {'cell', 'value'} and 'constrained' in truth['checked']['value']['1']
+    # one search, several budgets: three budgets, each with the fronts and the per-budget searches scored
+    front = json.loads((results / 'deploy_front.json').read_text())
+    cells = front['budgets']['1']
+    assert len(cells) == 3 and all(set(cell['methods']) == set(front['methods']) for cell in cells)
+    assert front['methods'] == ['front, 1 candidate', 'front, 5 candidates', 'one search per budget']
 
 
 def test_gpu_benchmark_quick_runs_on_the_cpu(tmp_path):
