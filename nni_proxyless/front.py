@@ -68,10 +68,11 @@ def latency_front(top: Top, targets: Sequence[float], candidates: int, rank: Ran
         top: the most probable architectures within a budget.
         targets: the budgets.
         candidates: architectures compared per budget (1: the most probable within it).
-        rank: orders the candidates of all budgets at once (``None``: by probability alone).
+        rank: orders the candidates of all budgets at once and gives each its metric (``None``: by probability
+            alone, no metric).
     """
     found = [top(candidates, target) for target in targets]
-    if rank is not None and candidates > 1:
+    if rank is not None:
         unique = {_key(a): a for within in found for a in within}
         position = {_key(a): i for i, a in enumerate(rank(list(unique.values())))}
         found = [sorted((unique[_key(a)] for a in within), key=lambda a: position[_key(a)]) for within in found]

@@ -38,8 +38,9 @@ __all__ = ['Proxyless']
 
 _logger = logging.getLogger('nni.proxyless')
 
-FRONT_CANDIDATES = 5
-"""Architectures compared per budget by :meth:`Proxyless.latency_front` (docs/design.md, "Export")."""
+FRONT_CANDIDATES = 1
+"""Architectures compared per budget by :meth:`Proxyless.latency_front`: on the value-choice ground truth, 5 or 10
+compared by their supernet accuracy picked no better than the most probable (docs/deploy.md)."""
 
 
 class Proxyless(OneShotStrategy):
@@ -318,21 +319,26 @@ class Proxyless(OneShotStrategy):
             yield ExportedModelSpace(self.model_space, self._supernet, architecture, self._own_statistics())
 
     def latency_front(self, targets: Sequence[float] | None = None, *, candidates: int = FRONT_CANDIDATES,
-                      metric: str | None = None, higher_is_better: bool | None = None) -> list[FrontPick]:
+                      evaluate: bool = True, metric: str | None = None,
+                      higher_is_better: bool | None = None) -> list[FrontPick]:
         """One architecture per latency budget, from this one search: deploy to several targets without searching
         again.
 
-        For each budget, the ``candidates`` most probable architectures predicted to meet it are compared by their
-        validation metric with the supernet's weights (as :meth:`rerank`; each architecture is evaluated once,
-        however many budgets consider it) and the best is picked; ``candidates=1`` picks the most probable within
-        the budget, with no evaluation. A plot of the front, ``latency_front.png``, is saved beside the search's
-        other plots when the search saved them.
+        For each budget, the pick is the most probable architecture predicted to meet it; with ``candidates=k``,
+        the best by validation metric of the ``k`` most probable within it. Each pick (each candidate) is
+        evaluated with the supernet's weights, as :meth:`rerank` does (one pass over the validation data, BatchNorm
+        recalibrated; each architecture once, however many budgets consider it), so the front shows what each
+        budget costs in accuracy. A plot of the front, ``latency_front.png``, is saved beside the search's other
+        plots when the search saved them.
 
         Args:
             targets: budgets in the table's unit (``None``: 5 budgets evenly spaced above the fastest architecture
                 the table predicts, up to the slowest).
-            candidates: architectures compared per budget. Default 5.
-            metric, higher_is_better: the validation metric to compare by, as for :meth:`rerank`.
+            candidates: architectures compared per budget. Default 1: on a ground truth, comparing 5 or 10 by
+                their supernet accuracy did not pick better (docs/deploy.md).
+            evaluate: evaluate the picks (and candidates); ``False`` leaves ``supernet_metric`` unset and costs
+                nothing, and needs ``candidates=1``.
+            metric, higher_is_better: the validation metric, as for :meth:`rerank`.
 
         Returns:
             One :class:`~nni_proxyless.front.FrontPick` per budget, in the order of ``targets``: the budget, the pick
@@ -341,7 +347,8 @@ class Proxyless(OneShotStrategy):
 
         Raises:
             ValueError: the search has no latency table (``applied_hardware``), a target is not a positive number
-                or cannot be met, or ``candidates`` is not an integer >= 1.
+                or cannot be met, ``candidates`` is not an integer >= 1, or ``evaluate=False`` with more than one
+                candidate.
 
         Example::
 
@@ -354,6 +361,9 @@ class Proxyless(OneShotStrategy):
             raise ValueError('latency_front needs a latency table: search with applied_hardware (e.g. '
                              "applied_hardware='flops' or 'cpu') to pick architectures per latency budget.")
         candidates = _checks.integer('candidates', candidates, low=1)
+        if not evaluate and candidates > 1:
+            raise ValueError(f'latency_front compares its {candidates} candidates per budget by their validation '
+                             'metric: evaluate=False needs candidates=1.')
         if targets is None:
             targets = default_targets(self.arch, table, seed=self.arch.seed)
         else:
@@ -362,7 +372,7 @@ class Proxyless(OneShotStrategy):
         def rank(architectures: list[Architecture]) -> list[Architecture]:
             return self.rerank(architectures, metric=metric, higher_is_better=higher_is_better)
 
-        front = latency_front(self._within, targets, candidates, rank)
+        front = latency_front(self._within, targets, candidates, rank if evaluate else None)
         folder = self._plots_folder()
         if folder is not None:
             _logger.info('Latency front: %s', front_plot(front, table.unit, folder / 'latency_front.png'))

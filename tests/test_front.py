@@ -83,11 +83,11 @@ def test_export_refuses_what_it_cannot_honour(searched):
 
 
 def test_front_picks_the_most_probable_within_each_budget(searched):
-    """``candidates=1``: for each budget, the most probable architecture within it (brute force), with its latency
-    and probability; no evaluation."""
+    """By default: for each budget, the most probable architecture within it (brute force), with its latency and
+    probability; ``evaluate=False`` leaves its metric unset."""
     _, strategy, archs = searched
     targets = sorted({latency for _, _, latency in archs})
-    front = strategy.latency_front(targets, candidates=1)
+    front = strategy.latency_front(targets, evaluate=False)
     assert [pick.target for pick in front] == targets
     for pick in front:
         assert dict(pick.architecture) == _within(archs, pick.target)[0] and pick.candidates == 1
@@ -115,6 +115,12 @@ def test_front_ranks_candidates_by_the_accuracy_of_their_instances(searched):
         assert pick.architecture.supernet_metric == pytest.approx(accuracy[tuple(best.items())], abs=1e-6)
     plots = Path(strategy.oneshot_module.trainer.log_dir)  # the search's other plots are there
     assert (plots / 'latency_front.png').is_file() and (plots / 'top_k.png').is_file()
+    for pick in strategy.latency_front(targets):  # the default: the most probable, evaluated
+        assert dict(pick.architecture) == _within(archs, pick.target)[0]
+        assert pick.architecture.supernet_metric == pytest.approx(accuracy[tuple(pick.architecture.items())],
+                                                                  abs=1e-6)
+    with pytest.raises(ValueError, match='evaluate=False needs candidates=1'):
+        strategy.latency_front(targets, candidates=3, evaluate=False)
 
 
 def test_default_budgets_span_the_table(searched):
@@ -122,7 +128,7 @@ def test_default_budgets_span_the_table(searched):
     above the fastest's, evenly spaced."""
     _, strategy, archs = searched
     latencies = [latency for _, _, latency in archs]
-    front = strategy.latency_front(candidates=1)
+    front = strategy.latency_front(evaluate=False)
     targets = [pick.target for pick in front]
     assert len(targets) == 5 and targets[-1] == pytest.approx(max(latencies))
     step = (max(latencies) - min(latencies)) / 5
