@@ -17,8 +17,9 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/quickstart_digits.py
 
+# Two processes (pytest-xdist); the tests that start NNI's manager run in one of them, one after another
 test: $(STAMP) browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 # Every benchmark (about 105 minutes on 2 cores), then docs/benchmarks.md and its plots
 bench: $(STAMP)

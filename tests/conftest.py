@@ -26,6 +26,26 @@ from _common import digits  # noqa: E402
 # NNI's console handler keeps the stream it found at import (pytest's capture, closed after each test).
 silence_stdout()
 
+# `make test` runs the suite in 2 processes (pytest-xdist): one torch thread each, so that they share the cores
+# rather than each asking for all of them (the searches here are small: one thread is most of their speed).
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``): the tests of one file run in one process, so that its module
+    fixtures (a search shared by its tests) are built once; the tests that start NNI's manager (the web UI) run one
+    after another in one process, since each starts Node.js and waits for it; the hub spaces' tests, which share
+    nothing, are spread over the processes."""
+    for item in items:
+        name = Path(str(item.fspath)).name
+        if name not in _SPREAD:
+            item.add_marker(pytest.mark.xdist_group('nni_manager' if name in _ONE_AT_A_TIME else str(item.fspath)))
+
+
+_ONE_AT_A_TIME = {'test_webui.py', 'test_webui_search.py', 'test_webui_port.py', 'test_retiarii.py'}
+_SPREAD = {'test_hub_spaces.py'}
+
 SHARED_FIXTURES = Path(os.environ.get('NNI_PROXYLESS_FIXTURES')
                        or Path(__file__).resolve().parents[1].parent / 'shared' / 'fixtures')
 """A reference fixture of nn-Meter's predictor format, outside the repository; the suite needs it nowhere else."""
