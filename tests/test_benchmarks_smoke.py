@@ -20,7 +20,8 @@ PLOTS = ['cost', 'memory', 'scaling', 'convergence', 'latency_target', 'latency_
 
 
 def test_quick_benchmarks_write_markdown_and_plots(tmp_path):
-    """`run_all.py --quick` (about 5 minutes alone, more beside other tests) succeeds; every section, table and plot of the page is produced."""
+    """`run_all.py --quick` (about 5 minutes alone, more beside other tests) succeeds; every section, table and plot
+    of the page is produced."""
     markdown, plots, results = tmp_path / 'benchmarks.md', tmp_path / 'plots', tmp_path / 'results'
     done = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'run_all.py'), '--quick', '--results',
                            str(results), '--markdown', str(markdown), '--plots', str(plots)],
