@@ -188,3 +188,41 @@ def test_design_names_resolve():
         except (AttributeError, AssertionError, ImportError):
             missing.append(name)
     assert not missing, f'docs/design.md names what the package does not have: {missing}'
+
+
+class _Experiment:
+    """A finished search as docs/deploy.md's snippets use it: ``export_top_models`` formats its one export as NNI's
+    ``NasExperiment.export_top_models`` does (``dict``: the sample, ``instance``: the executable model)."""
+
+    def __init__(self, exported):
+        self.exported = exported
+
+    def export_top_models(self, top_k: int, formatter: str) -> list:
+        return [self.exported.sample if formatter == 'dict' else self.exported.executable_model()][:top_k]
+
+
+_DEPLOYED = ['rebuilt(x)', 'loaded(x)', 'loaded(x)', 'y', 'torch.from_numpy(logits)']
+"""What each route's snippet in docs/deploy.md computes on the device, after the first snippet (the exports)."""
+
+
+def test_deploy_snippets_run_and_give_the_instance_outputs(tmp_path, monkeypatch):
+    """docs/deploy.md's snippets run as written, one after the other, on a small space's export (no search), and
+    each route's model on the device gives the instance's outputs (ONNX's without onnxruntime: not run)."""
+    import importlib.util
+
+    from deploy_tools import DeploySpace, deploy_exports
+
+    monkeypatch.chdir(tmp_path)
+    routes = (DOCS / 'deploy.md').read_text().split('## From a search to a file on the device', 1)[1]
+    blocks = re.findall(r'```python\n(.*?)```', routes, re.DOTALL)
+    assert len(blocks) == 1 + len(_DEPLOYED)
+    namespace = {'exp': _Experiment(deploy_exports()), 'MySpace': DeploySpace}
+    exec(blocks[0], namespace)
+    with torch.no_grad():
+        expected = namespace['model'](namespace['x'])
+    for block, deployed in zip(blocks[1:], _DEPLOYED):
+        if 'onnxruntime' in block and importlib.util.find_spec('onnxruntime') is None:
+            continue
+        exec(block, namespace)
+        with torch.no_grad():
+            assert torch.allclose(eval(deployed, namespace), expected, rtol=1e-4, atol=1e-5), deployed

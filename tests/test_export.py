@@ -1,4 +1,5 @@
-"""Exact top-k export against brute-force enumeration, with Repeat depth, nested choices, ties and filters."""
+"""Exact top-k export against brute-force enumeration, with Repeat depth, nested choices, ties and filters; the
+exported instance free of NNI and deployable by every route of docs/deploy.md."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from nni_proxyless.arch import ArchParameters
 from nni_proxyless.labels import Choice, Condition
 from nni_proxyless.export import top_k
 from nni_proxyless.supernet import build_supernet
+
+from deploy_tools import ROUTES, DeploySpace, assert_deploys, assert_plain, deploy_exports
 
 
 def _space(seed: int | None) -> ArchParameters:
@@ -229,3 +232,37 @@ def test_top_k_must_be_positive(k):
     """top_k <= 0 (or not an integer) is refused with the value named."""
     with pytest.raises(ValueError, match=f'top_k must be an integer >= 1, got {k!r}.'):
         top_k(_space(0), k)
+
+
+@pytest.fixture(scope='module')
+def deploy_export():
+    """The export (formatter='instance', eval mode) of DeploySpace at an architecture other than the first values,
+    an input, and the architecture."""
+    exported = deploy_exports()
+    return exported.executable_model().eval(), torch.randn(2, 3, 6, 6), dict(exported.sample)
+
+
+def test_instance_holds_nothing_of_nni(deploy_export):
+    """The exported instance holds no NNI choice or expression (resolved to the architecture's ints, tuples...),
+    none of NNI's bookkeeping, and torch layers where the space had NNI's Mutable<X>."""
+    instance = deploy_export[0]
+    assert_plain(instance)
+    assert instance.widths == [8, 16] and type(instance.fixed) is nn.Conv2d and type(instance.head) is nn.Linear
+    assert instance.stem.kernel_size == (5, 5) and len(instance.blocks) == 2
+
+
+@pytest.mark.parametrize('route', ROUTES)
+def test_instance_deploys(deploy_export, route, tmp_path):
+    """Whole-module save and load, TorchScript, torch.export and ONNX give the instance's outputs."""
+    instance, x, _ = deploy_export
+    assert_deploys(route, instance, x, tmp_path)
+
+
+def test_state_dict_loads_into_the_frozen_space(deploy_export):
+    """The instance's state dict loads (strictly) into ``space.freeze(arch)`` of a new space, which then gives the
+    instance's outputs: the first route of docs/deploy.md."""
+    instance, x, architecture = deploy_export
+    rebuilt = DeploySpace().freeze(architecture).eval()
+    rebuilt.load_state_dict(instance.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), instance(x))

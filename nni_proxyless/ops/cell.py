@@ -15,7 +15,7 @@ width: a consumer then sees exactly the loose ends, as NNI's fixed cell gives th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List, Optional, Union
 
 import torch
 from torch import nn
@@ -161,6 +161,8 @@ class FrozenCell(nn.Module):
     """A cell at one architecture: each slot's chosen operation on its chosen input.
 
     With ``merge_op='loose_end'`` the nodes read by a slot are zeros in the concatenation (the supernet's width).
+    Called as NNI's cells are: with a list of the ``num_predecessors`` inputs, or with the inputs themselves (up to
+    four); TorchScript compiles it.
     """
 
     def __init__(self, preprocessor: nn.Module, postprocessor: nn.Module, operations: list[nn.Module],
@@ -168,17 +170,31 @@ class FrozenCell(nn.Module):
         super().__init__()
         self.preprocessor, self.postprocessor = preprocessor, postprocessor
         self.operations = nn.ModuleList(operations)
-        self.sources = sources
+        self.sources = list(sources)
         self.num_nodes, self.num_ops_per_node = cell.num_nodes, cell.num_ops_per_node
         self.num_predecessors, self.merge_op, self.concat_dim = cell.num_predecessors, cell.merge_op, cell.concat_dim
 
-    def forward(self, *inputs: Any) -> Any:
-        processed = preprocess_cell_inputs(self.num_predecessors, *inputs)
+    def forward(self, inputs: Union[List[torch.Tensor], torch.Tensor], input1: Optional[torch.Tensor] = None,
+                input2: Optional[torch.Tensor] = None, input3: Optional[torch.Tensor] = None):
+        if isinstance(inputs, torch.Tensor):
+            processed = [inputs]
+            for x in [input1, input2, input3]:
+                if x is not None:
+                    processed.append(x)
+        else:
+            processed = list(inputs)
+        if len(processed) != self.num_predecessors:
+            raise ValueError(f'The cell takes {self.num_predecessors} inputs (num_predecessors), got '
+                             f'{len(processed)}.')
         states = list(self.preprocessor(processed))
-        for node in range(self.num_nodes):
-            slots = range(node * self.num_ops_per_node, (node + 1) * self.num_ops_per_node)
-            states.append(sum(self.operations[s](states[self.sources[s]]) for s in slots))
-        nodes = range(self.num_predecessors, len(states))
-        used = set(self.sources) if self.merge_op == 'loose_end' else set()
-        merged = torch.cat([torch.zeros_like(states[k]) if k in used else states[k] for k in nodes], self.concat_dim)
-        return self.postprocessor(merged, processed)
+        node = processed[0]  # each node's sum; the first slot of a node sets it
+        for slot, operation in enumerate(self.operations):
+            y = operation(states[self.sources[slot]])
+            node = y if slot % self.num_ops_per_node == 0 else node + y
+            if slot % self.num_ops_per_node == self.num_ops_per_node - 1:
+                states.append(node)
+        merged = []
+        for k in range(self.num_predecessors, len(states)):
+            read = self.merge_op == 'loose_end' and k in self.sources
+            merged.append(torch.zeros_like(states[k]) if read else states[k])
+        return self.postprocessor(torch.cat(merged, self.concat_dim), processed)

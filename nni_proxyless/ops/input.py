@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List
 
 import torch
 from torch import nn
@@ -14,7 +14,7 @@ from ..labels import Choice
 from .base import SingleChoiceOp, register_choice
 from .gate import gate
 
-__all__ = ['MixedInput']
+__all__ = ['MixedInput', 'ChosenList', 'ChosenReduced']
 
 
 class MixedInput(SingleChoiceOp):
@@ -52,9 +52,12 @@ class MixedInput(SingleChoiceOp):
         return self.mutables[0].check_contains(sample)
 
     def freeze(self, sample: dict[str, Any]) -> nn.Module:
-        """NNI's fixed ``ChosenInputs`` for the sampled inputs."""
+        """The sampled inputs, reduced as NNI's fixed ``ChosenInputs`` does (:class:`ChosenList` for
+        ``reduction='none'``, else :class:`ChosenReduced`: classes TorchScript compiles, unlike NNI's)."""
         self.validate(sample)
-        return ChosenInputs(sample[self.label], reduction=self.reduction)
+        chosen = sample[self.label]
+        chosen = list(chosen) if isinstance(chosen, (list, tuple)) else [chosen]
+        return ChosenList(chosen) if self.reduction == 'none' else ChosenReduced(chosen, self.reduction)
 
     @classmethod
     def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict) -> 'MixedInput | None':
@@ -66,3 +69,51 @@ class MixedInput(SingleChoiceOp):
                              'Proxyless searches a fixed number of inputs: set n_chosen to an integer.')
         choice = Choice(module.label, 'input', tuple(range(module.n_candidates)), module.n_chosen)
         return cls(module, choice, register_choice(mutate_kwargs, choice))
+
+
+class ChosenList(nn.Module):
+    """The chosen inputs, in the order of ``chosen`` (NNI's ``ChosenInputs`` with ``reduction='none'``).
+
+    Args:
+        chosen: the indices of the chosen inputs.
+    """
+
+    def __init__(self, chosen: list[int]):
+        super().__init__()
+        self.chosen = list(chosen)
+
+    def forward(self, candidate_inputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        return [candidate_inputs[i] for i in self.chosen]
+
+
+class ChosenReduced(nn.Module):
+    """The chosen inputs summed, averaged or concatenated along dimension 1 (NNI's ``ChosenInputs`` with
+    ``reduction`` ``'sum'``, ``'mean'`` or ``'concat'``; one chosen input is returned as it is).
+
+    Args:
+        chosen: the indices of the chosen inputs (at least one).
+        reduction: ``'sum'``, ``'mean'`` or ``'concat'``.
+
+    Raises:
+        ValueError: ``reduction`` is none of these, or nothing is chosen.
+    """
+
+    def __init__(self, chosen: list[int], reduction: str):
+        super().__init__()
+        if reduction not in ('sum', 'mean', 'concat'):
+            raise ValueError(f"reduction must be 'sum', 'mean' or 'concat' (or 'none': ChosenList), got "
+                             f'{reduction!r}.')
+        if not chosen:
+            raise ValueError('ChosenReduced needs at least one chosen input, got none.')
+        self.chosen, self.reduction = list(chosen), reduction
+
+    def forward(self, candidate_inputs: List[torch.Tensor]) -> torch.Tensor:
+        inputs = [candidate_inputs[i] for i in self.chosen]
+        if len(inputs) == 1:
+            return inputs[0]
+        if self.reduction == 'concat':
+            return torch.cat(inputs, dim=1)
+        total = inputs[0]
+        for x in inputs[1:]:
+            total = total + x
+        return total / len(inputs) if self.reduction == 'mean' else total

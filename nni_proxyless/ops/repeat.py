@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from itertools import islice
-from typing import Any
+from typing import Any, List
 
+import torch
 from torch import nn
 from nni.mutable import Mutable, SampleValidationError
 from nni.nas.nn.pytorch import Repeat
@@ -128,6 +129,6 @@ class _FirstOutputTransformed(nn.Module):
         super().__init__()
         self.block, self.transformation = block, transformation
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
         y = self.block(x)
-        return type(y)([self.transformation(y[0]), *y[1:]])
+        return [self.transformation(y[0])] + list(y[1:])

@@ -109,6 +109,37 @@ def test_loose_end_zeroes_the_nodes_a_slot_reads():
     torch.testing.assert_close(out, torch.cat([torch.zeros_like(node2), node3], 1))
 
 
+class PlainCell(ModelSpace):
+    """ToyCell with plain linear operations (Counting's ``super().forward`` is not TorchScript)."""
+
+    def __init__(self, merge_op: str):
+        super().__init__()
+        factory = {name: lambda node, op, inp: nn.Linear(3 if inp == 0 else 4, 4) for name in ('op1', 'op2')}
+        self.cell = Cell(factory, num_nodes=2, num_predecessors=2, merge_op=merge_op, label='cell')
+
+    def forward(self, x, y):
+        return self.cell([x, y])
+
+
+@pytest.mark.parametrize('merge_op', ['all', 'loose_end'])
+def test_frozen_cell_takes_a_list_or_the_inputs_and_scripts(merge_op):
+    """The exported cell gives the supernet's output at its architecture called with a list of its inputs, with
+    the inputs themselves, and compiled by TorchScript."""
+    torch.manual_seed(0)
+    arch = ArchParameters(seed=0)
+    net = build_supernet(PlainCell(merge_op), arch)
+    x, y = torch.randn(2, 3), torch.randn(2, 4)
+    sample = {'cell/input_2_0': [1], 'cell/op_2_0': 'op1', 'cell/input_3_0': [2], 'cell/op_3_0': 'op2'}
+    arch.routing.set(arch.selections_for(sample))
+    frozen = net.cell.freeze(sample)
+    expected = net(x, y)
+    torch.testing.assert_close(frozen([x, y]), expected)
+    torch.testing.assert_close(frozen(x, y), expected)
+    torch.testing.assert_close(torch.jit.script(frozen)([x, y]), expected)
+    with pytest.raises(ValueError, match='The cell takes 2 inputs'):
+        frozen(x)
+
+
 class ThreeStages(ModelSpace):
     """Three Repeats splitting one depth label as NDS stages do: d // 3, (2d) // 3 - d // 3, d - (2d) // 3."""
 

@@ -1,0 +1,167 @@
+"""What NNI leaves in a module copied out of the supernet, removed: exported subnets that pickle and script.
+
+A module of the space keeps what NNI put there while the space was built, and a copy of it
+(:func:`~.subnet.subnet_of`) keeps it too:
+
+- attributes that hold NNI choices or expressions of them (``MobileNetV3Space.widths``,
+  ``InvertedResidual.out_channels``, the NDS stages' estimated widths, the NDS depth ``num_cells``): their
+  expressions hold lambdas, so ``torch.save`` of the module fails, and TorchScript cannot type them;
+- the bookkeeping of NNI's mutable modules: ``_mutables`` (the choices a module registered), ``trace_args`` and
+  ``trace_kwargs`` (the constructor's arguments, choices included), ``_frozen_context`` and ``_label_scope``
+  (the dry run that built the space);
+- NNI classes: ``Mutable<X>`` layers (``MutableConv2d``...), which are the torch layer plus that bookkeeping;
+  class annotations naming NNI types (``widths: List[Union[int, MutableExpression[int]]]``), which TorchScript
+  reads for the attribute of that name; and NNI's ProxylessNAS blocks, whose ``forward`` calls
+  ``super().forward``, which TorchScript cannot compile.
+
+:func:`plain` resolves every choice and expression to its value in the architecture, drops the bookkeeping, turns
+``Mutable<X>`` into the torch ``X`` and the two ProxylessNAS blocks into :class:`ResidualSequential` (same
+children, same state dict keys, a forward TorchScript compiles), and gives a module whose class annotations name
+NNI types its own annotations without them. Parameters, buffers and children are left as they are: the module
+computes exactly what it computed before.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+from nni.mutable import Mutable
+from nni.nas.nn.pytorch import ParametrizedModule
+
+__all__ = ['plain', 'ResidualSequential', 'NNI_BOOKKEEPING']
+
+NNI_BOOKKEEPING = ('_mutables', 'trace_args', 'trace_kwargs', '_frozen_context', '_label_scope')
+"""Attributes NNI's mutable modules and model spaces keep to describe or rebuild the space, dropped."""
+
+_RESIDUAL_BLOCKS = {('nni.nas.hub.pytorch.proxylessnas', 'InvertedResidual'),
+                    ('nni.nas.hub.pytorch.proxylessnas', 'DepthwiseSeparableConv')}
+"""NNI ``nn.Sequential`` blocks whose forward is ``x + super().forward(x)`` when ``has_skip`` (else
+``super().forward(x)``): :class:`ResidualSequential` computes the same with a forward TorchScript compiles."""
+
+
+class ResidualSequential(nn.Sequential):
+    """Its children in order, plus the input when ``has_skip`` (NNI's ``InvertedResidual`` and
+    ``DepthwiseSeparableConv`` of ``nni.nas.hub.pytorch.proxylessnas``, in a form TorchScript compiles).
+
+    Args:
+        modules: the children, run in order.
+        has_skip: whether the input is added to their output (shapes must agree).
+    """
+
+    def __init__(self, *modules: nn.Module, has_skip: bool):
+        super().__init__(*modules)
+        self.has_skip = has_skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for module in self:
+            y = module(y)
+        return x + y if self.has_skip else y
+
+
+def plain(module: nn.Module, sample: Mapping[str, Any]) -> nn.Module:
+    """``module`` itself (not its children) without what NNI left in it; changed in place, and returned.
+
+    Args:
+        module: a module copied out of the supernet (its attributes are not shared with the supernet's module).
+        sample: the architecture the choices and expressions in its attributes are resolved at; a label the
+            architecture does not use (and so does not give) takes its default value, as in NNI's dry run.
+    """
+    attributes = vars(module)
+    for name in NNI_BOOKKEEPING:
+        attributes.pop(name, None)
+    for name, value in list(attributes.items()):
+        if name not in ('_parameters', '_buffers', '_modules') and _holds_choice(value):
+            attributes[name] = _resolved(value, sample)
+    _set_plain_class(module)
+    _drop_nni_annotations(module)
+    return module
+
+
+def _holds_choice(value: Any) -> bool:
+    """Whether ``value`` is, or is a list, tuple or dict holding, an NNI choice or expression (not a module)."""
+    if isinstance(value, Mutable):
+        return not isinstance(value, nn.Module)
+    if isinstance(value, (list, tuple)):
+        return any(_holds_choice(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_choice(item) for item in value.values())
+    return False
+
+
+def _resolved(value: Any, sample: Mapping[str, Any]) -> Any:
+    """``value`` with every choice and expression in it at its value in ``sample`` (a new list, tuple or dict)."""
+    if isinstance(value, Mutable) and not isinstance(value, nn.Module):
+        defaults = {label: leaf.default() for label, leaf in value.simplify().items() if label not in sample}
+        return value.freeze({**defaults, **sample})
+    if isinstance(value, list):
+        return [_resolved(item, sample) for item in value]
+    if isinstance(value, tuple):
+        items = [_resolved(item, sample) for item in value]
+        return type(value)(*items) if hasattr(value, '_fields') else tuple(items)  # namedtuples keep their class
+    if isinstance(value, dict):
+        return {key: _resolved(item, sample) for key, item in value.items()}
+    return value
+
+
+def _set_plain_class(module: nn.Module) -> None:
+    """``Mutable<X>`` becomes the torch ``X`` it wraps; NNI's ProxylessNAS blocks become
+    :class:`ResidualSequential`. Both keep the instance's state (its bookkeeping already dropped)."""
+    cls = type(module)
+    bound = getattr(cls, '_bound_type', None)
+    if isinstance(module, ParametrizedModule) and isinstance(bound, type) and isinstance(module, bound) \
+            and cls.forward is bound.forward:  # a subclass with a forward of its own keeps it
+        module.__class__ = bound
+    elif (cls.__module__, cls.__qualname__) in _RESIDUAL_BLOCKS:
+        module.__class__ = ResidualSequential
+
+
+def _drop_nni_annotations(module: nn.Module) -> None:
+    """Give ``module`` its class's annotations less those naming NNI types, if there are any (see
+    :func:`_annotations_without_nni`)."""
+    kept = _annotations_without_nni(type(module))
+    if kept is not None:
+        vars(module)['__annotations__'] = dict(kept)
+
+
+@functools.lru_cache(maxsize=None)
+def _annotations_without_nni(cls: type) -> dict[str, Any] | None:
+    """The annotations TorchScript reads for an instance of ``cls`` less those naming NNI types; ``None`` when none
+    does.
+
+    TorchScript types an attribute by the class's annotation of that name when there is one (the annotations of
+    the nearest class in the MRO that has any); one naming an NNI type fails even when the value is a plain int.
+    Without it, TorchScript infers the type from the (resolved) value. Left with none, an instance gets
+    ``training: bool`` (as ``nn.Module`` declares it): an empty dict would send TorchScript back to the class's.
+    """
+    owner = next((c for c in cls.__mro__ if vars(c).get('__annotations__')), None)
+    if owner is None:
+        return None
+    annotations = vars(owner)['__annotations__']
+    resolved = _resolved_annotations(owner, annotations)
+    kept = {name: annotation for name, annotation in annotations.items() if not _names_nni(resolved[name])}
+    return None if len(kept) == len(annotations) else kept or {'training': bool}
+
+
+def _resolved_annotations(owner: type, annotations: dict[str, Any]) -> dict[str, Any]:
+    """``owner``'s ``annotations`` with those written as strings (``from __future__ import annotations``) evaluated
+    where ``owner`` was defined; one that cannot be evaluated stays a string."""
+    if not any(isinstance(annotation, str) for annotation in annotations.values()):
+        return annotations
+    try:
+        hints = typing.get_type_hints(owner)
+    except Exception:  # an annotation naming what its module does not define (NameError), or not a type
+        hints = {}
+    return {name: hints.get(name, annotation) for name, annotation in annotations.items()}
+
+
+def _names_nni(annotation: Any) -> bool:
+    """Whether a type annotation names a class of NNI (``Union[int, MutableExpression[int]]``...)."""
+    if isinstance(annotation, type):
+        return annotation.__module__.split('.')[0] == 'nni'
+    origin = typing.get_origin(annotation)
+    return (origin is not None and _names_nni(origin)) or any(_names_nni(a) for a in typing.get_args(annotation))
