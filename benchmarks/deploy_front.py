@@ -8,7 +8,8 @@ with the table's, ``_truth_target.flops_check``). For each seed (``torch.manual_
 and search budget in epochs:
 
 * the front: ONE search with ``applied_hardware='flops'``, ``dummy_input=(1, 1, 8, 8)``, no target, the package's
-  defaults otherwise; then ``strategy.latency_front(budgets, candidates=c, evaluate=c > 1)`` for each ``c`` of ``--candidates``
+  defaults otherwise; then ``strategy.latency_front(budgets, candidates=c, evaluate=c > 1)`` for each ``c`` of
+  ``--candidates``
   (1: the most probable architecture within each budget, no evaluation; more: that many most probable within it,
   compared by search-val accuracy with the supernet's weights, BatchNorm recalibrated), each call timed;
 * one search per budget, ``Proxyless(applied_hardware='flops', latency_target=budget, ...)`` as a user writes it,

@@ -1,6 +1,7 @@
 """The ``Proxyless`` strategy: NNI's one-shot strategy protocol around the mixed ops and the training module.
 
-Most of it is the documented arguments of the one public class users construct; the work is delegated (supernet, latency, training module, export, web UI).
+Most of it is the documented arguments of the one public class users construct; the work is delegated (supernet,
+latency, training module, export, web UI).
 """
 
 from __future__ import annotations
@@ -353,7 +354,8 @@ class Proxyless(OneShotStrategy):
         Example::
 
             for pick in strategy.latency_front([2.0, 4.0, 8.0]):
-                print(pick.target, pick.architecture.latency, pick.architecture.supernet_metric, dict(pick.architecture))
+                arch = pick.architecture
+                print(pick.target, arch.latency, arch.supernet_metric, dict(arch))
         """
         self._check_searched()
         table = self.latency_table

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from nni_proxyless import Proxyless
 
-from conftest import ConvSpace, digits_datasets, digits_evaluator, run_search
+from conftest import ConvSpace, digits_accuracy, digits_evaluator, run_search
 
 DOCS = Path(__file__).resolve().parents[1] / 'docs'
 VALUES = {'conv1': ('k3', 'k5', 'skip'), 'conv2': ('k3', 'k1')}
@@ -21,16 +20,6 @@ VALUES = {'conv1': ('k3', 'k5', 'skip'), 'conv2': ('k3', 'k1')}
 
 def _every_architecture() -> list[dict[str, str]]:
     return [dict(zip(VALUES, values)) for values in itertools.product(*VALUES.values())]
-
-
-def _accuracy_by_hand(model: nn.Module, batch_size: int = 64) -> float:
-    """Top-1 accuracy of ``model`` in eval mode on the digits validation images, in the loader's batches."""
-    x, y = digits_datasets()[1][:]
-    model.eval()
-    with torch.no_grad():
-        correct = sum(int((model(xb).argmax(-1) == yb).sum()) for xb, yb in zip(x.split(batch_size),
-                                                                              y.split(batch_size)))
-    return correct / len(y)
 
 
 @pytest.fixture(scope='module')
@@ -104,7 +93,7 @@ def test_front_ranks_candidates_by_the_accuracy_of_their_instances(searched):
     for target in sorted({latency for _, _, latency in archs}):  # each architecture's instance, as exported
         for instance, arch in zip(exp.export_top_models(top_k=6, formatter='instance', latency_target=target),
                                   _within(archs, target)):
-            accuracy.setdefault(tuple(arch.items()), _accuracy_by_hand(instance))
+            accuracy.setdefault(tuple(arch.items()), digits_accuracy(instance))
     assert len(accuracy) == len(archs)
     targets = sorted({latency for _, _, latency in archs})
     front = strategy.latency_front(targets, candidates=3)

@@ -9,17 +9,7 @@ from torch import nn
 from nni.nas.evaluator.pytorch import Regression
 from nni_proxyless import Proxyless, _rerank
 
-from conftest import ConvSpace, digits_datasets, digits_evaluator, run_search
-
-
-def _accuracy_by_hand(model: nn.Module, batch_size: int = 64) -> float:
-    """Top-1 accuracy (argmax) of ``model`` in eval mode on the digits validation images, in the loader's batches."""
-    x, y = digits_datasets()[1][:]
-    model.eval()
-    with torch.no_grad():
-        correct = sum(int((model(xb).argmax(-1) == yb).sum()) for xb, yb in zip(x.split(batch_size),
-                                                                              y.split(batch_size)))
-    return correct / len(y)
+from conftest import ConvSpace, digits_accuracy, digits_evaluator, run_search
 
 
 @pytest.fixture(scope='module')
@@ -32,7 +22,7 @@ def searched(tmp_path_factory):
                      tmp_path_factory.mktemp('search'))
     top = strategy.top_architectures(4)
     instances = exp.export_top_models(top_k=4, formatter='instance')  # by probability: rerank_top_k=0
-    return exp, strategy, top, [_accuracy_by_hand(instance) for instance in instances]
+    return exp, strategy, top, [digits_accuracy(instance) for instance in instances]
 
 
 def test_rerank_metric_is_the_exported_instance_accuracy(searched):
@@ -56,7 +46,7 @@ def test_export_with_rerank_top_k_orders_by_accuracy(searched, monkeypatch):
             logit.neg_()
     try:
         top = strategy.top_architectures(4)
-        by_hand = [_accuracy_by_hand(instance) for instance in exp.export_top_models(top_k=4, formatter='instance')]
+        by_hand = [digits_accuracy(instance) for instance in exp.export_top_models(top_k=4, formatter='instance')]
         assert len(set(by_hand)) == 4, 'the property needs distinct accuracies (exact ties are broken by noise)'
         monkeypatch.setattr(strategy, 'rerank_top_k', 4)
         exported = exp.export_top_models(top_k=2, formatter='dict')
