@@ -39,8 +39,8 @@ class FrontPick:
 
     Attributes:
         target: the budget, in the table's unit.
-        architecture: the best architecture found within it (its ``latency``, ``probability`` and, when
-            candidates were ranked, ``supernet_metric`` set); ``None`` when none of those considered meets it.
+        architecture: the best architecture found within it (its ``latency``, ``probability`` and, when it was
+            evaluated, ``supernet_metric`` set); ``None`` when none of those considered meets it.
         candidates: how many architectures within the budget were compared.
     """
 
