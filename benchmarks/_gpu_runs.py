@@ -20,7 +20,7 @@ import _harness as h
 import _spaces as s
 from memory import pin
 from nni_proxyless import Proxyless
-from nni_proxyless.memory_format import ChannelsLast
+from nni_proxyless.callbacks import ChannelsLast
 
 PRECISIONS = ['32-true', 'bf16-mixed', '16-mixed']
 SUBNET = 'subnet'

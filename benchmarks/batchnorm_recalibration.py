@@ -32,7 +32,7 @@ from torch import nn
 import _harness as h
 import _spaces as s
 from nni_proxyless import Proxyless
-from nni_proxyless.batchnorm import BatchNormRecalibration, recalibrate, seeded_pass
+from nni_proxyless.callbacks.batchnorm import BatchNormRecalibration, recalibrate, seeded_pass
 
 sys.path.insert(0, str(s.ROOT / 'examples'))
 

@@ -88,7 +88,8 @@ def one_search(job: tuple[str, str, int, int]) -> dict:
     torch.set_num_threads(1)
     h.quiet_lightning()
     from conftest import run_search
-    from nni_proxyless import Proxyless, convergence
+    from nni_proxyless import Proxyless
+    from nni_proxyless.callbacks import convergence
     options = dict(SETTINGS[setting])
     default_drift, default_rule = convergence.NOISE_DRIFT, convergence.auto_arc_learning_rate
     convergence.NOISE_DRIFT = default_drift * options.pop('drift', 1.0)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import torch
 from pytorch_lightning.utilities.data import extract_batch_size
 
-from .batchnorm import seeded_pass, training_mode
+from .callbacks.batchnorm import seeded_pass, training_mode
 from .export import Architecture
 
 if TYPE_CHECKING:

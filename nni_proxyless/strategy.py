@@ -27,7 +27,7 @@ from .front import FrontPick, default_targets, latency_front
 from .latency import LatencyObjective, LatencyTable
 from .latency.config import LatencyConfig, check_target_reachable
 from .latency.measure import MeasuredSubnetLatency
-from .plots import SearchPlots, front_plot
+from .callbacks.plots import SearchPlots, front_plot
 from .reinforce import ReinforceUpdate, check_reinforce_options
 from .supernet import build_supernet, model_defined_hooks
 from .training import ProxylessModule, SearchSettings
@@ -67,8 +67,8 @@ class Proxyless(OneShotStrategy):
             of ``S`` architecture steps (counted from the trainer's epochs or steps, ``warmup_epochs`` and
             ``arch_update_every``): gradients of pure noise then move a logit by about 0.25 whatever the budget,
             consistent ones up to ``0.25 * sqrt(S)``, so the distribution moves as far as the evidence supports.
-            ``arc_learning_rate=1e-3`` gives the official value (see :mod:`nni_proxyless.convergence`). A search
-            too short to tell the candidates apart is warned about when it starts.
+            ``arc_learning_rate=1e-3`` gives the official value (see :mod:`nni_proxyless.callbacks.convergence`).
+            A search too short to tell the candidates apart is warned about when it starts.
         warmup_epochs: epochs of weight training before the architecture starts to move. Default 0. A warm-up
             that leaves the trainer no architecture step (``warmup_epochs >= max_epochs``) is warned about when
             the search starts.
@@ -117,7 +117,7 @@ class Proxyless(OneShotStrategy):
             architecture before each validation (the search's own statistics are put back afterwards), and of
             every exported instance; 0 turns it off. Default 20.
         channels_last: train the supernet in the channels-last (NHWC) memory format: its convolution weights and
-            image inputs are converted while the search runs (see :class:`~nni_proxyless.memory_format.ChannelsLast`).
+            image inputs are converted while the search runs (see :class:`~nni_proxyless.callbacks.ChannelsLast`).
             Faster for convolution-heavy spaces on GPUs with tensor cores, mostly under mixed precision.
             Default ``False``.
         rerank_top_k: 0 (the default) exports by probability. ``k > 0``: ``export_top_models(top_k=n)`` takes the

@@ -25,7 +25,8 @@ from nni.nas.nn.pytorch import ModelSpace
 
 from . import _checks
 from ._io import write_json_atomically
-from ._trainer_parts import LossModule, Metrics, StepLogger, half_loaders
+from ._trainer_parts import LossModule, half_loaders
+from .callbacks.step_logger import Metrics, StepLogger
 from .export import Architecture
 from .latency import LatencyLoss
 from .ops import MixedOp

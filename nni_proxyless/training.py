@@ -11,11 +11,12 @@ and drives it by hand:
   validation data: binary gates on the sampled paths, gradients for the architecture logits only (no weight
   gradient is computed), Adam with the official settings, then the ``two``-mode rescale;
 * validation, every epoch, on the most probable architecture (with BatchNorm statistics of its own, see
-  :mod:`nni_proxyless.batchnorm`), reported to NNI with the search's figures
-  (:class:`~nni_proxyless.reports.MetricReporter`).
+  :mod:`nni_proxyless.callbacks.batchnorm`), reported to NNI with the search's figures
+  (:class:`~nni_proxyless.callbacks.MetricReporter`).
 
 One Lightning module, whose hooks share the step counter, the routing and the wrapped module; everything
-else around the loop is a callback in its own module (docs/design.md, "The training module").
+else around the loop is a callback of :mod:`nni_proxyless.callbacks` (docs/design.md, "The training
+module").
 """
 
 from __future__ import annotations
@@ -31,17 +32,12 @@ from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 from . import _checks
 from ._arch_batches import ArchBatches
 from .arch import ArchParameters, BinaryMode, Selection
-from .batchnorm import BatchNormRecalibration
 from ._distributed import allow_unused_parameters
-from ._loss_check import FiniteLossCheck
 from ._precision import check_precision, gradient_scaler, scaled_gradients, scaled_step
-from .callbacks import ArchitectureLogger, RandomStateKeeper
-from .convergence import ConvergenceCheck, arc_learning_rate, check_evidence, check_warmup
-from .memory_format import ChannelsLast
-from .plots import SearchPlots
-from .reports import MetricReporter
+from .callbacks import (ArchitectureLogger, BatchNormRecalibration, ChannelsLast, ConvergenceCheck, DummyInputCheck,
+                        FiniteLossCheck, MetricReporter, RandomStateKeeper, SearchPlots)
+from .callbacks.convergence import arc_learning_rate
 from .reinforce import ReinforceUpdate
-from .latency.input_check import DummyInputCheck
 from .latency.loss import LatencyObjective
 from .latency.table import LatencyTable
 from .ops import MixedOp, check_shapes_on_first_batch, check_space_on_first_batch, check_widening_on_first_batch
@@ -96,8 +92,9 @@ class ProxylessModule(BaseOneShotLightningModule):
     Attributes:
         batchnorm: the batch-norm recalibration of validations and exports (``None`` when it is off).
         reporter: adds the search's figures to what the evaluator's module reports to NNI, and sends the reports
-            to NNI and to its ``sinks`` (the web UI); see :class:`~nni_proxyless.reports.MetricReporter`.
-        plots_folder: where :class:`~nni_proxyless.plots.SearchPlots` saves its PNG files.
+            to NNI and to its ``sinks`` (the web UI); see :class:`~nni_proxyless.callbacks.MetricReporter`.
+        plots_folder: where :class:`~nni_proxyless.callbacks.SearchPlots` saves its PNG files and
+            :class:`~nni_proxyless.callbacks.ArchitectureLogger` the architecture of each epoch.
     """
 
     def __init__(self, training_module, *, arch: ArchParameters, settings: SearchSettings,
@@ -135,9 +132,6 @@ class ProxylessModule(BaseOneShotLightningModule):
         return super().setup(stage)
 
     def on_fit_start(self) -> None:
-        check_warmup(self.trainer, self.settings)
-        check_evidence(self.trainer, self.settings, self.arch.choices,
-                       reinforce_samples=None if self.reinforce is None else self.reinforce.samples)
         check_shapes_on_first_batch(self._ops)
         check_space_on_first_batch(self.training_module.model, self.arch.routing)  # before the widening check
         check_widening_on_first_batch(self.training_module.model, self.arch.routing)
@@ -150,7 +144,8 @@ class ProxylessModule(BaseOneShotLightningModule):
         return torch.optim.Adam(self.arch.parameters(), lr=rate, betas=(0.0, 0.999), eps=1e-8, weight_decay=0.0)
 
     def configure_callbacks(self) -> list[Callback]:
-        callbacks = [ArchitectureLogger(), RandomStateKeeper(), SearchPlots(self.plots_folder), ConvergenceCheck()]
+        callbacks = [ArchitectureLogger(self.plots_folder), RandomStateKeeper(), SearchPlots(self.plots_folder),
+                     ConvergenceCheck(), self._check_finite]
         callbacks += [ChannelsLast()] if self.settings.channels_last else []
         callbacks += [DummyInputCheck(self.latency.table.dummy_input)] if self.latency is not None else []
         callbacks.append(self.reporter)
@@ -280,7 +275,6 @@ class ProxylessModule(BaseOneShotLightningModule):
         return self.training_module.on_validation_epoch_end()  # it reports to NNI: see self.reporter
 
     def on_train_end(self) -> None:
-        self._check_finite.flush()
         self.route(self.arch.argmax_selections())  # leave the supernet on its most probable path
         return self.training_module.on_train_end()
 

@@ -1,4 +1,4 @@
-"""Batch-norm statistics of the validated and exported architecture (nni_proxyless.batchnorm)."""
+"""Batch-norm statistics of the validated and exported architecture (nni_proxyless.callbacks.batchnorm)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from nni_proxyless import Proxyless
-from nni_proxyless.batchnorm import recalibrate, seeded_pass
+from nni_proxyless.callbacks.batchnorm import recalibrate, seeded_pass
 
 from conftest import BatchNormSpace, digits_datasets, digits_evaluator, run_search
 

@@ -1,16 +1,20 @@
-"""The callbacks that show a search while it runs: the progress bar agrees with the epoch's log line."""
+"""The callbacks that show a search while it runs: the progress bar agrees with the epoch's log line, which stays
+short; the whole architecture goes to DEBUG and to the run's folder."""
 
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
 
 from nni_proxyless import Proxyless
+from nni_proxyless.callbacks import ArchitectureLogger
 
 from conftest import ConvSpace, digits_evaluator, run_search
 
@@ -80,7 +84,7 @@ def test_progress_bar_shows_each_epochs_figures_at_its_end(tmp_path):
 
 def test_epoch_line_stays_short_on_large_spaces():
     """With many labels: the first line counts them, later lines name at most SHOWN_CHANGES changes."""
-    from nni_proxyless.callbacks import SHOWN_CHANGES, ArchitectureLogger
+    from nni_proxyless.callbacks.architecture_log import SHOWN_CHANGES
     logger = ArchitectureLogger()
     first = {f'block{i}_kernel': 3 for i in range(40)}
     assert logger._changes(first) == 'most probable architecture of 40 labels (at DEBUG level)'
@@ -89,3 +93,26 @@ def test_epoch_line_stays_short_on_large_spaces():
     line = logger._changes(second)
     assert line.startswith('most probable changed: block0_kernel 3 -> 5, ') and line.endswith(' and 2 more')
     assert line.count('->') == SHOWN_CHANGES and len(line) < 200
+
+
+def test_each_epochs_architecture_is_appended_to_the_runs_folder(tmp_path):
+    """One JSON line per epoch in the logger's folder: its epoch, its figures and the whole most probable
+    architecture, the last one the architecture the search exports."""
+    torch.manual_seed(0)
+    strategy = Proxyless(seed=0, arch_update_every=1)
+    evaluator = digits_evaluator(epochs=3, limit_train_batches=4, logger=True, default_root_dir=str(tmp_path))
+    run_search(ConvSpace(), strategy, evaluator, tmp_path)
+    logger = next(c for c in strategy.oneshot_module.trainer.callbacks if isinstance(c, ArchitectureLogger))
+    assert logger.written_to is not None and logger.written_to.parent == Path(strategy.oneshot_module.trainer.log_dir)
+    lines = [json.loads(line) for line in logger.written_to.read_text().splitlines()]
+    assert [line['epoch'] for line in lines] == [0, 1, 2]
+    assert set(lines[-1]['architecture']) == set(strategy.oneshot_module.arch.labels())
+    assert lines[-1]['architecture'] == dict(strategy.top_architectures(1)[0])
+    assert lines[-1]['figures']['entropy'] == pytest.approx(strategy.oneshot_module.arch.entropy(), rel=1e-6)
+
+
+def test_without_a_logger_no_architecture_file_is_written(tmp_path):
+    strategy = Proxyless(seed=0, arch_update_every=1)
+    run_search(ConvSpace(), strategy, digits_evaluator(epochs=1, limit_train_batches=2), tmp_path)
+    logger = next(c for c in strategy.oneshot_module.trainer.callbacks if isinstance(c, ArchitectureLogger))
+    assert logger.written_to is None and not list(tmp_path.rglob('architectures.jsonl'))

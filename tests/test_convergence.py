@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nni_proxyless import Proxyless
-from nni_proxyless.convergence import NOISE_DRIFT, auto_arc_learning_rate
+from nni_proxyless.callbacks.convergence import NOISE_DRIFT, auto_arc_learning_rate
 
 from conftest import ConvSpace, digits_evaluator, run_search
 
@@ -116,7 +116,7 @@ def test_too_few_architecture_steps_are_warned_at_fit_start_and_do_not_collapse(
 
 def test_updates_per_candidate_count_the_gated_candidates_of_each_mode():
     """full_v2 gates all candidates at every step, two mode 2 of K, REINFORCE its samples' draws (hand counts)."""
-    from nni_proxyless.convergence import updates_per_candidate
+    from nni_proxyless.callbacks.convergence import updates_per_candidate
     from nni_proxyless.labels import Choice
     choice = Choice('c', 'layer', tuple(range(5)))
     assert updates_per_candidate(choice, 10, binary_mode='two', reinforce_samples=None) == 4.0

@@ -108,3 +108,24 @@ def test_package_has_no_import_cycle():
     """No module of nni_proxyless imports, through module-level imports, a module that imports it back."""
     cycle = find_cycle(import_graph())
     assert cycle is None, 'import cycle: ' + ' -> '.join(cycle)
+
+
+def test_every_behaviour_around_the_loop_is_a_lightning_callback_of_its_own_module():
+    """``nni_proxyless.callbacks`` exports Lightning callbacks only, each defined in a module of its own."""
+    import pytorch_lightning as pl
+    from nni_proxyless import callbacks
+    homes = {}
+    for name in callbacks.__all__:
+        kind = getattr(callbacks, name)
+        assert isinstance(kind, type) and issubclass(kind, pl.Callback), name
+        assert kind.__module__.startswith('nni_proxyless.callbacks.'), (name, kind.__module__)
+        homes.setdefault(kind.__module__, []).append(name)
+    assert all(len(names) == 1 for names in homes.values()), homes
+
+
+def test_callbacks_import_from_the_paths_documented_first():
+    """``nni_proxyless.memory_format.ChannelsLast`` and ``nni_proxyless.batchnorm`` keep working."""
+    from nni_proxyless import batchnorm, callbacks, memory_format
+    assert memory_format.ChannelsLast is callbacks.ChannelsLast
+    assert batchnorm.BatchNormRecalibration is callbacks.BatchNormRecalibration
+    assert batchnorm.recalibrate is callbacks.batchnorm.recalibrate

@@ -8,7 +8,7 @@ from pytorch_lightning import Callback
 
 from nni.nas.evaluator.pytorch import Classification
 from nni_proxyless import Proxyless
-from nni_proxyless.memory_format import ChannelsLast
+from nni_proxyless.callbacks import ChannelsLast
 
 from conftest import ConvSpace, digits_evaluator, run_search
 

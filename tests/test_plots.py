@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use('svg')
 import nni_proxyless
 from nni_proxyless import Proxyless, ProxylessTrainer
-import nni_proxyless.plots, nni_proxyless.training, nni_proxyless.webui.retrain
+import nni_proxyless.callbacks.plots, nni_proxyless.training, nni_proxyless.webui.retrain
 print(matplotlib.get_backend())
 """
 

@@ -20,7 +20,7 @@ from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.space import model_context
 
 from ..export import Architecture
-from ..reports import MetricReporter
+from ..callbacks.reports import MetricReporter
 from ._protocol import retrain_trial
 from .ui import WebUI, WebUIError
 

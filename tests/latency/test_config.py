@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nni_proxyless import Proxyless
-from nni_proxyless.latency.input_check import DummyInputCheck
+from nni_proxyless.callbacks import DummyInputCheck
 from nni_proxyless.latency.table import TableError
 
 

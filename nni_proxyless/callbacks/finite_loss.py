@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import torch
+from pytorch_lightning import Callback, LightningModule, Trainer
 
 __all__ = ['FiniteLossCheck']
 
 
-class FiniteLossCheck:
+class FiniteLossCheck(Callback):
     """Raises ``FloatingPointError`` when a loss is NaN or infinite.
 
     A loss on the CPU is checked at once. For a CUDA loss, reading it would make the host wait for every queued
     kernel at each step; instead its finiteness is copied to pinned host memory without waiting, and read at the
     next check (or :meth:`flush`), once the event recorded behind the copy has passed: the search then stops one
     step later, having never synchronised with the device for this check.
+
+    The training module calls it with each step's loss (the architecture step's loss is not an output Lightning
+    shows callbacks); as a callback it reads the last pending check when training ends.
     """
 
     def __init__(self):
@@ -44,6 +48,10 @@ class FiniteLossCheck:
         event.synchronize()
         if not bool(host):
             _stop(loss, where)
+
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.flush()
 
 
 def _stop(loss: torch.Tensor, where: str) -> None:

@@ -10,9 +10,9 @@ batch) move it by about ``rate * sqrt(S)``, a random walk. The official 1e-3 sui
 ``max(1e-3, NOISE_DRIFT / sqrt(S))``, with ``S`` counted from the trainer's own plan
 (``trainer.estimated_stepping_batches``, ``warmup_epochs``, ``arch_update_every``). Noise then moves a logit by
 about ``NOISE_DRIFT`` whatever the budget, and only a consistent gradient further, up to
-``NOISE_DRIFT * sqrt(S)``: the distribution moves as far as the evidence supports. :func:`check_evidence` warns
-at the start of a search too short for any candidate to be told apart; :class:`ConvergenceCheck` warns at the end
-of a search whose distribution barely moved, and says which argument to change. The measurements behind
+``NOISE_DRIFT * sqrt(S)``: the distribution moves as far as the evidence supports. :class:`ConvergenceCheck` warns
+at the start of a search too short for any candidate to be told apart and at the end of one whose distribution
+barely moved, and says which argument to change. The measurements behind
 ``NOISE_DRIFT`` are in docs/arguments.md.
 """
 
@@ -142,13 +142,20 @@ def check_evidence(trainer: Trainer, settings: Any, choices: dict[str, Any], *,
 
 
 class ConvergenceCheck(Callback):
-    """At the end of a search, warns when the architecture distribution barely left the uniform one.
+    """At the start of a search, warns when its plan is too short to move the distribution
+    (:func:`check_warmup`, :func:`check_evidence`); at its end, warns when the distribution barely left the
+    uniform one.
 
     "Barely" means the entropy (nats, summed over labels) is at least 95% of the uniform distribution's. The
     warning gives the figures and which argument to change. The module must be a
     :class:`~nni_proxyless.training.ProxylessModule` (it reads ``arch``, ``settings`` and the architecture
     optimiser's learning rate).
     """
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        check_warmup(trainer, pl_module.settings)
+        check_evidence(trainer, pl_module.settings, pl_module.arch.choices,
+                       reinforce_samples=None if pl_module.reinforce is None else pl_module.reinforce.samples)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         arch, settings = pl_module.arch, pl_module.settings

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-from .export import top_k
+from ..export import top_k
 
 __all__ = ['SearchPlots', 'front_plot']
 

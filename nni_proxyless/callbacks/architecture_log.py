@@ -1,16 +1,15 @@
-"""Lightning callbacks that show a search while it runs (logs, progress bar, TensorBoard scalars)."""
+"""The architecture a search favours, shown every epoch: the log line, the progress bar, TensorBoard scalars."""
 
 from __future__ import annotations
 
+import json
 import logging
-import random
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-__all__ = ['ArchitectureLogger', 'RandomStateKeeper']
+__all__ = ['SHOWN_CHANGES', 'SHOWN_IN_FULL', 'ArchitectureLogger']
 
 _logger = logging.getLogger('nni.proxyless')
 
@@ -27,7 +26,13 @@ class ArchitectureLogger(Callback):
 
     The epoch's line is short whatever the space: the figures, then the labels whose most probable value changed
     since the last epoch (``conv1 k3 -> k5``); the first epoch prints the whole most probable architecture when
-    it is short, its number of labels otherwise. The whole architecture is logged at DEBUG level every epoch.
+    it is short, its number of labels otherwise. The whole architecture is logged at DEBUG level every epoch,
+    and appended to ``architectures.jsonl`` in ``folder`` (one JSON line per epoch: ``epoch``, ``architecture``,
+    ``figures``; written as each epoch ends, so a crash keeps the epochs before it).
+
+    Args:
+        folder: where ``architectures.jsonl`` goes (``None``: the trainer logger's folder, e.g. TensorBoard's
+            ``lightning_logs/version_N``; no file when the trainer has no logger).
 
     The module it watches must have an ``arch`` (:class:`~nni_proxyless.arch.ArchParameters`) and a
     ``search_figures()`` method, as :class:`~nni_proxyless.training.ProxylessModule` does.
@@ -37,8 +42,10 @@ class ArchitectureLogger(Callback):
     progress bar in the trainer's callbacks: at the end of each epoch the bar shows that epoch's figures.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, folder: str | Path | None = None) -> None:
+        self.folder = None if folder is None else Path(folder)
         self.previous: dict[str, Any] | None = None  # the most probable architecture at the last epoch's end
+        self.written_to: Path | None = None  # the architecture file, once written
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         bar = trainer.progress_bar_callback
@@ -55,12 +62,27 @@ class ArchitectureLogger(Callback):
         pl_module.log_dict({f'prob/{label}/{value}': float(p)
                             for label, choice in arch.choices.items()
                             for value, p in zip(choice.values, arch.probs(label))})
+        folder = self._folder(trainer)  # every rank: reading the logger's folder is a collective call
         if trainer.is_global_zero:
             shown = ', '.join(f'{name} {value:.4g}' for name, value in figures.items())
             argmax = arch.argmax()
             _logger.info('Epoch %d: %s; %s', trainer.current_epoch, shown, self._changes(argmax))
             _logger.debug('Epoch %d: most probable architecture %s', trainer.current_epoch, argmax)
+            if folder is not None:
+                self._append(folder, {'epoch': trainer.current_epoch, 'architecture': argmax, 'figures': figures})
             self.previous = argmax
+
+    def _folder(self, trainer: Trainer) -> Path | None:
+        if self.folder is None and trainer.logger is None:
+            return None
+        return self.folder or Path(trainer.log_dir or trainer.default_root_dir)
+
+    def _append(self, folder: Path, line: dict[str, Any]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / 'architectures.jsonl'
+        with path.open('a') as file:  # one line per epoch, flushed as it ends
+            file.write(json.dumps(line, default=str) + '\n')
+        self.written_to = path
 
     def _changes(self, argmax: dict[str, Any]) -> str:
         """What the epoch's line says of the most probable architecture."""
@@ -80,33 +102,3 @@ class ArchitectureLogger(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.previous = state_dict.get('previous')
-
-
-class RandomStateKeeper(Callback):
-    """Saves the global random states (torch, Python, NumPy) in checkpoints and restores them on resume.
-
-    Data shuffling and random candidates (dropout, noise) draw from these states; restoring them makes a
-    resumed search continue exactly as the uninterrupted one would have (path sampling has its own seeds).
-    On a GPU, dropout draws from the CUDA generator of the process's device: its state is kept too (when CUDA
-    is in use) and restored into the device of the resumed process (all GPUs' states would make every DDP
-    process initialise every GPU). Stored as tensors and plain lists, so checkpoints load with
-    ``weights_only=True``.
-    """
-
-    def state_dict(self) -> dict[str, Any]:
-        name, keys, position, has_gauss, cached = np.random.get_state()
-        state = {'torch': torch.get_rng_state(), 'python': list(random.getstate()[1]),
-                 'python_version': random.getstate()[0], 'python_gauss': random.getstate()[2],
-                 'numpy': [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(position),
-                           int(has_gauss), float(cached)]}
-        if torch.cuda.is_initialized():
-            state['cuda'] = torch.cuda.get_rng_state()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        torch.set_rng_state(state_dict['torch'])
-        if state_dict.get('cuda') is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state(state_dict['cuda'])
-        random.setstate((state_dict['python_version'], tuple(state_dict['python']), state_dict['python_gauss']))
-        name, keys, position, has_gauss, cached = state_dict['numpy']
-        np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
