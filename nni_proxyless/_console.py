@@ -1,35 +1,51 @@
-"""What a search prints: NNI's messages that our flow triggers and that say nothing to the user are dropped, and
-NNI's colour codes are left out of logs that do not go to a terminal.
+"""What a search prints: the messages of NNI, Lightning and torch that our flow triggers and that say nothing to
+the user are dropped while the search runs, and NNI's colour codes are left out of logs that do not go to a
+terminal. Everything installed here is removed when the search ends: after ``exp.run()`` the process's logging
+handlers, filters, formatters and warnings filters are those it had before the strategy was built.
 
-Dropped, by logger and message (nothing else; the user's own warnings are left alone):
+Dropped, by logger (or warning category) and message; nothing else, the user's own messages are left alone:
 
 * ``nni.nas.experiment.config.experiment``: "`training_service` will be ignored for sequential execution engine"
-  (NNI fills in a training service for every experiment, then warns about it each time it checks the config
-  of a one-shot one: over a dozen times a run);
-* ``nni.nas.oneshot.pytorch.strategy``: "Checkpoint callback is found to be None in evaluator trainer" (NNI's
-  one-shot strategies check for a Lightning checkpoint callback they do not need);
+  (NNI fills in a training service for every experiment, then warns about it each time it checks the config of
+  a one-shot one: over a dozen times a run). NNI checks the config while the experiment starts, before the
+  strategy runs, so this one filter is installed when ``Proxyless`` is built; when the search starts, the
+  experiment's ``training_service`` is cleared (NNI ignores it for the sequential engine, its message says so),
+  so that the checks after the search, when the experiment stops, have nothing to warn about.
 * ``nni.experiment``: "Successfully update maxTrialNumber." (the web UI's own update at its end).
+* ``pytorch_lightning.utilities.rank_zero``: "Loading `train_dataloader` to estimate number of stepping batches."
+  (the default learning rate reads the trainer's plan).
+* Warnings: torch's ``FutureWarning`` that ``isinstance(treespec, LeafSpec)`` is deprecated (Lightning's own
+  code), Lightning's "The number of training batches (N) is smaller than the logging interval" (short searches
+  on small data), and ``pkg_resources``' deprecation (nnictl, imported for the web UI).
 
-They are installed when a ``Proxyless`` strategy is built and then stay: NNI checks the experiment's config, and
-warns, before the strategy runs and again when the experiment stops (at the process's exit). Nothing else of the
-process's logging changes: a search leaves handlers, filters, formatters and warnings filters as it found them.
+NNI's one-shot base class warns "Checkpoint callback is found to be None" whenever an experiment saves its
+checkpoint; ``Proxyless.state_dict`` drops that one message around its call (:func:`dropped`).
 
 To quiet NNI's remaining information messages too: ``logging.getLogger('nni').setLevel(logging.WARNING)``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import re
 import sys
+import warnings
+from typing import Any, Iterator
 
-__all__ = ['quiet_nni_messages']
+__all__ = ['dropped', 'quiet_experiment_start', 'search_console']
 
-_DROPPED = {
-    'nni.nas.experiment.config.experiment': '`training_service` will be ignored for sequential execution engine',
-    'nni.nas.oneshot.pytorch.strategy': 'Checkpoint callback is found to be None in evaluator trainer',
-    'nni.experiment': 'Successfully update maxTrialNumber.',
-}
+_AT_START = ('nni.nas.experiment.config.experiment', '`training_service` will be ignored for sequential execution')
+_DURING_SEARCH = [
+    ('nni.experiment', 'Successfully update maxTrialNumber.'),
+    ('pytorch_lightning.utilities.rank_zero', 'Loading `train_dataloader` to estimate number of stepping batches.'),
+]
+_WARNINGS = [
+    (r'`isinstance\(treespec, LeafSpec\)` is deprecated', FutureWarning),
+    (r'The number of training batches \(\d+\) is smaller than the logging interval', UserWarning),
+    (r'pkg_resources is deprecated as an API', UserWarning),
+]
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
 
 
@@ -53,15 +69,59 @@ class _Plain(logging.Formatter):
         return _ANSI.sub('', self.coloured.format(record))
 
 
-def quiet_nni_messages() -> None:
-    """Install the filters above (once), and plain text on NNI's console handler when stdout is not a terminal."""
-    for name, start in _DROPPED.items():
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _Dropped) for f in logger.filters):
-            logger.addFilter(_Dropped(start))
+_installed: list[tuple[logging.Logger, _Dropped]] = []          # the filter of quiet_experiment_start
+_plain: list[tuple[logging.Handler, logging.Formatter]] = []     # handlers given plain text, their own formatter
+
+
+def quiet_experiment_start() -> None:
+    """Drop NNI's config message while the experiment starts, and give NNI's console handler plain text when
+    stdout is not a terminal; both until the search ends (:func:`search_console`). Idempotent."""
+    if not _installed:
+        logger, start = logging.getLogger(_AT_START[0]), _AT_START[1]
+        _installed.append((logger, _Dropped(start)))
+        logger.addFilter(_installed[0][1])
     if sys.stdout.isatty():
         return
     for handler in logging.getLogger('nni').handlers:
         if isinstance(handler, logging.StreamHandler) and getattr(handler, 'stream', None) is sys.stdout \
                 and handler.formatter is not None and not isinstance(handler.formatter, _Plain):
+            _plain.append((handler, handler.formatter))
             handler.setFormatter(_Plain(handler.formatter))
+
+
+@contextlib.contextmanager
+def dropped(logger: str, start: str) -> Iterator[None]:
+    """Drop the messages of ``logger`` that start with ``start`` inside the block."""
+    found, dropping = logging.getLogger(logger), _Dropped(start)
+    found.addFilter(dropping)
+    try:
+        yield
+    finally:
+        found.removeFilter(dropping)
+
+
+@contextlib.contextmanager
+def search_console(experiment: Any = None) -> Iterator[None]:
+    """The search's messages: the drops above while the block runs; when it ends, everything this module
+    installed is removed. ``experiment``: the running ``NasExperiment``, whose ``training_service`` is cleared."""
+    if experiment is not None and getattr(experiment, 'config', None) is not None:
+        experiment.config.training_service = dataclasses.MISSING  # NNI's "never assigned" for config fields
+    try:
+        with warnings.catch_warnings(), contextlib.ExitStack() as stack:
+            for message, category in _WARNINGS:
+                warnings.filterwarnings('ignore', message=message, category=category)
+            for logger, start in _DURING_SEARCH:
+                stack.enter_context(dropped(logger, start))
+            yield
+    finally:
+        _restore()
+
+
+def _restore() -> None:
+    while _installed:
+        logger, dropping = _installed.pop()
+        logger.removeFilter(dropping)
+    while _plain:
+        handler, formatter = _plain.pop()
+        if isinstance(handler.formatter, _Plain):
+            handler.setFormatter(formatter)

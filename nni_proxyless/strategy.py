@@ -19,9 +19,9 @@ from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.space import RawFormatModelSpace
 
 from . import _checks, _rerank
-from ._console import quiet_nni_messages
+from ._console import dropped, quiet_experiment_start, search_console
 from .arch import ArchParameters, BinaryMode
-from ._experiment_frames import export_arguments
+from ._experiment_frames import START, export_arguments, frame_locals
 from .export import Architecture, ExportedModelSpace, top_k
 from .front import FrontPick, default_targets, latency_front
 from .latency import LatencyObjective, LatencyTable
@@ -154,7 +154,7 @@ class Proxyless(OneShotStrategy):
                  channels_last: bool = False, rerank_top_k: int = 0,
                  mutation_hooks: list[Callable] | None = None):
         super().__init__(mutation_hooks=mutation_hooks)
-        quiet_nni_messages()
+        quiet_experiment_start()
         self.settings = SearchSettings(arc_learning_rate=arc_learning_rate, warmup_epochs=warmup_epochs,
                                        arch_update_every=arch_update_every, binary_mode=binary_mode,
                                        gradient_clip_val=gradient_clip_val,
@@ -225,7 +225,19 @@ class Proxyless(OneShotStrategy):
 
     def _run(self) -> None:
         """Train the supernet; with ``web_ui`` (or a port given to the experiment's ``run`` / ``start``), inside a
-        real NNI experiment that shows the search."""
+        real NNI experiment that shows the search. NNI's, Lightning's and torch's messages that say nothing to
+        the user are dropped meanwhile (``_console``)."""
+        started = frame_locals(START)
+        with search_console(None if started is None else started['self']):
+            self._run_search()
+
+    def state_dict(self) -> dict:
+        """NNI's one-shot state (the Lightning checkpoint's path), without its warning that a trainer saving no
+        checkpoints has none."""
+        with dropped('nni.nas.oneshot.pytorch.strategy', 'Checkpoint callback is found to be None'):
+            return super().state_dict()
+
+    def _run_search(self) -> None:
         if not _first_process():
             return super()._run()  # under DDP, the first process shows the search for all
         self._name_experiments()

@@ -1,4 +1,5 @@
-"""What a search prints when its output is redirected: no NNI noise that our flow triggers, no colour codes."""
+"""What a search prints when its output is redirected: no NNI noise that our flow triggers, no colour codes; and
+that it leaves the process's logging and warnings as it found them."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ class Space(ModelSpace):
 data = torch.utils.data.TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
 evaluator = Classification(train_dataloaders=DataLoader(data, batch_size=8),
                            val_dataloaders=DataLoader(data, batch_size=8), num_classes=2, max_epochs=1,
-                           enable_progress_bar=False, logger=False, enable_checkpointing=False,
-                           enable_model_summary=False)
+                           enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                           default_root_dir=sys.argv[1])   # a logger: Lightning's log_every_n_steps warning
 exp = NasExperiment(Space(), evaluator, Proxyless(seed=0))
 exp.config.experiment_working_directory = sys.argv[1]
 exp.run()
@@ -42,8 +43,9 @@ warnings.warn('a user warning stays')
 
 
 def test_redirected_search_output_has_no_nni_noise_and_no_colour_codes(tmp_path: Path):
-    """Redirected: none of the NNI messages our flow triggers (training_service x many, checkpoint callback), no
-    ANSI escape; our epoch line, another message of the same NNI logger and the user's warning still show."""
+    """Redirected: none of the NNI, Lightning and torch messages our flow triggers (training_service x many,
+    checkpoint callback, stepping batches, log_every_n_steps, LeafSpec), no ANSI escape until the search ends;
+    our epoch line, another message of the same NNI logger and the user's warning still show."""
     env = dict(os.environ, HOME=str(tmp_path))
     result = subprocess.run([sys.executable, '-c', _SEARCH, str(tmp_path / 'nni')], capture_output=True, text=True,
                             timeout=300, env=env, cwd=tmp_path)
@@ -51,22 +53,28 @@ def test_redirected_search_output_has_no_nni_noise_and_no_colour_codes(tmp_path:
     output = result.stdout + result.stderr
     assert 'training_service` will be ignored' not in output
     assert 'Checkpoint callback is found to be None' not in output
-    assert '\x1b[' not in result.stdout
+    assert 'Loading `train_dataloader`' not in output and 'logging interval' not in output
+    assert 'LeafSpec' not in output
+    searched = result.stdout[:result.stdout.index('Epoch 0: entropy')]
+    assert 'Experiment initialized successfully' in searched and '\x1b[' not in searched
     assert 'Epoch 0: entropy' in result.stdout and 'a warning of the same logger stays' in result.stdout
     assert 'a user warning stays' in result.stderr
 
 
 def test_only_the_named_messages_are_dropped(caplog):
-    """The web UI's 'Successfully update maxTrialNumber.' is dropped; another update of the same logger is not."""
+    """During a search the web UI's 'Successfully update maxTrialNumber.' is dropped; another update of the same
+    logger is not, nor the same message after the search."""
     import logging
 
-    from nni_proxyless._console import quiet_nni_messages
+    from nni_proxyless._console import search_console
 
-    quiet_nni_messages()
     with caplog.at_level(logging.INFO, logger='nni.experiment'):
+        with search_console():
+            logging.getLogger('nni.experiment').info('Successfully update %s.', 'maxTrialNumber')
+            logging.getLogger('nni.experiment').info('Successfully update %s.', 'trialConcurrency')
         logging.getLogger('nni.experiment').info('Successfully update %s.', 'maxTrialNumber')
-        logging.getLogger('nni.experiment').info('Successfully update %s.', 'trialConcurrency')
-    assert [r.getMessage() for r in caplog.records] == ['Successfully update trialConcurrency.']
+    assert [r.getMessage() for r in caplog.records] == ['Successfully update trialConcurrency.',
+                                                        'Successfully update maxTrialNumber.']
 
 
 def _logging_and_warnings() -> tuple[dict, list, dict]:
@@ -86,7 +94,7 @@ def _logging_and_warnings() -> tuple[dict, list, dict]:
 
 def test_a_search_leaves_logging_and_warnings_as_it_found_them(tmp_path, monkeypatch):
     """After ``exp.run()`` the process's logging handlers, filters, formatters, warnings filters and NNI's trial
-    command channel are those it had before (the strategy built, stdout redirected), but for the log file NNI's
+    command channel are those it had before the strategy was built (stdout redirected), but for the log file NNI's
     experiment keeps until ``exp.stop()``; after ``stop`` they are all the same."""
     import io
 
@@ -97,8 +105,8 @@ def test_a_search_leaves_logging_and_warnings_as_it_found_them(tmp_path, monkeyp
     from nni.runtime.trial_command_channel import get_default_trial_command_channel
 
     monkeypatch.setattr(sys, 'stdout', io.StringIO())  # not a terminal
-    strategy = Proxyless(seed=0)
     before, channel = _logging_and_warnings(), get_default_trial_command_channel()
+    strategy = Proxyless(seed=0)
     exp = run_search(ConvSpace(), strategy, digits_evaluator(epochs=1), tmp_path)
     after = _logging_and_warnings()
     assert get_default_trial_command_channel() is channel
