@@ -23,13 +23,10 @@ import logging
 import re
 import sys
 
+from ._nni_internals import NNI_NOISE
+
 __all__ = ['quiet_nni_messages']
 
-_DROPPED = {
-    'nni.nas.experiment.config.experiment': '`training_service` will be ignored for sequential execution engine',
-    'nni.nas.oneshot.pytorch.strategy': 'Checkpoint callback is found to be None in evaluator trainer',
-    'nni.experiment': 'Successfully update maxTrialNumber.',
-}
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
 
 
@@ -55,7 +52,7 @@ class _Plain(logging.Formatter):
 
 def quiet_nni_messages() -> None:
     """Install the filters above (once), and plain text on NNI's console handler when stdout is not a terminal."""
-    for name, start in _DROPPED.items():
+    for name, start in NNI_NOISE.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _Dropped) for f in logger.filters):
             logger.addFilter(_Dropped(start))

@@ -15,13 +15,12 @@ import torch
 from torch import nn
 from nni.nas.evaluator.pytorch.lightning import Lightning, LightningModule
 from nni.nas.nn.pytorch import ModelSpace
-from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.space import RawFormatModelSpace
 
 from . import _checks, _rerank
 from ._console import quiet_nni_messages
+from ._nni_internals import OneShotStrategy, export_arguments, no_default_hook
 from .arch import ArchParameters, BinaryMode
-from ._experiment_frames import export_arguments
 from .export import Architecture, ExportedModelSpace, top_k
 from .front import FrontPick, default_targets, latency_front
 from .latency import LatencyObjective, LatencyTable
@@ -223,7 +222,7 @@ class Proxyless(OneShotStrategy):
                        if source == 'measured' else self._latency.predict)
         return ReinforceUpdate(ref_latency=ref, latency=latency, **options)
 
-    def _run(self) -> None:
+    def _run(self) -> None:  # NNI's private hook (Strategy.run calls it), checked in _nni_internals
         """Train the supernet; with ``web_ui`` (or a port given to the experiment's ``run`` / ``start``), inside a
         real NNI experiment that shows the search."""
         if not _first_process():

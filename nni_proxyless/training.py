@@ -26,10 +26,10 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 from pytorch_lightning import Callback
-from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 
 from . import _checks
 from ._arch_batches import ArchBatches
+from ._nni_internals import BaseOneShotLightningModule
 from .arch import ArchParameters, BinaryMode, Selection
 from .batchnorm import BatchNormRecalibration
 from ._distributed import allow_unused_parameters
