@@ -27,18 +27,22 @@ To quiet NNI's remaining information messages too: ``logging.getLogger('nni').se
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import re
 import sys
 import warnings
 from typing import Any, Iterator
 
-__all__ = ['dropped', 'quiet_experiment_start', 'search_console']
+from ._nni_internals import NNI_NOISE, ignore_training_service
 
-_AT_START = ('nni.nas.experiment.config.experiment', '`training_service` will be ignored for sequential execution')
+__all__ = ['CHECKPOINT_MESSAGE', 'dropped', 'quiet_experiment_start', 'search_console']
+
+_CONFIG = 'nni.nas.experiment.config.experiment'
+_AT_START = (_CONFIG, NNI_NOISE[_CONFIG])
+CHECKPOINT_MESSAGE = ('nni.nas.oneshot.pytorch.strategy', NNI_NOISE['nni.nas.oneshot.pytorch.strategy'])
+"""NNI's one-shot base class's message when an experiment saves its checkpoint: (logger, start)."""
 _DURING_SEARCH = [
-    ('nni.experiment', 'Successfully update maxTrialNumber.'),
+    ('nni.experiment', NNI_NOISE['nni.experiment']),
     ('pytorch_lightning.utilities.rank_zero', 'Loading `train_dataloader` to estimate number of stepping batches.'),
 ]
 _WARNINGS = [
@@ -105,7 +109,7 @@ def search_console(experiment: Any = None) -> Iterator[None]:
     """The search's messages: the drops above while the block runs; when it ends, everything this module
     installed is removed. ``experiment``: the running ``NasExperiment``, whose ``training_service`` is cleared."""
     if experiment is not None and getattr(experiment, 'config', None) is not None:
-        experiment.config.training_service = dataclasses.MISSING  # NNI's "never assigned" for config fields
+        ignore_training_service(experiment)
     try:
         with warnings.catch_warnings(), contextlib.ExitStack() as stack:
             for message, category in _WARNINGS:

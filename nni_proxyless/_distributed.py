@@ -15,6 +15,7 @@ from typing import Any
 
 from pytorch_lightning.strategies import DDPStrategy
 
+from ._nni_internals import ddp_kwargs
 __all__ = ['allow_unused_parameters']
 
 _logger = logging.getLogger('nni.proxyless')
@@ -22,6 +23,6 @@ _logger = logging.getLogger('nni.proxyless')
 
 def allow_unused_parameters(strategy: Any) -> None:
     """Turn on DDP's ``find_unused_parameters`` (before the model is wrapped) if it is off."""
-    if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get('find_unused_parameters', False):
-        strategy._ddp_kwargs['find_unused_parameters'] = True
+    if isinstance(strategy, DDPStrategy) and not ddp_kwargs(strategy).get('find_unused_parameters', False):
+        ddp_kwargs(strategy)['find_unused_parameters'] = True
         _logger.info('DDP: find_unused_parameters turned on (each step trains only the sampled candidates).')

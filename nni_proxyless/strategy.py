@@ -15,13 +15,12 @@ import torch
 from torch import nn
 from nni.nas.evaluator.pytorch.lightning import Lightning, LightningModule
 from nni.nas.nn.pytorch import ModelSpace
-from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.space import RawFormatModelSpace
 
 from . import _checks, _rerank
-from ._console import dropped, quiet_experiment_start, search_console
+from ._console import CHECKPOINT_MESSAGE, dropped, quiet_experiment_start, search_console
+from ._nni_internals import OneShotStrategy, export_arguments, no_default_hook, running_experiment
 from .arch import ArchParameters, BinaryMode
-from ._experiment_frames import START, export_arguments, frame_locals
 from .export import Architecture, ExportedModelSpace, top_k
 from .front import FrontPick, default_targets, latency_front
 from .latency import LatencyObjective, LatencyTable
@@ -223,18 +222,18 @@ class Proxyless(OneShotStrategy):
                        if source == 'measured' else self._latency.predict)
         return ReinforceUpdate(ref_latency=ref, latency=latency, **options)
 
-    def _run(self) -> None:
+    def _run(self) -> None:  # NNI's private hook (Strategy.run calls it), checked in _nni_internals
         """Train the supernet; with ``web_ui`` (or a port given to the experiment's ``run`` / ``start``), inside a
         real NNI experiment that shows the search. NNI's, Lightning's and torch's messages that say nothing to
         the user are dropped meanwhile (``_console``)."""
-        started = frame_locals(START)
-        with search_console(None if started is None else started['self']):
+        started = running_experiment()
+        with search_console(None if started is None else started[0]):
             self._run_search()
 
     def state_dict(self) -> dict:
         """NNI's one-shot state (the Lightning checkpoint's path), without its warning that a trainer saving no
         checkpoints has none."""
-        with dropped('nni.nas.oneshot.pytorch.strategy', 'Checkpoint callback is found to be None'):
+        with dropped(*CHECKPOINT_MESSAGE):
             return super().state_dict()
 
     def _run_search(self) -> None:

@@ -12,8 +12,8 @@ from typing import Any, Callable
 from torch import nn
 from nni.mutable import frozen_context
 from nni.nas.nn.pytorch import ModelSpace
-from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
+from ._nni_internals import BaseSuperNetModule
 from .arch import ArchParameters
 from .ops import MUTATION_HOOKS, MixedOp, record_occurrences
 

@@ -27,10 +27,10 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 from pytorch_lightning import Callback
-from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 
 from . import _checks
 from ._arch_batches import ArchBatches
+from ._nni_internals import BaseOneShotLightningModule
 from .arch import ArchParameters, BinaryMode, Selection
 from ._distributed import allow_unused_parameters
 from ._precision import check_precision, gradient_scaler, scaled_gradients, scaled_step

@@ -1,7 +1,10 @@
-"""The web UI asked for the way NNI documents it: ``NasExperiment(...).run(port=p)``; what the manager shows."""
+"""The web UI asked for the way NNI documents it: ``NasExperiment(...).run(port=p)`` or ``start(p)``; what the
+manager shows. (The port is read from ``NasExperiment.start``'s frame: ``tests/test_nni_internals.py`` checks that
+read for every way of calling.)"""
 
 from __future__ import annotations
 
+import logging
 import socket
 import stat
 from pathlib import Path
@@ -17,15 +20,16 @@ from nni_proxyless.webui._from_experiment import WEB_UI_ENV
 
 from conftest import ConvSpace, digits_evaluator
 from webui_tools import (assert_nothing_left, child_processes, experiment_listing, experiments_root,  # noqa: F401
-                         free_port, reopened, rest)
+                         free_port, reopened, rest, trial_events)
 
 
-def _search(workdir: Path, **run_kwargs) -> tuple[NasExperiment, Proxyless]:
+def _search(workdir: Path, *args, method: str = 'run', **kwargs) -> tuple[NasExperiment, Proxyless]:
+    """A search started by ``exp.run(*args, **kwargs)`` (or ``exp.start(...)``), then stopped."""
     torch.manual_seed(0)
     strategy = Proxyless(seed=0, arch_update_every=1)
     exp = NasExperiment(ConvSpace(), digits_evaluator(epochs=2), strategy)
     exp.config.experiment_working_directory = str(workdir)
-    exp.run(**run_kwargs)
+    getattr(exp, method)(*args, **kwargs)
     exp.stop()
     return exp, strategy
 
@@ -51,6 +55,28 @@ def test_run_with_port_shows_the_search_in_nni(experiments_root):
     plain, plain_strategy = _search(experiments_root)
     assert plain_strategy.web_ui is None
     assert _exports(exp) == _exports(plain)
+
+
+def test_start_with_port_shows_the_search_on_that_port(experiments_root):
+    """start(p), the port positional: the search is shown on p, as with run(port=p), and its trial succeeds."""
+    port = free_port()
+    exp, strategy = _search(experiments_root, port, method='start')
+    ui = strategy.web_ui
+    assert ui is not None and ui.port == port and ui.experiment_dir.parent == experiments_root
+    assert trial_events(ui)[-1] == 'SUCCEEDED'
+
+
+def test_run_with_port_8080_is_a_port_given_not_nni_default(experiments_root, monkeypatch, caplog):
+    """run(port=8080), NNI's default number written by the caller, asks for the web UI (turned off here, so 8080
+    need not be free: the log names the port); run() without a port asks for none."""
+    monkeypatch.setenv(WEB_UI_ENV, 'off')
+    with caplog.at_level(logging.INFO, logger='nni.proxyless.webui'):
+        _search(experiments_root, port=8080)
+        asked = [r.getMessage() for r in caplog.records if 'given to the experiment' in r.getMessage()]
+        assert asked == [f'Port 8080 given to the experiment, but no web UI: {WEB_UI_ENV}=off']
+        caplog.clear()
+        _search(experiments_root)
+        assert not [r for r in caplog.records if 'given to the experiment' in r.getMessage()]
 
 
 def test_run_with_port_in_use_is_a_clear_error_and_leaves_nothing(experiments_root):

@@ -15,9 +15,10 @@ from typing import Any, Callable, Literal
 
 import nni
 from pytorch_lightning import Callback, LightningModule, Trainer
-from nni.runtime.trial_command_channel import (TrialCommandChannel, get_default_trial_command_channel,
-                                               set_default_trial_command_channel)
 from nni.typehint import ParameterRecord
+
+from .._nni_internals import (TrialCommandChannel, get_default_trial_command_channel,
+                              set_default_trial_command_channel)
 
 __all__ = ['MetricReporter']
 

@@ -13,14 +13,12 @@ conditions on the same labels). ``P(term used)`` is the product of its condition
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import Sequence
 
 import torch
 
 from ..labels import Condition
-
-if TYPE_CHECKING:
-    from .table import LatencyTable
+from ._term import Term
 
 __all__ = ['CompiledExpectation']
 
@@ -29,15 +27,18 @@ class CompiledExpectation:
     """``E`` of one table for any per-label weights (differentiable in every weight).
 
     Args:
-        table: the latency table (its labels, fixed part and terms are read once).
+        candidates: the table's candidate values of every label.
+        fixed: the table's fixed part.
+        terms: the table's terms (read once).
         device: where the compiled tensors live (the weights' device).
     """
 
-    def __init__(self, table: 'LatencyTable', device: torch.device = torch.device('cpu')):
-        self.fixed = float(table.fixed)
-        positions = {label: {_key(v): i for i, v in enumerate(values)} for label, values in table.labels.items()}
+    def __init__(self, *, candidates: dict[str, list], fixed: float, terms: Sequence[Term],
+                 device: torch.device = torch.device('cpu')):
+        self.fixed = float(fixed)
+        positions = {label: {_key(v): i for i, v in enumerate(values)} for label, values in candidates.items()}
         conditions: dict[Condition, int] = {}
-        for term in table.terms:
+        for term in terms:
             for condition in term.when:
                 conditions.setdefault(condition, len(conditions))
         self.n_conditions = len(conditions)
@@ -52,15 +53,15 @@ class CompiledExpectation:
                                  for labels, (rows, owners) in grouped.items()]
         # terms grouped by their labels: stacked costs and, per term, its conditions (padded with the always-true -1)
         by_labels: dict[tuple, list] = defaultdict(list)
-        for term in table.terms:
+        for term in terms:
             by_labels[term.labels].append(term)
-        width = max((len(term.when) for term in table.terms), default=0)
+        width = max((len(term.when) for term in terms), default=0)
         self.term_groups = []
-        for labels, terms in by_labels.items():
-            shape = (len(terms), *(len(table.labels[label]) for label in labels))
-            costs = torch.tensor([term.costs for term in terms], dtype=torch.float64).view(shape)
-            used = torch.full((len(terms), max(width, 1)), -1, dtype=torch.long)
-            for row, term in enumerate(terms):
+        for labels, group in by_labels.items():
+            shape = (len(group), *(len(candidates[label]) for label in labels))
+            costs = torch.tensor([term.costs for term in group], dtype=torch.float64).view(shape)
+            used = torch.full((len(group), max(width, 1)), -1, dtype=torch.long)
+            for row, term in enumerate(group):
                 used[row, :len(term.when)] = torch.tensor([conditions[c] for c in term.when], dtype=torch.long)
             self.term_groups.append((labels, costs.to(device), used.to(device)))
         self.device = device

@@ -28,6 +28,7 @@ import torch
 
 from .._io import write_json_atomically
 from ._expectation import CompiledExpectation
+from ._term import Term
 from ..labels import Condition, hashable, plain_label
 
 __all__ = ['LatencyTable', 'Term', 'TableError']
@@ -37,36 +38,6 @@ FORMAT_VERSION = 2
 
 class TableError(ValueError):
     """A latency table file is corrupt or does not match the search space (the message names file and label)."""
-
-
-@dataclass(frozen=True)
-class Term:
-    """One cost of a table.
-
-    Attributes:
-        costs: the cost at every combination of ``labels``' values (row-major, in the labels' candidate order),
-            or one constant when ``labels`` is empty.
-        labels: the labels the costs depend on (a single label may be given as a string).
-        when: enclosing conditions that must hold for this term to count (``(label, values)`` pairs are accepted
-            for a single enclosing label and turned into :class:`~nni_proxyless.labels.Condition`).
-    """
-
-    costs: tuple[float, ...]
-    labels: tuple[str, ...] = ()
-    when: tuple[Condition, ...] = ()
-
-    def __post_init__(self) -> None:
-        labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels or ())
-        object.__setattr__(self, 'labels', tuple(plain_label(label) for label in labels))
-        object.__setattr__(self, 'costs', tuple(float(c) for c in self.costs))
-        object.__setattr__(self, 'when', tuple(_condition(w) for w in self.when))
-
-
-def _condition(value: Any) -> Condition:
-    if isinstance(value, Condition):
-        return value
-    label, values = value
-    return Condition((label,), frozenset((v,) for v in values))
 
 
 @dataclass
@@ -112,7 +83,8 @@ class LatencyTable:
         device = next(iter(weights.values())).device if weights else torch.device('cpu')
         compiled = self._compiled.get(device)
         if compiled is None:
-            compiled = self._compiled[device] = CompiledExpectation(self, device)
+            compiled = self._compiled[device] = CompiledExpectation(candidates=self.labels, fixed=self.fixed,
+                                                                      terms=self.terms, device=device)
         with _no_autocast(device.type):
             return compiled(weights)
 

@@ -6,8 +6,8 @@ from typing import Any, Iterator
 
 from torch import nn
 from nni.mutable import Mutable
-from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
+from .._nni_internals import BaseSuperNetModule, keep_mutables
 from ..arch import ArchParameters
 from ..labels import Choice, Condition
 from ..routing import Routing, Selection
@@ -38,7 +38,7 @@ class MixedOp(BaseSuperNetModule):
         self._routing = routing
         # NNI's add_mutable also dry-runs each mutable in the frozen context; these were dry-run when the space
         # was built, and are kept only to describe the space (simplify, check_contains)
-        self._mutables = list(mutables)
+        keep_mutables(self, mutables)
 
     @property
     def routing(self) -> Routing:

@@ -20,8 +20,8 @@ from typing import Any, List, Optional, Union
 import torch
 from torch import nn
 from nni.nas.nn.pytorch import Cell
-from nni.nas.nn.pytorch.cell import create_cell_op_candidates, preprocess_cell_inputs
 
+from .._nni_internals import create_cell_op_candidates, preprocess_cell_inputs
 from ..labels import ALWAYS, Choice, Condition
 from .base import MixedOp, register_choice
 from .gate import gate

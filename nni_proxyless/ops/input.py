@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from nni.mutable import SampleValidationError
 from nni.nas.nn.pytorch import InputChoice
-from nni.nas.nn.pytorch.choice import ChosenInputs
 
+from .._nni_internals import tensor_reduction
 from ..labels import Choice
 from .base import SingleChoiceOp, register_choice
 from .gate import gate
@@ -35,7 +35,7 @@ class MixedInput(SingleChoiceOp):
         chosen = [candidate_inputs[k] for k in indices]
         if selection.is_gated:
             chosen = [self._gated(candidate_inputs, k, x) for k, x in zip(indices, chosen)]
-        return ChosenInputs._tensor_reduction(self.reduction, chosen)
+        return tensor_reduction(self.reduction, chosen)
 
     def candidate_outputs(self, candidate_inputs: list[torch.Tensor]):
         if self.choice.n_chosen > 1:  # each input is gated on its own: no shape constraint

@@ -32,15 +32,9 @@ from torch import nn
 from nni.mutable import Mutable
 from nni.nas.nn.pytorch import ParametrizedModule
 
+from .._nni_internals import NNI_BOOKKEEPING, PROXYLESSNAS_RESIDUAL_BLOCKS, bound_type
+
 __all__ = ['plain', 'ResidualSequential', 'NNI_BOOKKEEPING']
-
-NNI_BOOKKEEPING = ('_mutables', 'trace_args', 'trace_kwargs', '_frozen_context', '_label_scope')
-"""Attributes NNI's mutable modules and model spaces keep to describe or rebuild the space, dropped."""
-
-_RESIDUAL_BLOCKS = {('nni.nas.hub.pytorch.proxylessnas', 'InvertedResidual'),
-                    ('nni.nas.hub.pytorch.proxylessnas', 'DepthwiseSeparableConv')}
-"""NNI ``nn.Sequential`` blocks whose forward is ``x + super().forward(x)`` when ``has_skip`` (else
-``super().forward(x)``): :class:`ResidualSequential` computes the same with a forward TorchScript compiles."""
 
 
 class ResidualSequential(nn.Sequential):
@@ -112,11 +106,11 @@ def _set_plain_class(module: nn.Module) -> None:
     """``Mutable<X>`` becomes the torch ``X`` it wraps; NNI's ProxylessNAS blocks become
     :class:`ResidualSequential`. Both keep the instance's state (its bookkeeping already dropped)."""
     cls = type(module)
-    bound = getattr(cls, '_bound_type', None)
+    bound = bound_type(cls)
     if isinstance(module, ParametrizedModule) and isinstance(bound, type) and isinstance(module, bound) \
             and cls.forward is bound.forward:  # a subclass with a forward of its own keeps it
         module.__class__ = bound
-    elif (cls.__module__, cls.__qualname__) in _RESIDUAL_BLOCKS:
+    elif (cls.__module__, cls.__qualname__) in PROXYLESSNAS_RESIDUAL_BLOCKS:  # forward: x + super().forward(x)
         module.__class__ = ResidualSequential
 
 

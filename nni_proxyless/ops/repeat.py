@@ -10,6 +10,7 @@ from torch import nn
 from nni.mutable import Mutable, SampleValidationError
 from nni.nas.nn.pytorch import Repeat
 
+from .._nni_internals import check_any_module_contains
 from ._expressions import Arguments
 from .base import MixedOp, register_choice
 from .gate import gate
@@ -93,7 +94,7 @@ class MixedRepeat(MixedOp):
         if error is not None:
             return error
         for i, block in enumerate(self.blocks[:self.depth.at_sample(sample)['depth']]):
-            error = Repeat._check_any_module_contains(block, sample, str(i))
+            error = check_any_module_contains(block, sample, str(i))
             if error is not None:
                 return error
         return None

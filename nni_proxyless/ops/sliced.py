@@ -39,6 +39,7 @@ from torch import nn
 from nni.mutable import Mutable
 from nni.nas.nn.pytorch import ParametrizedModule
 
+from .._nni_internals import bound_type, wrapped_init
 from ._expressions import Arguments, is_choice
 from .base import MixedOp, SpaceError, register_choice
 from .gate import gate
@@ -257,7 +258,7 @@ class SlicedOp(MixedOp):
     @classmethod
     def layer_type_of(cls, module: nn.Module) -> type[nn.Module] | None:
         """The plain class of a parametrized ``module`` this rule covers (NNI's ``Mutable<X>`` wraps one)."""
-        wrapped = getattr(type(module), '_bound_type', None)
+        wrapped = bound_type(type(module))
         return wrapped if isinstance(wrapped, type) and issubclass(wrapped, cls.bound_type) else None
 
     @classmethod
@@ -292,7 +293,7 @@ def bound_arguments(module: ParametrizedModule) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=None)
 def _signature(cls: type) -> inspect.Signature:
-    return inspect.signature(getattr(cls, '_init_wrapped', cls.__init__))
+    return inspect.signature(wrapped_init(cls))
 
 
 def sliced_parameter(parameter: torch.Tensor | None, index: tuple[Any, ...]) -> torch.Tensor | None:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._nni_internals import AUTOFORMER_MODULE
 from ._expressions import Arguments
 from .sliced import SlicedOp, pad_to, sliced_parameter
 
@@ -98,7 +99,7 @@ class _SlicedFeatureParameter(SlicedOp):
     @classmethod
     def layer_type_of(cls, module: nn.Module) -> type[nn.Module] | None:
         found = type(module)
-        is_hub = found.__name__ == cls.hub_class and found.__module__ == 'nni.nas.hub.pytorch.autoformer'
+        is_hub = found.__name__ == cls.hub_class and found.__module__ == AUTOFORMER_MODULE
         return found if is_hub else None
 
     def _sliced(self, dim: int) -> torch.Tensor:

@@ -11,7 +11,8 @@ made for every instance, so the same script builds the same labels every time it
 from __future__ import annotations
 
 from nni.mutable.utils import label_scope
-from nni.nas.nn.pytorch.base import strict_label_scope
+
+from .._nni_internals import strict_label_scope
 
 __all__ = ['WrapperLabelScope', 'scope_for_new_space']
 

@@ -15,8 +15,9 @@ from typing import Any, Callable, TypeVar
 
 from torch import nn
 from nni.nas.nn.pytorch import ModelSpace
-from nni.nas.nn.pytorch.base import model_space_init_wrapper
 
+from .._nni_internals import (BASIC_UNIT_MARK, LABEL_SCOPE, MODEL_WRAPPER_MARK, NO_INIT_WRAPPER,
+                              init_model_space_subclass, model_space_init_wrapper, set_wrapped_init)
 from ._errors import RetiariiMigrationError, removed
 from ._labels import scope_for_new_space
 from .nn.pytorch.choice import ValueChoice, tracking_value_choices
@@ -52,8 +53,8 @@ def model_wrapper(cls: T) -> T:
     if issubclass(cls, ModelSpace):  # already an NNI 3.0 space (perhaps wrapped before): nothing to add
         return cls
     namespace = {'__module__': cls.__module__, '__qualname__': cls.__qualname__, '__doc__': cls.__doc__,
-                 '__wrapped__': cls, '_nni_model_wrapper': True, '__init_subclass__': classmethod(_init_subclass)}
-    space = type(cls.__name__, (cls, ModelSpace), namespace, disable_init_wrapper=True)
+                 '__wrapped__': cls, MODEL_WRAPPER_MARK: True, '__init_subclass__': classmethod(_init_subclass)}
+    space = type(cls.__name__, (cls, ModelSpace), namespace, **NO_INIT_WRAPPER)
     _wrap_init(space)
     return space  # type: ignore[return-value]
 
@@ -61,12 +62,12 @@ def model_wrapper(cls: T) -> T:
 def is_model_wrapped(cls_or_instance: Any) -> bool:
     """Whether a class (or an instance's class) was decorated with :func:`model_wrapper`."""
     cls = cls_or_instance if isinstance(cls_or_instance, type) else type(cls_or_instance)
-    return bool(getattr(cls, '_nni_model_wrapper', False))
+    return bool(getattr(cls, MODEL_WRAPPER_MARK, False))
 
 
 def _init_subclass(cls: type, **kwargs: Any) -> None:
     """Subclasses of a wrapped space keep 2.x's labels (NNI 3.0 would make their labels strict again)."""
-    ModelSpace.__dict__['__init_subclass__'].__func__(cls, disable_init_wrapper=True, **kwargs)
+    init_model_space_subclass(cls, **kwargs)
     if '__init__' in cls.__dict__:
         _wrap_init(cls)
 
@@ -77,8 +78,8 @@ def _wrap_init(space: type) -> None:
 
     @functools.wraps(user_init)
     def __init__(self: ModelSpace, *args: Any, **kwargs: Any) -> None:
-        if not hasattr(self, '_label_scope'):  # the outermost __init__ of this instance
-            self._label_scope = scope_for_new_space()
+        if not hasattr(self, LABEL_SCOPE):  # the outermost __init__ of this instance
+            setattr(self, LABEL_SCOPE, scope_for_new_space())
         with tracking_value_choices() as value_choices:
             try:
                 labelled_init(self, *args, **kwargs)
@@ -88,7 +89,7 @@ def _wrap_init(space: type) -> None:
                 raise
         _check_value_choices(self, value_choices)
 
-    space._init_wrapped = user_init  # NNI 3.0 reads the init signature from here to record the arguments
+    set_wrapped_init(space, user_init)  # NNI 3.0 reads the init signature from here to record the arguments
     space.__init__ = __init__  # type: ignore[misc]
 
 
@@ -127,5 +128,5 @@ def basic_unit(cls: T, basic_unit_tag: bool = True) -> T:
     """
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise TypeError(f'@basic_unit decorates a subclass of torch.nn.Module, got {cls!r}.')
-    cls._nni_basic_unit = basic_unit_tag  # type: ignore[attr-defined]
+    setattr(cls, BASIC_UNIT_MARK, basic_unit_tag)
     return cls

@@ -49,6 +49,7 @@ class ExperimentTunedHere(Experiment):
     """NNI's ``Experiment`` whose manager waits for its tuner to connect (:class:`._tuner.InProcessTuner`) instead of
     starting a tuner process; NNI's NAS experiments start their manager the same way."""
 
+    # NNI's private method, overridden: its parameters are checked in _nni_internals
     def _start_nni_manager(self, port: int, debug: bool, run_mode: RunMode = RunMode.Background,
                            tuner_command_channel: str | None = None, tags: list[str] = []) -> None:  # noqa: B006
         super()._start_nni_manager(port, debug, run_mode, channel_url(port), tags)

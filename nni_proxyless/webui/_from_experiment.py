@@ -1,15 +1,14 @@
 """The web UI asked for through NNI's own API: ``NasExperiment(...).run(port=8081)`` (or ``start(8081)``).
 
 NNI 3.0 runs a one-shot strategy inside ``NasExperiment.start`` without its manager, and hands the strategy
-neither the experiment nor the port. :func:`running_experiment` reads both, read-only, from the frame of
-``NasExperiment.start`` on the call stack (the strategy runs inside it; :mod:`nni_proxyless._experiment_frames`):
-nothing of NNI is patched or wrapped.
+neither the experiment nor the port. :func:`~nni_proxyless._nni_internals.running_experiment` reads both,
+read-only, from the frame of ``NasExperiment.start`` on the call stack (the strategy runs inside it): nothing of
+NNI is patched or wrapped.
 
-NNI's ``run`` / ``start`` default the port to 8080, and the strategy must tell "no port given" from a port the
-user wrote: the default is the very ``int`` object held by NNI's signatures (``__defaults__``), while a port
-written by the caller, 8080 included, is another object. The default shows no web UI, as in NNI; a port given
-shows the search there, exactly as ``Proxyless(web_ui=port)`` does. ``NNI_PROXYLESS_WEB_UI=off`` turns that off
-for scripts run unchanged (e.g. in CI).
+NNI's ``run`` / ``start`` default the port to 8080, and the strategy tells "no port given" from a port the user
+wrote (8080 included) by the object itself (see ``running_experiment``). The default shows no web UI, as in NNI;
+a port given shows the search there, exactly as ``Proxyless(web_ui=port)`` does. ``NNI_PROXYLESS_WEB_UI=off``
+turns that off for scripts run unchanged (e.g. in CI).
 """
 from __future__ import annotations
 
@@ -18,39 +17,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nni.experiment import Experiment
-from nni.nas.experiment import NasExperiment
-from nni.tools.nnictl.config_utils import Experiments
-
-from .._experiment_frames import frame_locals, START
+from .._nni_internals import Experiments, running_experiment
 from .ui import WebUI
 
-__all__ = ['WEB_UI_ENV', 'web_ui_disabled', 'running_experiment', 'requested_web_ui', 'name_experiment']
+__all__ = ['WEB_UI_ENV', 'web_ui_disabled', 'requested_web_ui', 'name_experiment']
 
 _logger = logging.getLogger('nni.proxyless.webui')
 
 WEB_UI_ENV = 'NNI_PROXYLESS_WEB_UI'
 """Set to ``off`` (or ``0``, ``false``, ``no``) to show no web UI even when ``run()`` / ``start()`` get a port."""
 
-_NNI_DEFAULT_PORTS = tuple(default for function in (Experiment.run, Experiment.start, Experiment.resume,
-                                                    Experiment.run_or_resume, NasExperiment.start)
-                           for default in function.__defaults__ or () if type(default) is int)
-
 
 def web_ui_disabled() -> bool:
     """Whether ``NNI_PROXYLESS_WEB_UI`` turns the web UI off."""
     return os.environ.get(WEB_UI_ENV, '').strip().lower() in ('0', 'off', 'false', 'no')
-
-
-def running_experiment() -> tuple[NasExperiment, int | None] | None:
-    """The ``NasExperiment`` whose ``start`` runs the caller, and the port given to it (``None``: NNI's default);
-    ``None`` outside an experiment (e.g. under ``ProxylessTrainer``)."""
-    found = frame_locals(START)
-    if found is None:
-        return None
-    port = found.get('port')
-    given = port is not None and not any(port is default for default in _NNI_DEFAULT_PORTS)
-    return found['self'], int(port) if given else None
 
 
 def requested_web_ui(default_name: str) -> WebUI | None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import threading
 
 from nni.common.serializer import dump
-from nni.runtime.tuner_command_channel import CommandType, TunerCommandChannel
-from nni.runtime.tuner_command_channel.command_type import Initialize, RequestTrialJobs
+
+from .._nni_internals import CommandType, Initialize, RequestTrialJobs, TunerCommandChannel, send_command
 
 __all__ = ['InProcessTuner', 'channel_url']
 
@@ -68,5 +68,5 @@ class InProcessTuner:
             # imports torch, Lightning and TensorFlow into this process if they are not loaded yet (seconds)
             trial = {'parameter_id': self._sent, 'parameter_source': 'algorithm', 'parameter_index': 0,
                      'parameters': {self._parameter: self._values[self._sent]}}
-            self._channel._send(CommandType.NewTrialJob, dump(trial))
+            send_command(self._channel, CommandType.NewTrialJob, dump(trial))
             self._sent += 1

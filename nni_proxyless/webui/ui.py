@@ -19,9 +19,10 @@ from types import TracebackType
 from typing import Any
 
 import psutil
-from nni.experiment import RunMode, rest
+from nni.experiment import RunMode
 
 from .. import _checks
+from .._nni_internals import rest_get
 from . import _experiment, _processes, _protocol as protocol
 from ._connection import RelayLink
 from ._tuner import InProcessTuner
@@ -285,7 +286,7 @@ class WebUI:
                              + self._logs('nnimanager.log', 'nnictl_stderr.log'))
         status: dict[str, Any] = {}
         with contextlib.suppress(Exception):  # a manager that does not answer is caught by the check above
-            status = rest.get(self._port, '/check-status')
+            status = rest_get(self._port, '/check-status')
         if status.get('status') == 'ERROR':
             errors = ' '.join(str(error) for error in status.get('errors') or [])
             if 'Tuner did not connect' in errors:

@@ -20,6 +20,7 @@ from nni.experiment.config import ExperimentConfig, utils
 from nni.nas.experiment import NasExperimentConfig
 
 from ... import _checks
+from ..._nni_internals import config_fields
 from .._errors import RetiariiMigrationError
 
 __all__ = ['RetiariiExeConfig']
@@ -119,7 +120,7 @@ def _fresh_like(config: RetiariiExeConfig) -> RetiariiExeConfig:
 def _changed_fields(config: Any, default: Any, prefix: str = '') -> list[tuple[str, Any]]:
     """``(name, value)`` for every field of ``config`` that differs from ``default`` (nested configs expanded)."""
     changed = []
-    for field in utils.fields(config):
+    for field in config_fields(config):
         value, base = getattr(config, field.name), getattr(default, field.name, None)
         if utils.is_missing(value) or value == base:
             continue

@@ -22,9 +22,9 @@ from nni.experiment import RunMode
 from nni.nas.evaluator import Evaluator
 from nni.nas.experiment import NasExperiment
 from nni.nas.nn.pytorch import ModelSpace
-from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 
 from ... import _checks
+from ..._nni_internals import OneShotStrategy, wait_completion
 from ...strategy import Proxyless
 from ...webui import WebUI
 from ...webui._from_experiment import WEB_UI_ENV, web_ui_disabled
@@ -110,7 +110,7 @@ class RetiariiExperiment(NasExperiment):
         try:
             self.start(port, debug)
             if not self.one_shot:
-                self._wait_completion()
+                wait_completion(self)
         except KeyboardInterrupt:
             _logger.warning('KeyboardInterrupt: stopping the experiment')
             self.stop()
