@@ -6,6 +6,7 @@ outputs after each route of docs/deploy.md (whole-module save, TorchScript; torc
 
 from __future__ import annotations
 
+import copy
 import tracemalloc
 from typing import NamedTuple
 
@@ -24,7 +25,8 @@ from nni.nas.nn.pytorch import (Cell, InputChoice, LayerChoice, ModelSpace, Muta
 from nni.nas.space import RawFormatModelSpace
 from nni_proxyless import Proxyless
 from nni_proxyless.arch import ArchParameters
-from nni_proxyless.export import ExportedModelSpace, top_k
+from nni_proxyless.export import Architecture, ExportedModelSpace, top_k
+from nni_proxyless.ops import _scriptable
 from nni_proxyless.supernet import build_supernet
 
 from conftest import run_search
@@ -155,33 +157,6 @@ def _export_of(alias: str) -> Searched:
     return _EXPORTED[alias]
 
 
-_NDS_FORWARD = ("NNI's NDS.forward (nni/nas/hub/pytorch/nasnet.py) does not compile to TorchScript: it reads "
-                'self.stem0/self.stem1 (set for ImageNet only) or self.stem (CIFAR only) under `if self.dataset == '
-                "'imagenet'`, whose both sides TorchScript compiles, and hands lists [s0, s1] to stages and cells "
-                "whose NNI forwards (Repeat, CellPreprocessor, CellPostprocessor) leave them unannotated, so typed "
-                "Tensor; the first error met is in CellPreprocessor.forward, or for ImageNet stems in "
-                "FactorizedReduce's nn.ConstantPad2d(..., 0) (an int pad value where TorchScript wants a float)")
-_AUTOFORMER_FORWARD = ("NNI's RelativePosition2D.forward (nni/nas/hub/pytorch/autoformer.py) calls "
-                       "F.pad(..., 'constant', 0) with an int value (TorchScript's F.pad takes a float), and "
-                       'RelativePositionSelfAttention.forward tests isinstance(self.head_dim, nni.mutable.Mutable), '
-                       'a class TorchScript cannot compile')
-_NASBENCH201_POOLING = ("NNI's Pooling.forward (nni/nas/hub/pytorch/nasbench201.py) tests `if self.preprocess:`, "
-                        'which is None inside the cells (TorchScript cannot cast None to bool): an architecture with '
-                        'avg_pool_3x3 does not compile; the others do')
-
-
-def _not_scriptable(alias: str, architecture: dict) -> str | None:
-    """Why NNI's own forward code of the space, at this architecture, does not compile to TorchScript (``None``:
-    it does). torch.jit.trace, torch.export and ONNX take these exports."""
-    if alias == 'autoformer':
-        return _AUTOFORMER_FORWARD
-    if alias.split('_')[0] in NDS:
-        return _NDS_FORWARD
-    if alias == 'nasbench201' and 'avg_pool_3x3' in architecture.values():
-        return _NASBENCH201_POOLING
-    return None
-
-
 DEPLOY_SUBSET = ['mobilenetv3', 'autoformer', 'darts_width_smalldepth', 'nasbench201', 'shufflenet', 'proxylessnas']
 """Every kind of mixed op frozen: value choices sliced (widths, kernels, transformer dimensions), Repeat depths,
 LayerChoice, NDS cells (with a searched width and depth), NAS-Bench-201's cell of LayerChoices."""
@@ -203,15 +178,33 @@ def test_hub_export_saves_and_loads(alias, tmp_path):
 
 @pytest.mark.parametrize('alias', HUB_TEST)
 def test_hub_export_scripts(alias, tmp_path):
-    """torch.jit.script of the instance (saved and loaded) gives the instance's outputs; where NNI's own forward
-    code does not compile, scripting must fail, and the test is an xfail giving the reason."""
+    """torch.jit.script of the instance (saved and loaded) gives the instance's outputs."""
     searched = _export_of(alias)
-    reason = _not_scriptable(alias, searched.exported)
-    if reason is not None:
-        with pytest.raises(RuntimeError):
-            torch.jit.script(searched.instance)
-        pytest.xfail(reason)
     assert_deploys('script', searched.instance, searched.x, tmp_path)
+
+
+def test_nasbench201_export_with_pooling_scripts(tmp_path):
+    """NAS-Bench-201 at an architecture of average pooling only (pooling inside a cell has no preprocessing)
+    scripts, and gives the instance's outputs."""
+    torch.manual_seed(0)
+    supernet = build_supernet(hub.NasBench201(), ArchParameters(seed=0))
+    architecture = Architecture({label: 'avg_pool_3x3' for label in hub.NasBench201().simplify()}, 1.0)
+    instance = ExportedModelSpace(RawFormatModelSpace(supernet, None), supernet,
+                                  architecture).executable_model().eval()
+    assert_deploys('script', instance, torch.randn(2, 3, 32, 32), tmp_path)
+
+
+@pytest.mark.parametrize('alias', HUB_TEST)
+def test_hub_export_computes_what_nni_forward_computes(alias):
+    """The instance's output equals, exactly, the output of a copy whose modules of NNI's hub have their NNI
+    class back (NNI's own forward code, where the export replaced it with one TorchScript compiles)."""
+    searched = _export_of(alias)
+    nni_forward = copy.deepcopy(searched.instance)
+    for module in nni_forward.modules():
+        if type(module).__module__ == _scriptable.__name__:
+            module.__class__ = next(c for c in type(module).__mro__ if c.__module__.startswith('nni.'))
+    with torch.no_grad():
+        assert torch.equal(searched.instance(searched.x), nni_forward(searched.x))
 
 
 @pytest.mark.parametrize('route', ['export', 'onnx'])

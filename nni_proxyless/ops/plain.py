@@ -11,14 +11,17 @@ A module of the space keeps what NNI put there while the space was built, and a 
   (the dry run that built the space);
 - NNI classes: ``Mutable<X>`` layers (``MutableConv2d``...), which are the torch layer plus that bookkeeping;
   class annotations naming NNI types (``widths: List[Union[int, MutableExpression[int]]]``), which TorchScript
-  reads for the attribute of that name; and NNI's ProxylessNAS blocks, whose ``forward`` calls
-  ``super().forward``, which TorchScript cannot compile.
+  reads for the attribute of that name; NNI's ProxylessNAS blocks, whose ``forward`` calls
+  ``super().forward``, which TorchScript cannot compile; and other NNI hub modules whose ``forward`` it cannot
+  compile (the NDS spaces' net, stages and cell pre- and postprocessors, AutoFormer's attention and encoder
+  layer, NAS-Bench-201's pooling), and the int value of NNI's constant paddings, where TorchScript wants a float.
 
 :func:`plain` resolves every choice and expression to its value in the architecture, drops the bookkeeping, turns
-``Mutable<X>`` into the torch ``X`` and the two ProxylessNAS blocks into :class:`ResidualSequential` (same
-children, same state dict keys, a forward TorchScript compiles), and gives a module whose class annotations name
-NNI types its own annotations without them. Parameters, buffers and children are left as they are: the module
-computes exactly what it computed before.
+``Mutable<X>`` into the torch ``X``, the two ProxylessNAS blocks into :class:`ResidualSequential` (same
+children, same state dict keys, a forward TorchScript compiles) and those other hub modules into their subclass of
+:mod:`._scriptable` (NNI's forward written again for TorchScript), gives a module whose class annotations name
+NNI types its own annotations without them, and a constant padding its value as a float. Parameters, buffers and
+children are left as they are: the module computes exactly what it computed before.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from nni.mutable import Mutable
 from nni.nas.nn.pytorch import ParametrizedModule
 
 from .._nni_internals import NNI_BOOKKEEPING, PROXYLESSNAS_RESIDUAL_BLOCKS, bound_type
+from ._scriptable import scriptable_class
 
 __all__ = ['plain', 'ResidualSequential', 'NNI_BOOKKEEPING']
 
@@ -73,6 +77,7 @@ def plain(module: nn.Module, sample: Mapping[str, Any]) -> nn.Module:
             attributes[name] = _resolved(value, sample)
     _set_plain_class(module)
     _drop_nni_annotations(module)
+    _float_pad_value(module)
     return module
 
 
@@ -104,7 +109,8 @@ def _resolved(value: Any, sample: Mapping[str, Any]) -> Any:
 
 def _set_plain_class(module: nn.Module) -> None:
     """``Mutable<X>`` becomes the torch ``X`` it wraps; NNI's ProxylessNAS blocks become
-    :class:`ResidualSequential`. Both keep the instance's state (its bookkeeping already dropped)."""
+    :class:`ResidualSequential`; NNI hub modules whose forward TorchScript cannot compile become their subclass
+    of :mod:`._scriptable`. All keep the instance's state (its bookkeeping already dropped)."""
     cls = type(module)
     bound = bound_type(cls)
     if isinstance(module, ParametrizedModule) and isinstance(bound, type) and isinstance(module, bound) \
@@ -112,6 +118,15 @@ def _set_plain_class(module: nn.Module) -> None:
         module.__class__ = bound
     elif (cls.__module__, cls.__qualname__) in PROXYLESSNAS_RESIDUAL_BLOCKS:  # forward: x + super().forward(x)
         module.__class__ = ResidualSequential
+    elif (scriptable := scriptable_class(module)) is not None:
+        module.__class__ = scriptable
+
+
+def _float_pad_value(module: nn.Module) -> None:
+    """A torch constant padding built with an int value (NNI's NDS and NAS-Bench-201 ``FactorizedReduce`` pad with
+    ``0``) gets the equal float, the type TorchScript declares for it (an int fails to compile)."""
+    if isinstance(module, (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)) and type(module.value) is int:
+        module.value = float(module.value)
 
 
 def _drop_nni_annotations(module: nn.Module) -> None:

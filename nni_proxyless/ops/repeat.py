@@ -38,6 +38,7 @@ class MixedRepeat(MixedOp):
         self.blocks = nn.ModuleList(list(repeat.blocks))
         factory = getattr(repeat, 'first_cell_transformation_factory', None)
         self.first_output_transformation = factory() if factory is not None else None
+        self.passes_lists = factory is not None  # an NDS stage: its cells take and give [pprev, prev]
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -100,13 +101,14 @@ class MixedRepeat(MixedOp):
         return None
 
     def freeze(self, sample: dict[str, Any]) -> nn.Module:
-        """The first ``depth`` blocks (copies, nested choices frozen), as NNI's fixed ``Repeat`` does."""
+        """The first ``depth`` blocks (copies, nested choices frozen), as NNI's fixed ``Repeat`` does; those of an
+        NDS stage in a :class:`_ListSequential`, whose forward TorchScript compiles for their lists."""
         self.validate(sample)
         depth = self.depth.at_sample(sample)['depth']
         blocks = [subnet_of(block, sample) for block in self.blocks[:depth]]
         if depth == 1 and self.first_output_transformation is not None:
             return _FirstOutputTransformed(blocks[0], subnet_of(self.first_output_transformation, sample))
-        return nn.Sequential(*blocks)
+        return _ListSequential(*blocks) if self.passes_lists else nn.Sequential(*blocks)
 
     @classmethod
     def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict) -> 'MixedRepeat | None':
@@ -121,6 +123,16 @@ class MixedRepeat(MixedOp):
         for choice in op.depth.choices.values():
             register_choice(mutate_kwargs, choice)
         return op
+
+
+class _ListSequential(nn.Sequential):
+    """An NDS stage frozen at a depth over 1: its cells in order, as ``nn.Sequential`` runs them, typed for the
+    ``[pprev, prev]`` list they pass on (``nn.Sequential``'s forward takes a tensor in TorchScript)."""
+
+    def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
+        for block in self:
+            x = block(x)
+        return x
 
 
 class _FirstOutputTransformed(nn.Module):
