@@ -133,6 +133,18 @@ INTERNALS: list[Internal] = [
              'embed_dim', how='helper', mentions=('self.cls_token',), named_by_module=True),
     Internal('AUTOFORMER_MODULE', f'{_HUB}.autoformer:AbsolutePositionEmbedding', 'AutoFormer\'s position '
              'embedding is sliced along embed_dim', how='helper', mentions=('self.pos_embed',), named_by_module=True),
+    # ---- NNI's hub modules whose classes exported subnets give a forward TorchScript compiles (ops/_scriptable.py
+    #      writes each forward again; tests/test_hub_spaces.py checks it computes what NNI's does)
+    Internal('hub_nasnet', f'{_HUB}.nasnet', 'NDS, NDSStage, CellPreprocessor and CellPostprocessor: their '
+             'forwards, written again for TorchScript', mentions=('class NDS(', 'class NDSStage(',
+                                                                  'def forward(self, cells):',
+                                                                  'def forward(self, this_cell, previous_cells):')),
+    Internal('hub_autoformer', f'{_HUB}.autoformer', 'RelativePosition2D, RelativePositionSelfAttention and '
+             'TransformerEncoderLayer: their forwards, written again for TorchScript',
+             mentions=('def forward(self, length_q, length_k):', 'class RelativePositionSelfAttention(',
+                       'class TransformerEncoderLayer(')),
+    Internal('hub_nasbench201', f'{_HUB}.nasbench201', 'Pooling: its forward, written again for TorchScript',
+             mentions=('class Pooling(', 'if self.preprocess:')),
     # ---- experiments: what NNI does not hand a strategy, and the web UI's manager
     Internal('running_experiment', f'{_NAS_EXPERIMENT}.start', 'the web UI\'s port: NNI runs the strategy inside '
              'start, without passing it the port', how='helper', parameters=('port',), locals=('self', 'port')),

@@ -15,7 +15,8 @@ from typing import List
 import torch
 import torch.nn.functional as F
 from torch import nn
-from nni.nas.hub.pytorch import autoformer, nasbench201, nasnet
+
+from .._nni_internals import hub_autoformer as autoformer, hub_nasbench201 as nasbench201, hub_nasnet as nasnet
 
 __all__ = ['scriptable_class']
 
