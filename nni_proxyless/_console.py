@@ -1,7 +1,9 @@
 """What a search prints: the messages of NNI, Lightning and torch that our flow triggers and that say nothing to
 the user are dropped while the search runs, and NNI's colour codes are left out of logs that do not go to a
 terminal. Everything installed here is removed when the search ends: after ``exp.run()`` the process's logging
-handlers, filters, formatters and warnings filters are those it had before the strategy was built.
+handlers, filters, formatters and warnings filters are those it had before the strategy was built (the warnings
+filters are those of ``warnings.catch_warnings``: filters the user's own code adds while the search runs end
+with it too).
 
 Dropped, by logger (or warning category) and message; nothing else, the user's own messages are left alone:
 
