@@ -5,7 +5,8 @@ too, in every child), return the free heap to the kernel and take the RSS (the b
 imports, the same in every child), build the contender, pin it to the path of a random subnet (``--paths`` of
 them, drawn by the parent; see below), train one batch (weights, optimiser state and Lightning are then
 allocated), then two windows of ``--steps`` batches. The frozen subnet is built alone (NNI's ``model_context``:
-only its chosen candidates are ever made), as an exported architecture is trained. Three figures:
+only its chosen candidates are ever made), as an exported architecture is trained, and its trainer holds the
+search's validation batches too (unused), so that every child holds the same data. Three figures:
 
 1. Whole process: the peak RSS (``VmHWM``, reset to the baseline) from the baseline to the end of the first
    window, minus the baseline: everything the process held at its worst moment of building, the first batch and
@@ -209,9 +210,12 @@ def measured_fit(build: Callable[[], h.Contender], steps: int) -> dict:
 
 def pinned_contender(name: str, strategies: dict[str, Callable], space_factory: Callable, sample: dict, train, val,
                      pin_nni: bool = True) -> h.Contender:
-    """``subnet`` (built alone) or the search ``name`` pinned to ``sample``'s path (NNI's too where ``pin_nni``)."""
+    """``subnet`` (built alone) or the search ``name`` pinned to ``sample``'s path (NNI's too where ``pin_nni``).
+    The subnet's trainer is given the validation batches too, unused, so that both processes hold the same data."""
     if name == 'subnet':
-        return h.frozen_contender(name, s.subnet(space_factory, sample), train)
+        contender = h.frozen_contender(name, s.subnet(space_factory, sample), train)
+        contender.val = val
+        return contender
     strategy = strategies[name]()
     contender = h.oneshot_contender(name, strategy, space_factory, train, val)
     if pin_nni or getattr(strategy, 'arch', None) is not None:
