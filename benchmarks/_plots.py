@@ -58,28 +58,32 @@ def ratio_bars(groups: list[dict], key: str, title: str, xlabel: str, path: Path
 
 
 def memory_bars(groups: list[dict], path: Path) -> Path:
-    """Per batch size: each contender's live-tensor peak ratio (solid) and RSS growth ratio (hatched)."""
+    """Per batch size: each contender's whole-process peak ratio (dotted, where measured), live-tensor peak ratio
+    of a step (solid) and RSS growth ratio of a step (hatched)."""
+    whole = all('process_ratios' in g for g in groups)
+    bars = ((('process_ratios', '..'),) if whole else ()) + (('tensor_ratios', None), ('ratios', '//'))
+    height = 0.8 / len(bars)
     figure, axes = plt.subplots(1, len(groups), figsize=(max(8.0, 5.6 * len(groups)),
-                                                         0.6 * len(groups[0]['ratios']) + 1.8),
+                                                         0.2 * len(bars) * len(groups[0]['ratios']) + 1.8),
                                 squeeze=False, sharey=True)
     for ax, group in zip(axes[0], groups):
         names = list(group['ratios'])
-        for offset, key, hatch in ((-0.2, 'tensor_ratios', None), (0.2, 'ratios', '//')):
+        for k, (key, hatch) in enumerate(bars):
+            offset = (k - (len(bars) - 1) / 2) * height
             values = [group[key].get(n) or 0 for n in names]
-            ax.barh([i + offset for i in range(len(names))], values, height=0.38, hatch=hatch,
+            ax.barh([i + offset for i in range(len(names))], values, height=height * 0.95, hatch=hatch,
                     color=[colour(n) for n in names], edgecolor='white' if hatch else None)
             for i, value in enumerate(values):
                 ax.text(value * 1.03, i + offset, f'{value:.2f}x', va='center', fontsize=7)
         ax.axvline(1.0, color='black', linewidth=0.8)
         ax.axvline(1.3, color='green', linestyle='--', linewidth=0.8)
         _log_ratio_axis(ax.xaxis)
-        ax.set_xlim(0.7, max(max(v or 0 for v in group['ratios'].values()),
-                             max(v or 0 for v in group['tensor_ratios'].values())) * 1.7)
+        ax.set_xlim(0.7, max(v or 0 for key, _ in bars for v in group[key].values()) * 1.7)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.invert_yaxis()
-        ax.set_title(f'batch {group["batch_size"]}: torch allocations (solid), process RSS (hatched), '
-                     'target 1.3x (green)', fontsize=8)
-    figure.suptitle('Extra peak memory of a training step / the frozen subnet\'s on the same path', fontsize=10)
+        ax.set_title(f'batch {group["batch_size"]}: ' + ('whole process (dotted), ' if whole else '')
+                     + 'a step\'s torch allocations (solid) and RSS (hatched), target 1.3x (green)', fontsize=8)
+    figure.suptitle('Peak memory of a search / training the frozen subnet alone on the same path', fontsize=10)
     return _save(figure, path)
 
 

@@ -120,7 +120,8 @@ def _reruns(run: dict) -> str:
     """Scripts rerun alone after the full run (``run_all.py --only``), with their time and load."""
     parts = [f'{", ".join(rerun["only"])} run alone later ({rerun["total_seconds"] / 60:.1f} minutes, load average '
              f'{rerun["load_average_start"]} at start)' for rerun in run.get('partial_reruns', [])]
-    return '; ' + '; '.join(parts) if parts else ''
+    last = ' (in this order; the figures of a script are from its last run)' if len(parts) > 1 else ''
+    return '; ' + '; '.join(parts) + last if parts else ''
 
 
 def headline(r: dict, extra: tuple[str, ...] = ()) -> str:
@@ -139,7 +140,7 @@ def _headline_cost(r: dict) -> str:
             f'{pairs("ours: weight step only")} (NNI Proxyless {pairs("NNI Proxyless: weight step only")}); full '
             f'search with an architecture step every 5 batches {pairs("ours: search, arch every 5")}, every batch '
             f'{pairs("ours: search, arch every 1")} (NNI Proxyless, every batch: '
-            f'{pairs("NNI Proxyless: search")}; NNI DARTS: {pairs("NNI DARTS: search")}).')
+            f'{pairs("NNI Proxyless: search")}; NNI DARTS, every batch: {pairs("NNI DARTS: search")}).')
 
 
 def _headline_memory(r: dict) -> str:
@@ -148,11 +149,15 @@ def _headline_memory(r: dict) -> str:
     m = r['memory']
     pairs = lambda name, key: ' / '.join(  # noqa: E731
         fmt_ratio(by_batch(m, b).get(key, {}).get(name)) for b in (32, 128))
-    both = lambda name: f'{pairs(name, "tensor_ratios")} (process RSS {pairs(name, "ratios")})'  # noqa: E731
-    return (f'**Extra peak memory** of a training step over the frozen subnet\'s on the same path (batch 32 / 128; '
-            f'torch\'s live allocations, and the process RSS): ours at arch_update_every=5 '
-            f'{both("ours: search, arch every 5")}; NNI Proxyless {both("NNI Proxyless: search")}; NNI DARTS '
-            f'{both("NNI DARTS: search")}.')
+    whole = all('process_ratios' in g for g in m['by_batch_size'])
+    both = lambda name: ((f'whole process {pairs(name, "process_ratios")}, ' if whole else '')  # noqa: E731
+                         + f'per step {pairs(name, "tensor_ratios")} (per-step RSS {pairs(name, "ratios")})')
+    what = ('the whole process\'s peak RSS above the interpreter and imports (parameters, gradients, optimiser '
+            'state, Lightning, data, activations) and ' if whole else '')
+    return (f'**Peak memory** of a search over training the frozen subnet alone on the same path (hub ProxylessNAS, '
+            f'batch 32 / 128; {what}a step\'s own peak: torch\'s live allocations, and the process RSS growth): '
+            f'ours at arch_update_every=5 {both("ours: search, arch every 5")}; NNI Proxyless (architecture step '
+            f'every batch) {both("NNI Proxyless: search")}; NNI DARTS (every batch) {both("NNI DARTS: search")}.')
 
 
 def _headline_scaling(r: dict) -> str:
@@ -161,9 +166,9 @@ def _headline_scaling(r: dict) -> str:
     rows = r['scaling']['by_candidates']
     first, last = rows[0], rows[-1]
     span = lambda name: f'{fmt_ratio(first["ratios"].get(name))} -> {fmt_ratio(last["ratios"].get(name))}'  # noqa: E731
-    return (f'**Scaling** from {first["candidates"]} to {last["candidates"]} candidates per choice: ours (search, '
-            f'arch every 5) {span("ours: search, arch every 5")}, NNI Proxyless {span("NNI Proxyless: search")}, '
-            f'NNI DARTS {span("NNI DARTS: search")}.')
+    return (f'**Scaling** from {first["candidates"]} to {last["candidates"]} candidates per choice (search epochs): '
+            f'ours with an architecture step every 5 batches {span("ours: search, arch every 5")}, NNI Proxyless '
+            f'(every batch) {span("NNI Proxyless: search")}, NNI DARTS (every batch) {span("NNI DARTS: search")}.')
 
 
 def _headline_planted(r: dict) -> str:

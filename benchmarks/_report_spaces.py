@@ -3,6 +3,8 @@ from the JSON results of mobilenet_space.py and darts_space.py."""
 
 from __future__ import annotations
 
+import statistics
+
 from _report_sections import builds_line, fmt_ratio, md_table, provenance, range_line, sample_words
 
 WEIGHT, SEARCH = 'ours: weight step only', 'ours: search, arch every 5'
@@ -21,9 +23,12 @@ def _headline(title: str, result: dict | None) -> str:
     if not result:
         return ''
     c, m = result['cost'], result['memory']
+    whole = 'process_ratios' in m
+    memory = lambda name: (f'whole process {fmt_ratio(m["process_ratios"].get(name))}, per step ' if whole  # noqa: E731
+                           else 'per step ') + fmt_ratio(m['tensor_ratios'].get(name))
     others = [name for name in m['tensor_ratios'] if not name.startswith('ours')]
-    nni = ''.join(f'; {name.split(":")[0]} {fmt_ratio(c["ratios"].get(name))} (memory '
-                  f'{fmt_ratio(m["tensor_ratios"].get(name))})' for name in others)
+    nni = ''.join(f'; {name.split(":")[0]} (architecture step every batch) {fmt_ratio(c["ratios"].get(name))} '
+                  f'(memory {memory(name)})' for name in others)
     failed = ''.join(f'; {name.split(":")[0]} failed' for name in c['errors'])
     weight = f'weight step {fmt_ratio(c["ratios"][WEIGHT])}, ' if WEIGHT in c['ratios'] else ''
     latency = result.get('latency')
@@ -32,9 +37,14 @@ def _headline(title: str, result: dict | None) -> str:
     trimmed = c.get('ratios_to_trimmed')
     own = (f' (against the same subnets with their kernels trimmed as ours: {fmt_ratio(trimmed.get(WEIGHT))} / '
            f'{fmt_ratio(trimmed.get(SEARCH))})' if trimmed else '')
-    return (f'**Hub {title}**, batch {c["batch_size"]}, ratio to a frozen subnet: ours {weight}search every 5 '
-            f'{fmt_ratio(c["ratios"].get(SEARCH))}{own} (peak memory {fmt_ratio(m["tensor_ratios"].get(SEARCH))})'
-            f'{nni}{failed}{table}.')
+    hires = result.get('cost_hires')
+    at_hires = (f'; at {hires["resolution"]}x{hires["resolution"]}'
+                + (', where no kernel tap is trimmed,' if _untrimmed(hires) else '')
+                + f' against subnets of the same paths: {fmt_ratio(hires["ratios"].get(WEIGHT))} / '
+                f'{fmt_ratio(hires["ratios"].get(SEARCH))}' if hires else '')
+    return (f'**Hub {title}**, batch {c["batch_size"]}, ratio to a frozen subnet: ours {weight}search with an '
+            f'architecture step every 5 batches {fmt_ratio(c["ratios"].get(SEARCH))}{own}{at_hires} (peak memory of '
+            f'the search {memory(SEARCH)}){nni}{failed}{table}.')
 
 
 def mobilenet(r: dict, links: dict) -> str:
@@ -42,14 +52,19 @@ def mobilenet(r: dict, links: dict) -> str:
     if not result:
         return ''
     return '\n\n'.join(filter(None, [
-        '## Value choices: hub MobileNetV3 (32x32)',
+        f'## Value choices: hub MobileNetV3 ({_resolutions(result)})',
         f'{result["space"]}. The space is NNI 3.0\'s `MobileNetV3Space` built as the tests\' hub-space test builds '
         'it (NNI\'s defaults; only `num_labels=10`): value choices of stage widths, kernel sizes and expansion '
         'ratios (`nni.choice` inside `MutableConv2d` and friends, searched by our sliced mixed ops), a `Repeat` '
         'depth of 1-4 blocks per stage and optional squeeze-excite `LayerChoice`s. NNI\'s `DARTS` searches the '
         'value choices by weighted sums of the sliced weights (one convolution at the largest size).',
-        _cost(result, 'mobilenet'), _memory(result, 'mobilenet'), _latency(result['latency']),
+        _cost(result, 'mobilenet'), _cost_hires(result), _memory(result, 'mobilenet'), _latency(result['latency']),
         _mobilenet_notes(result), provenance(result)]))
+
+
+def _resolutions(result: dict) -> str:
+    hires = (result.get('cost_hires') or {}).get('resolution')
+    return '32x32' + (f' and {hires}x{hires}' if hires else '')
 
 
 def darts(r: dict, links: dict) -> str:
@@ -77,6 +92,21 @@ def _mobilenet_notes(result: dict) -> str:
                      'Python-level routing of about a hundred sliced layers and 67 labels per step, the optimiser\'s '
                      'update of the max-size weights, and in an architecture step the widened layers and the gated '
                      'values\' extra outputs.')
+    hires = result.get('cost_hires')
+    if hires and _untrimmed(hires):
+        size = f'{hires["resolution"]}x{hires["resolution"]}'
+        notes.append(f'At {size} the last stages run on {hires["resolution"] // 32}x{hires["resolution"] // 32} maps, '
+                     'where every tap of a kernel of up to 7 meets some input: nothing is trimmed, ours and the '
+                     'subnets run the same convolutions, and with ours pinned to each subnet\'s path the ratios there '
+                     f'are the search\'s own cost ({fmt_ratio(hires["ratios"].get(WEIGHT))} for the weight step, '
+                     f'{fmt_ratio(hires["ratios"].get(SEARCH))} with an architecture step every 5 batches).')
+    if 'process_ratios' in m and SEARCH in m['process_growth_mb']:
+        notes.append(f'Whole process: our search peaked {m["process_growth_mb"][SEARCH]:.0f} MB above the imports '
+                     f'against the subnet\'s {m["subnet_process_growth_mb"]:.0f} MB. Between steps it holds '
+                     f'{m["resident_mb"][SEARCH]:.0f} MB of weights, gradients and optimiser state against the '
+                     f'subnet\'s {m["subnet_resident_mb"]:.0f} MB (the supernet\'s layers at their largest sizes), and '
+                     f'a step allocates {m["tensor_peak_mb"][SEARCH]:.0f} MB of tensors against '
+                     f'{m["subnet_tensor_peak_mb"]:.0f} MB.')
     if (m['tensor_ratios'].get(SEARCH) or 0) > MEMORY_TARGET['mobilenet']:
         notes.append('Each backward allocates full-size gradients for the sliced max-size weights (autograd\'s own '
                      'slicing, which keeps gradients right for every optimiser, gradient hook, `autograd.grad` and '
@@ -107,14 +137,55 @@ def _cost(result: dict, space: str) -> str:
     rows += [[name, 'failed', *blank, '-', f'`{error}`'] for name, error in c['errors'].items()]
     rows += [[name, 'not timed', *blank, '-', why] for name, why in result.get('not_timed', {}).items()]
     fewer = ''.join(f'; {name}: {steps} per fit' for name, steps in c.get('steps_of', {}).items())
+    counted = f'; {_trimmed_words(c, "32x32")}' if c.get('convolutions_trimmed') else ''
     second = (f'; second baseline: the same subnets with their convolutions trimmed as ours are, '
-              f'{c["trimmed_step_ms"]:.0f} ms per step' if trimmed else '')
-    return (f'**Cost per epoch** ({c["steps"]} timed batches x {c["rounds"]} rounds{fewer}; ratios of the median '
-            'time per batch; baseline: the mean of '
+              f'{c["trimmed_step_ms"]:.0f} ms per step{counted}' if trimmed else '')
+    return (f'**Cost per epoch** ({c["steps"]} timed batches x {c["rounds"]} rounds{fewer}; ours takes an '
+            'architecture step every 5 batches ("arch every 5") or none ("weight step only"), NNI\'s strategies one '
+            'every batch, on a second, validation batch; ratios of the median time per batch; baseline: the mean of '
             f'{c["subnets"]} random frozen subnets, {c["frozen_step_ms"]:.0f} ms per step, slowest '
             f'{c["frozen_spread"]:.2f}x the fastest{second}):\n\n'
             + md_table(['contender', 'ratio to a frozen subnet', *(['ratio to a trimmed subnet'] if trimmed else []),
                         'ms per step', 'target'], rows))
+
+
+def _cost_hires(result: dict) -> str:
+    c = result.get('cost_hires')
+    if not c:
+        return ''
+    size, targets = f'{c["resolution"]}x{c["resolution"]}', TARGETS['mobilenet']
+    rows = [[name, fmt_ratio(ratio), ', '.join(fmt_ratio(v) for v in c['path_ratios'][name]),
+             f'{c["step_ms"][name]:.0f}', _target(ratio, targets.get(name))] for name, ratio in c['ratios'].items()]
+    return (f'**Cost per epoch at {size}** (batch {c["batch_size"]}; {_trimmed_words(c, size)}; ours pinned to the '
+            f'path of each of {c["paths"]} random frozen subnets in turn, as memory.py pins it; {c["steps"]} timed '
+            f'batches x {c["rounds"]} rounds per path, fewer than at 32x32: a subnet\'s step costs '
+            f'{c["frozen_step_ms"] / result["cost"]["frozen_step_ms"]:.1f} times one at 32x32; ratios of the mean '
+            'over the paths of the median time per batch; baseline: the subnets of those paths, '
+            f'{c["frozen_step_ms"]:.0f} ms per step, slowest {c["frozen_spread"]:.2f}x the fastest; NNI\'s DARTS '
+            f'not timed: it holds about 14 GB at 32x32 and would hold {(c["resolution"] / 32) ** 2:.0f} times the '
+            'activations here):\n\n'
+            + md_table(['contender', 'ratio to the frozen subnets of the same paths', 'per path', 'ms per step',
+                        'target'], rows))
+
+
+def _trimmed_words(c: dict, size: str) -> str:
+    """How many convolutions of the subnets lose kernel taps to the trimming at the cost's resolution ``size``."""
+    counts = c.get('convolutions_trimmed') or []
+    if not counts:
+        return ''
+    if all(n == 0 for n, _ in counts):
+        return f'at {size} no convolution of the subnets loses a kernel tap to the trimming'
+    lost, totals = [n for n, _ in counts], [total for _, total in counts]
+    return (f'at {size} {_span(lost)} of each subnet\'s {_span(totals)} convolutions lose kernel taps to the '
+            'trimming')
+
+
+def _span(values: list[int]) -> str:
+    return f'{min(values)}' if min(values) == max(values) else f'{min(values)} to {max(values)}'
+
+
+def _untrimmed(c: dict) -> bool:
+    return bool(c.get('convolutions_trimmed')) and all(n == 0 for n, _ in c['convolutions_trimmed'])
 
 
 def _target(value: float | None, target: float | None) -> str:
@@ -126,25 +197,32 @@ def _target(value: float | None, target: float | None) -> str:
 
 def _memory(result: dict, space: str) -> str:
     m = result['memory']
-    target, resident = MEMORY_TARGET[space], 'resident_ratios' in m
-    extra = (lambda name: [fmt_ratio(m['resident_ratios'].get(name)), fmt_ratio(m['total_ratios'].get(name))]) \
-        if resident else (lambda name: [])
+    target, resident, whole = MEMORY_TARGET[space], 'resident_ratios' in m, 'process_ratios' in m
+    extra = lambda name: ([fmt_ratio(m['process_ratios'].get(name))] if whole else []) + (  # noqa: E731
+        [fmt_ratio(m['resident_ratios'].get(name)), fmt_ratio(m['total_ratios'].get(name))] if resident else [])
     rows = [['frozen subnet (baseline)', f'{m["subnet_tensor_peak_mb"] or 0:.0f} MB', f'{m["subnet_growth_mb"]:.0f} MB',
+             *([f'{m["subnet_process_growth_mb"]:.0f} MB'] if whole else []),
              *([f'{m["subnet_resident_mb"]:.0f} MB', f'{m["subnet_total_mb"]:.0f} MB'] if resident else []), '']]
     rows += [[name, fmt_ratio(m['tensor_ratios'].get(name)), fmt_ratio(ratio), *extra(name),
               _target(m['tensor_ratios'].get(name), target) if name == SEARCH else '']
              for name, ratio in m['ratios'].items()]
-    rows += [[name, 'failed', '-', *(['-', '-'] if resident else []), f'`{error}`']
+    rows += [[name, 'failed', '-', *['-'] * (int(whole) + 2 * int(resident)), f'`{error}`']
              for name, error in m['errors'].items()]
+    process = (' Whole process: the peak RSS of the child from its baseline (the interpreter and every import, '
+               f'{statistics.mean(m["baseline_mb"].values()):.0f} MB) to the end of the first window, minus the '
+               'baseline: building, the first batch and the window, with everything they hold (parameters, '
+               'gradients, optimiser state, Lightning, the data, activations); the frozen subnets are built alone '
+               '(NNI\'s `model_context`) and hold the search\'s validation batches too (unused).' if whole else '')
     kept = (' Resident: what stays allocated between steps (weights, their gradients, the optimisers\' state; the '
             'supernet keeps its layers at their largest sizes, as Once-for-All does, with a full-size gradient for '
             'each weight the step used); total: resident plus the step\'s tensors.' if resident else '')
-    return (f'**Peak memory** of a training step (memory.py\'s method: one process per contender and path; '
-            f'{m["paths"]} random paths, ours pinned to each; NNI\'s strategies run every candidate whatever their '
-            f'architecture weights, so they are not pinned; {m["steps"]} batches per window): torch\'s live '
-            f'allocations during the steps and the process RSS growth, ratio to the frozen subnets\'.{kept}\n\n'
-            + md_table(['contender', 'tensors (per step)', 'RSS', *(['resident', 'total'] if resident else []),
-                        'target (tensors)'], rows))
+    return (f'**Peak memory** (memory.py\'s method: one process per contender and path; {m["paths"]} random paths, '
+            'ours pinned to each; NNI\'s strategies run every candidate whatever their architecture weights, so they '
+            f'are not pinned; {m["steps"]} batches per window): of a training step, torch\'s live allocations and the '
+            f'process RSS growth, ratio to the frozen subnets\'.{process}{kept}'
+            '\n\n' + md_table(['contender', 'tensors (per step)', 'RSS (per step)',
+                               *(['whole process'] if whole else []), *(['resident', 'total'] if resident else []),
+                               'target (tensors)'], rows))
 
 
 def _latency(a: dict) -> str:

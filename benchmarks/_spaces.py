@@ -6,6 +6,7 @@ import itertools
 import random
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from nni.nas.evaluator.pytorch import DataLoader
 from nni.nas.hub.pytorch import DARTS, MobileNetV3Space, ProxylessNAS
 import nni
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2d, MutableLinear, Repeat
+from nni.nas.space import model_context
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tests'))
@@ -45,6 +47,14 @@ def random_sample(space: ModelSpace, seed: int) -> dict:
     """A uniformly random architecture of ``space`` (one value per label), fixed by ``seed``."""
     rng = random.Random(seed)
     return {label: _draw(rng, mutable) for label, mutable in space.simplify().items()}
+
+
+def subnet(space_factory: Callable[[], ModelSpace], sample: dict) -> nn.Module:
+    """The architecture ``sample`` of ``space_factory``'s space built alone (NNI's ``model_context``: only its
+    chosen candidates are made, as when an exported architecture is trained; ``space.freeze`` builds every
+    candidate first)."""
+    with model_context(sample):
+        return space_factory()
 
 
 def _draw(rng: random.Random, mutable) -> object:

@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
     result['cost'] = bench.cost(space, strategies, args.batch_size, args.steps, args.rounds, args.subnets,
                                 slow=dict.fromkeys(NNI, args.nni_steps))
     bench.release_memory()  # the timed fits' supernets (NNI's DARTS: gigabytes) before the children start
-    result['memory'] = bench.peak_memory(__file__, memory_names, args.batch_size, args.memory_steps, args.paths, 2,
-                                         unpinned=NNI, options=['--quick'] if args.quick else [])
+    result['memory'] = bench.peak_memory(__file__, space, memory_names, args.batch_size, args.memory_steps,
+                                         args.paths, 2, unpinned=NNI, options=['--quick'] if args.quick else [])
     return h.finish(result, args.json, started)
 
 

@@ -1,4 +1,4 @@
-"""Cost, peak memory and latency-table accuracy on NNI's hub MobileNetV3 space (value choices), 32x32 inputs.
+"""Cost (32x32 and 128x128), peak memory and latency-table accuracy on NNI's hub MobileNetV3 space (value choices).
 
 The space: ``MobileNetV3Space(num_labels=10)`` at NNI's defaults (the tests' hub-space test builds it the same
 way and runs it on 32x32 inputs): value choices (``nni.choice``) of the stage widths, kernel sizes and expansion
@@ -11,15 +11,23 @@ squeeze-excite ``LayerChoice``s. One torch thread throughout.
    ``--subnets`` random frozen subnets of the space; ratios of time per batch. The same subnets are also timed
    with their convolutions trimmed as ours are (kernel taps that meet only padding dropped, exact), so that the
    search's own overhead shows apart from the trimming's gain on the 1x1 and 2x2 maps of the last stages.
-2. Peak memory (memory.py's method): our search pinned to the path of ``--paths`` random subnets, and NNI's
-   ``DARTS``, against those subnets' training; and what stays allocated between steps (weights, gradients,
-   optimiser state: the supernet's layers are at their largest sizes).
-3. The ``cpu`` latency table (``build_latency_table``, what ``Proxyless(applied_hardware='cpu', dummy_input=...)``
+2. Cost at ``--hires-resolution`` (128x128: the last stages run on 4x4 maps, where no tap of a kernel of up to 7
+   meets only padding, so trimming plays no part; counted per subnet, and at 32x32 too): ours with the
+   architecture step off and our search (a step every 5 batches), each pinned to the path of ``--hires-paths``
+   random frozen subnets in turn (``memory.pin``), against those subnets; ``--hires-steps`` timed batches x
+   ``--hires-rounds`` rounds per path (fewer than at 32x32: a step costs about 5 times more). NNI's ``DARTS``
+   is not timed there (it holds about 14 GB at 32x32, 16 times the activations at 128x128).
+3. Peak memory (memory.py's method): our search pinned to the path of ``--paths`` random subnets, and NNI's
+   ``DARTS``, against those subnets' training: the whole process's peak, what stays allocated between steps
+   (weights, gradients, optimiser state: the supernet's layers are at their largest sizes) and the per-step
+   peaks.
+4. The ``cpu`` latency table (``build_latency_table``, what ``Proxyless(applied_hardware='cpu', dummy_input=...)``
    builds) against the end-to-end latency of ``--archs`` random frozen subnets measured by the package's ``cpu``
    predictor (latency_accuracy.py's method, the median of ``--latency-builds`` fresh tables): how many are within
    10%, the median and largest error.
 
-``--quick`` runs the tests' small variant of the space (widths x0.75/1/1.5, expansions 4/6), without NNI's DARTS.
+``--quick`` runs the tests' small variant of the space (widths x0.75/1/1.5, expansions 4/6), without NNI's DARTS,
+the second timing at 64x64 on one path.
 Run: ``python benchmarks/mobilenet_space.py`` (``--quick`` for a smoke run).
 """
 
@@ -50,6 +58,10 @@ def main(argv: list[str] | None = None) -> dict:
                         help="leave NNI's DARTS out of the timed fits (they hold about 14 GB at batch 32)")
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--subnets', type=int, default=8)
+    parser.add_argument('--hires-resolution', type=int, default=128, help='input size of the second timing')
+    parser.add_argument('--hires-steps', type=int, default=5, help='timed batches per fit there (a multiple of 5)')
+    parser.add_argument('--hires-rounds', type=int, default=3)
+    parser.add_argument('--hires-paths', type=int, default=4, help='random subnet paths the searches are pinned to')
     parser.add_argument('--memory-steps', type=int, default=5)
     parser.add_argument('--paths', type=int, default=4)
     parser.add_argument('--archs', type=int, default=20)
@@ -70,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     strategies, memory_names = STRATEGIES, [*OURS, NNI]
     if args.quick:
         args.steps, args.rounds, args.subnets, args.memory_steps, args.paths = 5, 1, 2, 2, 1
+        args.hires_resolution, args.hires_rounds, args.hires_paths = 64, 1, 1
         args.archs, args.latency_rounds, args.latency_builds = 3, 1, 1
         strategies, memory_names = {name: STRATEGIES[name] for name in OURS}, list(OURS)
     if args.no_nni_timing:
@@ -79,9 +92,13 @@ def main(argv: list[str] | None = None) -> dict:
                        f'inputs, 10 classes, batch {args.batch_size}, SGD lr 0.05')
     result['cost'] = bench.cost(space, strategies, args.batch_size, args.steps, args.rounds, args.subnets,
                                 slow={NNI: args.nni_steps}, trimmed=True)
-    bench.release_memory()  # the timed fits' supernets (NNI's DARTS: gigabytes) before the children start
-    result['memory'] = bench.peak_memory(__file__, memory_names, args.batch_size, args.memory_steps, args.paths, 2,
-                                         unpinned=(NNI,), options=['--quick'] if args.quick else [])
+    bench.release_memory()  # the timed fits' supernets (NNI's DARTS: gigabytes) before the next ones
+    result['cost_hires'] = bench.pinned_cost(space, {name: STRATEGIES[name] for name in OURS}, args.batch_size,
+                                             args.hires_steps, args.hires_rounds, args.hires_paths,
+                                             args.hires_resolution)
+    bench.release_memory()  # before the memory children start
+    result['memory'] = bench.peak_memory(__file__, space, memory_names, args.batch_size, args.memory_steps,
+                                         args.paths, 2, unpinned=(NNI,), options=['--quick'] if args.quick else [])
     result['latency'] = accuracy(space(), (1, 3, 32, 32), args.archs, args.latency_rounds,
                                  args.latency_builds)
     return h.finish(result, args.json, started)
