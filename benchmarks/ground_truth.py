@@ -4,6 +4,9 @@ Not part of ``make bench``: it writes the tables ``truth_search.py`` reads, whic
 (each about 30 minutes on one core) with
 ``python benchmarks/ground_truth.py --space cell --json benchmarks/results/ground_truth.json`` and
 ``python benchmarks/ground_truth.py --space value --seeds 2 --json benchmarks/results/ground_truth_value.json``.
+``--workers N`` trains the architectures in N processes (one torch thread each); ``--extend TABLE --seeds N``
+keeps TABLE's seeds and trains only the seeds it lacks (seed ``k`` of an architecture is the same training whenever
+it runs, so a table of 3 seeds extended to 6 equals one built with 6).
 
 Spaces: ``cell``, ``DigitsCellSpace`` (a NAS-Bench-201-style cell of three edges, five operations each: 125
 architectures); ``value``, ``DigitsValueSpace`` (value choices: a shared width, twice it through an expression,
@@ -21,8 +24,12 @@ search-val accuracy is what random search with short training sees.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import multiprocessing
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -79,14 +86,39 @@ def train_alone(arch: dict, data: dict, epochs: int, seed: int, space_class=s.Di
     return {'val': _accuracy(model, data['val']), 'test': _accuracy(model, data['test'])}
 
 
-def one_architecture(arch: dict, data: dict, args, space_class=s.DigitsCellSpace) -> dict:
-    """Both protocols over every seed; the mean test accuracy of the full one is the true accuracy."""
-    full = [train_alone(arch, data, args.epochs, seed, space_class) for seed in range(args.seeds)]
-    short = [train_alone(arch, data, args.short_epochs, seed, space_class) for seed in range(args.seeds)]
-    test = [round(run['test'], 4) for run in full]
+def one_architecture(arch: dict, data: dict, args, space_class=s.DigitsCellSpace, known: dict | None = None) -> dict:
+    """Both protocols over every seed; the mean test accuracy of the full one is the true accuracy.
+
+    ``known``: this architecture's row of an earlier table; its seeds are kept and only the later ones trained.
+    """
+    done = 0 if known is None else len(known['test'])
+    full = [train_alone(arch, data, args.epochs, seed, space_class) for seed in range(done, args.seeds)]
+    short = [train_alone(arch, data, args.short_epochs, seed, space_class) for seed in range(done, args.seeds)]
+    earlier = known or {'test': [], 'val': [], 'short_val': []}
+    test = earlier['test'] + [round(run['test'], 4) for run in full]
     return {'arch': arch, 'true_accuracy': round(statistics.mean(test), 4), 'test': test,
-            'val': [round(run['val'], 4) for run in full], 'short_val': [round(run['val'], 4) for run in short],
+            'val': earlier['val'] + [round(run['val'], 4) for run in full],
+            'short_val': earlier['short_val'] + [round(run['val'], 4) for run in short],
             **size_of(space_class, arch)}
+
+
+def _one_in_worker(task: tuple) -> dict:
+    """:func:`one_architecture` in a spawned process (one torch thread, its own copy of the data)."""
+    arch, args, space_key, known = task
+    torch.set_num_threads(1)
+    return one_architecture(arch, s.digits_tensors(), args, SPACES[space_key][1], known)
+
+
+def extended_rows(path: str, args) -> dict[str, dict]:
+    """The rows of an earlier table by architecture, checked to be the same protocol and to have fewer seeds."""
+    table = json.loads(Path(path).read_text())
+    same = {'space_key': args.space, 'epochs': args.epochs, 'short_epochs': args.short_epochs}
+    differs = {key: (table.get(key), value) for key, value in same.items() if table.get(key) != value}
+    if differs:
+        raise SystemExit(f'--extend {path}: the table was built with another protocol ({differs}: table, now).')
+    if table['seeds'] > args.seeds:
+        raise SystemExit(f'--extend {path}: the table has {table["seeds"]} seeds; --seeds {args.seeds} would drop some.')
+    return {json.dumps(row['arch'], sort_keys=True): row for row in table['architectures']}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -96,16 +128,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument('--epochs', type=int, default=30)
     parser.add_argument('--short-epochs', type=int, default=5)
     parser.add_argument('--archs', type=int, default=None, help='train only the first ARCHS architectures')
+    parser.add_argument('--workers', type=int, default=1, help='architectures trained at a time, each in its own process')
+    parser.add_argument('--extend', metavar='TABLE', help="keep this table's seeds, train only the seeds it lacks")
     args = parser.parse_args(argv)
     started, result = time.perf_counter(), h.start('ground_truth.py', argv)
     if args.quick:
         args.seeds, args.epochs, args.short_epochs, args.archs = 2, 1, 1, 4
     description, space_class, architectures = SPACES[args.space]
-    data, archs = s.digits_tensors(), architectures()
+    data, archs = s.digits_tensors(), architectures()[:args.archs]
+    known = extended_rows(args.extend, args) if args.extend else {}
+    tasks = [(arch, args, args.space, known.get(json.dumps(arch, sort_keys=True))) for arch in archs]
     rows = []
-    for i, arch in enumerate(archs[:args.archs]):
-        rows.append(one_architecture(arch, data, args, space_class))
-        print(f'{i + 1}/{len(archs[:args.archs])} {arch}: {rows[-1]["true_accuracy"]:.4f}', flush=True)
+    with contextlib.ExitStack() as stack:
+        if args.workers > 1:
+            pool = stack.enter_context(multiprocessing.get_context('spawn').Pool(args.workers))
+            done = pool.imap(_one_in_worker, tasks, chunksize=1)
+        else:
+            done = (one_architecture(arch, data, args, space_class, row) for arch, _, _, row in tasks)
+        for i, row in enumerate(done):
+            rows.append(row)
+            print(f'{i + 1}/{len(archs)} {row["arch"]}: {row["true_accuracy"]:.4f}', flush=True)
     result.update(space=description, space_key=args.space,
                   split={part: len(tensors[1]) for part, tensors in data.items()}, recipe=RECIPE, seeds=args.seeds,
                   epochs=args.epochs, short_epochs=args.short_epochs, architectures=rows)

@@ -1,4 +1,5 @@
-"""Files written so that a crash never leaves half of one: a temporary file, then an atomic rename."""
+"""Where the package writes files, and how: the run's folder; a temporary file, then an atomic rename, so that a
+crash never leaves half of one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ['write_json_atomically']
+__all__ = ['run_folder', 'write_json_atomically']
 
 
 def _umask() -> int:
@@ -38,3 +39,14 @@ def write_json_atomically(path: str | os.PathLike, data: Any) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def run_folder(folder: Path | None, trainer: Any) -> Path | None:
+    """The folder a callback writes the run's files to: ``folder`` when given, else the trainer logger's (e.g.
+    ``lightning_logs/version_N``); ``None`` when neither is there.
+
+    Call it on every process: Lightning's ``trainer.log_dir`` broadcasts rank 0's folder.
+    """
+    if folder is None and trainer.logger is None:
+        return None
+    return folder or Path(trainer.log_dir or trainer.default_root_dir)

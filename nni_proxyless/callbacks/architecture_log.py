@@ -9,6 +9,8 @@ from typing import Any
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
+from .._io import run_folder
+
 __all__ = ['SHOWN_CHANGES', 'SHOWN_IN_FULL', 'ArchitectureLogger']
 
 _logger = logging.getLogger('nni.proxyless')
@@ -62,7 +64,7 @@ class ArchitectureLogger(Callback):
         pl_module.log_dict({f'prob/{label}/{value}': float(p)
                             for label, choice in arch.choices.items()
                             for value, p in zip(choice.values, arch.probs(label))})
-        folder = self._folder(trainer)  # every rank: reading the logger's folder is a collective call
+        folder = run_folder(self.folder, trainer)  # every rank: reading the logger's folder is a collective call
         if trainer.is_global_zero:
             shown = ', '.join(f'{name} {value:.4g}' for name, value in figures.items())
             argmax = arch.argmax()
@@ -71,11 +73,6 @@ class ArchitectureLogger(Callback):
             if folder is not None:
                 self._append(folder, {'epoch': trainer.current_epoch, 'architecture': argmax, 'figures': figures})
             self.previous = argmax
-
-    def _folder(self, trainer: Trainer) -> Path | None:
-        if self.folder is None and trainer.logger is None:
-            return None
-        return self.folder or Path(trainer.log_dir or trainer.default_root_dir)
 
     def _append(self, folder: Path, line: dict[str, Any]) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from pytorch_lightning import Callback, LightningModule, Trainer
 
+from .._io import run_folder
 from ..export import top_k
 
 __all__ = ['SearchPlots', 'front_plot']
@@ -51,10 +52,8 @@ class SearchPlots(Callback):
                              'report': dict(pl_module.reports[-1]) if pl_module.reports else {}})
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.folder is None and trainer.logger is None:
-            return
-        folder = self.folder or Path(trainer.log_dir or trainer.default_root_dir)  # every rank: a collective call
-        if not trainer.is_global_zero or not self.history:
+        folder = run_folder(self.folder, trainer)  # every rank: reading the logger's folder is a collective call
+        if folder is None or not trainer.is_global_zero or not self.history:
             return
         folder.mkdir(parents=True, exist_ok=True)
         files = [_probabilities(self.history, pl_module.arch, folder / 'probabilities.png'),

@@ -68,12 +68,12 @@ class ScriptableDARTS(ScriptableNDS, nasnet.DARTS):
 
 class ScriptableNDSStage(nasnet.NDSStage):
     """NNI's ``Repeat.forward`` for a stage of fixed depth, typed for the ``[pprev, prev]`` list its cells pass
-    on (NNI's leaves the input unannotated: TorchScript takes it for a tensor)."""
+    on (NNI's leaves the input unannotated: TorchScript takes it for a tensor). A stage of fixed depth holds
+    exactly its blocks and runs them all (:func:`scriptable_class` gives this class to no other stage)."""
 
     def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
-        for i, block in enumerate(self.blocks):
-            if i < self._dry_run_depth:
-                x = block(x)
+        for block in self.blocks:
+            x = block(x)
         return x
 
 
@@ -190,5 +190,10 @@ _SCRIPTABLE: dict[type, type] = {
 
 def scriptable_class(module: nn.Module) -> type | None:
     """The subclass whose forward TorchScript compiles for ``module``, an instance of exactly one of the NNI hub
-    classes above; ``None`` for any other module (a subclass of those keeps its class, and its forward)."""
+    classes above; ``None`` for any other module (a subclass of those keeps its class, and its forward), and for
+    an NDS stage whose depth is not a fixed number of blocks (a searched depth exports as a list sequential of
+    its chosen blocks, not as this stage)."""
+    if isinstance(module, nasnet.NDSStage) and not (isinstance(module.depth_choice, int)
+                                                    and module.depth_choice == len(module.blocks)):
+        return None
     return _SCRIPTABLE.get(type(module))

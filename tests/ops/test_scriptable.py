@@ -66,3 +66,41 @@ def test_subclass_of_an_nni_class_keeps_its_class():
 
     assert type(_exported(nasbench201.Pooling(8, 8, 1, 'max'))) is _scriptable.ScriptablePooling
     assert type(_exported(MaxOnly(8, 8, 1, 'max'))) is MaxOnly
+
+
+class _PairBlock(nn.Module):
+    """A block of an NDS stage: takes ``[pprev, prev]`` and passes on ``[prev, new]``."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [x[1], self.conv(x[0] + x[1])]
+
+
+def test_nds_stage_of_fixed_depth_scripts_and_computes_nni_forward():
+    """A stage of a fixed number of blocks runs them all, as NNI's forward does, and compiles."""
+    from nni.nas.hub.pytorch import nasnet
+    torch.manual_seed(0)
+    stage = _exported(nasnet.NDSStage(_PairBlock, 3))
+    assert isinstance(stage, _scriptable.ScriptableNDSStage)
+    inputs = [torch.randn(1, 4, 5, 5), torch.randn(1, 4, 5, 5)]
+    expected = _with_nni_forwards(stage)(inputs)
+    for got in (stage(inputs), torch.jit.script(stage)(inputs)):
+        assert all(torch.equal(a, b) for a, b in zip(got, expected))
+
+
+def test_nds_stage_of_searched_depth_keeps_nni_class():
+    """A stage whose depth is still a choice runs only some of its blocks: it is not given the scriptable class
+    (a searched stage exports as the list sequential of its chosen blocks instead)."""
+    from nni.nas.hub.pytorch import nasnet
+    from nni.nas.nn.pytorch import ModelSpace
+
+    class Space(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.stage = nasnet.NDSStage(_PairBlock, (1, 3), label='depth')
+
+    assert _scriptable.scriptable_class(Space().stage) is None
+    assert _scriptable.scriptable_class(nasnet.NDSStage(_PairBlock, 2)) is _scriptable.ScriptableNDSStage
