@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
 # NNI 3.0's figures as DESIGN.md section 8 measured them on this stack, and the project's targets.
 DESIGN_COST = {'ours: weight step only': 'target <= 1.1x', 'ours: search, arch every 5': 'target <= 1.4x',
                'NNI Proxyless: weight step only': 'DESIGN: 3.0-3.4x', 'NNI Proxyless: search': 'DESIGN: 5.9-6.6x',
@@ -224,6 +229,17 @@ def _truth_note(r: dict) -> str:
     truths = [t['truth'] for t in ((r.get('truth_search') or {}).get('truths') or {}).values()]
     if not truths:
         return ''
-    made = ' and '.join(f'`{truth.get("command")} --json {truth["table"]}` '
-                        f'({(truth.get("wall_seconds") or 0) / 60:.0f} minutes in its last run)' for truth in truths)
+    made = ' and '.join(table_made_by(truth) for truth in truths)
     return f'\n\nThe ground truths that `truth_search.py` reads are not made by `make bench`: {made} regenerate them.'
+
+
+def table_made_by(truth: dict) -> str:
+    """How a ground-truth table was made, read from the committed table itself: its command and time, and for a
+    table extended with more seeds (``ground_truth.py --extend``), the run it extended first."""
+    table = json.loads((ROOT / truth['table']).read_text())
+    made = f'`{table.get("command")} --json {truth["table"]}` in {(table.get("wall_seconds") or 0) / 60:.0f} minutes'
+    earlier = table.get('extends')
+    if not earlier:
+        return made
+    return (f'`{earlier["command"]} --json {truth["table"]}` ({earlier["seeds"]} seeds, '
+            f'{(earlier.get("wall_seconds") or 0) / 60:.0f} minutes), then extended to {table["seeds"]} by {made}')

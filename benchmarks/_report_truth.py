@@ -7,7 +7,7 @@ under a FLOPs target.
 
 from __future__ import annotations
 
-from _report_sections import figure_link, md_table, provenance
+from _report_sections import figure_link, md_table, provenance, table_made_by
 
 DEFAULT, OFFICIAL, RULE = 'ours default', 'ours 1e-3', 'ours budget rule'
 RERANKED = 'ours default, top-10 re-ranked'
@@ -51,8 +51,7 @@ def _truth_paragraph(truth: dict) -> str:
             f'standard deviation over seeds {truth["test_std_median"]:.4f}; the architecture that one seed ranks '
             f'first has rank {oracle} by the mean of the other seeds (one figure per seed): what an exhaustive '
             f'search that trains each architecture once would export, scored on fresh seeds. Table: '
-            f'`{truth["table"]}`, made by `{truth.get("command")} --json {truth["table"]}` in '
-            f'{(truth.get("wall_seconds") or 0) / 60:.0f} minutes (not part of `make bench`).')
+            f'`{truth["table"]}`, made by {table_made_by(truth)} (not part of `make bench`).')
 
 
 def _method_paragraph(g: dict) -> str:

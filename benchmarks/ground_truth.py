@@ -3,7 +3,8 @@
 Not part of ``make bench``: it writes the tables ``truth_search.py`` reads, which are committed. Regenerate them
 (each about 30 minutes on one core) with
 ``python benchmarks/ground_truth.py --space cell --json benchmarks/results/ground_truth.json`` and
-``python benchmarks/ground_truth.py --space value --seeds 2 --json benchmarks/results/ground_truth_value.json``.
+``python benchmarks/ground_truth.py --space value --seeds 6 --workers 2 --json benchmarks/results/ground_truth_value.json``
+(the committed value table: 3 seeds, then extended to 6, 49 minutes in all).
 ``--workers N`` trains the architectures in N processes (one torch thread each); ``--extend TABLE --seeds N``
 keeps TABLE's seeds and trains only the seeds it lacks (seed ``k`` of an architecture is the same training whenever
 it runs, so a table of 3 seeds extended to 6 equals one built with 6).
@@ -121,6 +122,13 @@ def extended_rows(path: str, args) -> dict[str, dict]:
     return {json.dumps(row['arch'], sort_keys=True): row for row in table['architectures']}
 
 
+def extended_from(path: str) -> dict:
+    """What a result extended from ``path`` records of that earlier table: how it was built, and when."""
+    table = json.loads(Path(path).read_text())
+    return {key: table.get(key) for key in ('command', 'seeds', 'machine', 'started', 'wall_seconds', 'extends')
+            if key != 'extends' or key in table}  # an extended table's own origin, nested
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = h.parser(__doc__)
     parser.add_argument('--space', choices=list(SPACES), default='cell')
@@ -151,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
     result.update(space=description, space_key=args.space,
                   split={part: len(tensors[1]) for part, tensors in data.items()}, recipe=RECIPE, seeds=args.seeds,
                   epochs=args.epochs, short_epochs=args.short_epochs, architectures=rows)
+    if args.extend:  # the seeds taken over were trained by that table's run
+        result['extends'] = extended_from(args.extend)
     return h.finish(result, args.json, started)
 
 
