@@ -27,7 +27,7 @@ squeeze-excite ``LayerChoice``s. One torch thread throughout.
    10%, the median and largest error.
 
 ``--quick`` runs the tests' small variant of the space (widths x0.75/1/1.5, expansions 4/6), without NNI's DARTS,
-the second timing at 64x64 on one path.
+the second timing at 32x32 on one path.
 Run: ``python benchmarks/mobilenet_space.py`` (``--quick`` for a smoke run).
 """
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     strategies, memory_names = STRATEGIES, [*OURS, NNI]
     if args.quick:
         args.steps, args.rounds, args.subnets, args.memory_steps, args.paths = 5, 1, 2, 2, 1
-        args.hires_resolution, args.hires_rounds, args.hires_paths = 64, 1, 1
+        args.hires_resolution, args.hires_rounds, args.hires_paths = 32, 1, 1
         args.archs, args.latency_rounds, args.latency_builds = 3, 1, 1
         strategies, memory_names = {name: STRATEGIES[name] for name in OURS}, list(OURS)
     if args.no_nni_timing:
