@@ -35,8 +35,8 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``--dist loadgroup``): the tests of one file run in one process, so that its module
     fixtures (a search shared by its tests) are built once; the tests that start NNI's manager (the web UI) run one
-    after another in one process, since each starts Node.js and waits for it; the hub spaces' tests and the
-    benchmarks' smoke tests, which share nothing, are spread over the processes."""
+    after another in one process, since each starts Node.js and waits for it; the hub spaces' tests, which share
+    nothing, are spread over the processes."""
     for item in items:
         name = Path(str(item.fspath)).name
         if name not in _SPREAD:
@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 _ONE_AT_A_TIME = {'test_webui.py', 'test_webui_search.py', 'test_webui_port.py', 'test_retiarii.py'}
-_SPREAD = {'test_hub_spaces.py', 'test_benchmarks_smoke.py'}
+_SPREAD = {'test_hub_spaces.py'}
 
 SHARED_FIXTURES = Path(os.environ.get('NNI_PROXYLESS_FIXTURES')
                        or Path(__file__).resolve().parents[1].parent / 'shared' / 'fixtures')
