@@ -110,8 +110,8 @@ def _one_in_worker(task: tuple) -> dict:
     return one_architecture(arch, s.digits_tensors(), args, SPACES[space_key][1], known)
 
 
-def extended_rows(path: str, args) -> dict[str, dict]:
-    """The rows of an earlier table by architecture, checked to be the same protocol and to have fewer seeds."""
+def earlier_table(path: str, args) -> dict:
+    """The table ``--extend`` names, checked to be of the same protocol and to have no more seeds than asked for."""
     table = json.loads(Path(path).read_text())
     same = {'space_key': args.space, 'epochs': args.epochs, 'short_epochs': args.short_epochs}
     differs = {key: (table.get(key), value) for key, value in same.items() if table.get(key) != value}
@@ -119,14 +119,13 @@ def extended_rows(path: str, args) -> dict[str, dict]:
         raise SystemExit(f'--extend {path}: the table was built with another protocol ({differs}: table, now).')
     if table['seeds'] > args.seeds:
         raise SystemExit(f'--extend {path}: the table has {table["seeds"]} seeds; --seeds {args.seeds} would drop some.')
-    return {json.dumps(row['arch'], sort_keys=True): row for row in table['architectures']}
+    return table
 
 
-def extended_from(path: str) -> dict:
-    """What a result extended from ``path`` records of that earlier table: how it was built, and when."""
-    table = json.loads(Path(path).read_text())
+def origin(table: dict) -> dict:
+    """What a table extended from ``table`` records of it: how it was built, and when (its own origin, nested)."""
     return {key: table.get(key) for key in ('command', 'seeds', 'machine', 'started', 'wall_seconds', 'extends')
-            if key != 'extends' or key in table}  # an extended table's own origin, nested
+            if key != 'extends' or key in table}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -144,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.seeds, args.epochs, args.short_epochs, args.archs = 2, 1, 1, 4
     description, space_class, architectures = SPACES[args.space]
     data, archs = s.digits_tensors(), architectures()[:args.archs]
-    known = extended_rows(args.extend, args) if args.extend else {}
+    earlier = earlier_table(args.extend, args) if args.extend else {'architectures': []}
+    known = {json.dumps(row['arch'], sort_keys=True): row for row in earlier['architectures']}
     tasks = [(arch, args, args.space, known.get(json.dumps(arch, sort_keys=True))) for arch in archs]
     rows = []
     with contextlib.ExitStack() as stack:
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
                   split={part: len(tensors[1]) for part, tensors in data.items()}, recipe=RECIPE, seeds=args.seeds,
                   epochs=args.epochs, short_epochs=args.short_epochs, architectures=rows)
     if args.extend:  # the seeds taken over were trained by that table's run
-        result['extends'] = extended_from(args.extend)
+        result['extends'] = origin(earlier)
     return h.finish(result, args.json, started)
 
 
