@@ -21,7 +21,7 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
-# Every benchmark (about 2 hours 20 minutes on 2 cores), then docs/benchmarks.md and its plots
+# Every benchmark (about 2 hours 30 minutes on 2 cores), then docs/benchmarks.md and its plots
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 

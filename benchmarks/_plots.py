@@ -259,7 +259,7 @@ def front_picks(result: dict, path: Path) -> Path:
     figure, axes = plt.subplots(1, len(epochs), figsize=(4.6 * len(epochs) + 2.2, 4.2), squeeze=False, sharey=True)
     methods = result['methods']
     styles = {method: (color, marker) for method, color, marker in
-              zip(methods, [OURS, '#2ca02c', '#17becf', '#bcbd22'], 'oDs^')}
+              zip(methods, [OURS, '#2ca02c', '#17becf', '#bcbd22', '#9467bd'], 'oDs^v')}
     styles['one search per budget'] = ('#8c564b', 'x')
     fronts = [m for m in methods if m.startswith('front')]
     reference = 'front, 5 candidates' if 'front, 5 candidates' in fronts else fronts[-1]

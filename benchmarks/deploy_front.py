@@ -7,11 +7,14 @@ table's MFLOPs; an architecture qualifies for a budget when its MFLOPs are withi
 with the table's, ``_truth_target.flops_check``). For each seed (``torch.manual_seed(s)``, ``Proxyless(seed=s)``)
 and search budget in epochs:
 
-* the front: ONE search with ``applied_hardware='flops'``, ``dummy_input=(1, 1, 8, 8)``, no target, the package's
-  defaults otherwise; then ``strategy.latency_front(budgets, candidates=c, evaluate=c > 1)`` for each ``c`` of
-  ``--candidates``
-  (1: the most probable architecture within each budget, no evaluation; more: that many most probable within it,
-  compared by search-val accuracy with the supernet's weights, BatchNorm recalibrated), each call timed;
+* the front: ONE search with ``applied_hardware='flops'``, ``dummy_input=(1, 1, 8, 8)``,
+  ``deploy_targets=budgets`` (its weight steps draw their paths within each budget in turn), no target, the
+  package's defaults otherwise; then ``strategy.latency_front(candidates=c, evaluate=c > 1)`` (its budgets: the
+  search's) for each ``c`` of ``--candidates`` (1: the most probable architecture within each budget, no
+  evaluation; more: that many most probable within it, compared by search-val accuracy with the supernet's
+  weights, BatchNorm recalibrated), each call timed;
+* the same front from a search not given the budgets (no ``deploy_targets``: paths from the whole
+  distribution), 1 candidate, as a user who decides the budgets after the search gets it;
 * one search per budget, ``Proxyless(applied_hardware='flops', latency_target=budget, ...)`` as a user writes it,
   its ``export_top_models(top_k=1)`` (``truth_search.py``'s targeted search of ours default).
 
@@ -25,8 +28,8 @@ serve the three budgets); a per-budget search is charged its own cost. Random se
 over the qualifying architectures, both of the table's training protocols, ``--repeats`` simulations) runs at the
 compute charged to each row: for the front, its whole cost split evenly over the budgets ("equal total compute");
 for the per-budget searches, one search's compute per budget. Searches run ``--workers`` at a time (1: timings
-undisturbed). Run: ``python benchmarks/deploy_front.py`` (15 minutes with ``--workers 2`` on 2 cores shared with
-other work, load average 2-5; ``--quick``: one seed, one epoch, candidates 1 and 5, about half a minute).
+undisturbed). Run: ``python benchmarks/deploy_front.py --workers 2`` (10 seeds: 10 minutes on 2 cores, load
+average 1-2; ``--quick``: one seed, one epoch, candidates 1 and 5, about half a minute).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from _truth_searchers import DEFAULT, SEARCHERS, Job
 HERE = Path(__file__).resolve().parent
 TRUTH = 'value'
 PER_BUDGET = 'one search per budget'
+NOT_GIVEN = 'front, budgets not given to the search, 1 candidate'
 
 
 def front_name(candidates: int) -> str:
@@ -56,10 +60,12 @@ def front_name(candidates: int) -> str:
 
 @dataclass(frozen=True)
 class FrontJob(Job):
-    """The front's search (no target), then ``latency_front(budgets, candidates=c)`` for each ``c``."""
+    """The front's search (no target; ``deploy_targets=budgets`` when ``given``), then
+    ``latency_front(budgets, candidates=c)`` for each ``c``."""
 
     budgets: tuple[float, ...] = ()
     candidates: tuple[int, ...] = ()
+    given: bool = True
 
 
 def percentile_budgets(truth: t.Truth) -> list[float]:
@@ -74,6 +80,7 @@ def plan(args, budgets: list[float]) -> list[Job]:
     for epochs in sorted(args.epochs, reverse=True):
         for seed in range(args.seeds):
             jobs.append(FrontJob(TRUTH, 'front', seed, epochs, len(jobs), None, tuple(budgets), tuple(args.candidates)))
+            jobs.append(FrontJob(TRUTH, NOT_GIVEN, seed, epochs, len(jobs), None, tuple(budgets), (1,), False))
             jobs += [Job(TRUTH, DEFAULT, seed, epochs, len(jobs) + i, budget) for i, budget in enumerate(budgets)]
     return jobs
 
@@ -83,14 +90,17 @@ def one_job(job: Job) -> dict:
     if not isinstance(job, FrontJob):
         return searchers.one_search(job)
     data, record = searchers.prepared(job)
+    deploy = {'deploy_targets': list(job.budgets)} if job.given else {}
     strategy = SEARCHERS[DEFAULT](job.seed, searchers.architecture_steps(data, job.epochs),
-                                  **searchers.flops_options(None, DEFAULT))
+                                  **searchers.flops_options(None, DEFAULT), **deploy)
     record.update(searchers.search(job, strategy, data))
     record['fronts'] = {}
     for candidates in job.candidates:
         started = time.perf_counter()
         # the picks of 1 candidate need no evaluation: left out, so that its cost is the search's alone
-        front = strategy.latency_front(list(job.budgets), candidates=candidates, evaluate=candidates > 1)
+        # given to the search, the budgets are latency_front's default
+        front = strategy.latency_front(None if job.given else list(job.budgets), candidates=candidates,
+                                       evaluate=candidates > 1)
         record['fronts'][str(candidates)] = {
             'seconds': round(time.perf_counter() - started, 3),
             'picks': [{'target': pick.target, 'compared': pick.candidates,
@@ -126,12 +136,13 @@ def picks(runs: list[dict], unit_of: dict, scorer: Scorer) -> dict[tuple, list[d
         unit = unit_of[run['truth'], run['worker']]
         search_cost = run['train_seconds'] / unit
         run.pop('final_probabilities', None)
-        if run['searcher'] == 'front':
+        if 'fronts' in run:
             for candidates, front in run['fronts'].items():
                 evaluation = front['seconds'] / unit
                 total = search_cost + evaluation
+                name = front_name(int(candidates)) if run['searcher'] == 'front' else run['searcher']
                 for i, pick in enumerate(front['picks']):
-                    by[run['epochs'], i, front_name(int(candidates))].append({
+                    by[run['epochs'], i, name].append({
                         'seed': run['seed'], **scorer.score(pick['export'], scorer.budgets[i]),
                         'supernet_metric': pick['supernet_metric'], 'probability': pick['probability'],
                         'compared': pick['compared'], 'search_subnet_epochs': round(search_cost, 2),
@@ -153,7 +164,8 @@ def same_picks(a: list[dict], b: list[dict]) -> int:
 
 def summarised(by: dict, scorer: Scorer, args, methods: list[str]) -> dict:
     """Per search budget (epochs) and latency budget: each method's summary (``_truth_target.summarise``: random
-    search at the compute charged to it), and how often the methods agree with the front of 1 candidate."""
+    search at the compute charged to it), and how often the methods agree with the front of 1 candidate, and with
+    that of a search not given the budgets."""
     out = {}
     for epochs in map(int, args.epochs):
         out[str(epochs)] = []
@@ -162,6 +174,8 @@ def summarised(by: dict, scorer: Scorer, args, methods: list[str]) -> dict:
             rows = {name: target.summarise(by[epochs, i, name], within, args.repeats) for name in methods}
             for name, summary in rows.items():
                 summary['same_as_front_1'] = same_picks(by[epochs, i, front_name(1)], summary['runs'])
+                if NOT_GIVEN in methods:
+                    summary['same_as_not_given'] = same_picks(by[epochs, i, NOT_GIVEN], summary['runs'])
                 if name.startswith('front'):
                     summary['total_cost_subnet_epochs'] = round(statistics.median(
                         run['total_subnet_epochs'] for run in summary['runs']), 2)
@@ -192,7 +206,7 @@ def verdict(results: dict, candidates: list[int]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = h.parser(__doc__)
     parser.add_argument('--table', default=str(HERE / 'results' / truth_search.TABLES[TRUTH]))
-    parser.add_argument('--seeds', type=int, default=5)
+    parser.add_argument('--seeds', type=int, default=10)
     parser.add_argument('--epochs', type=int, nargs='+', default=[3, 10, 30], help='search budgets, in epochs')
     parser.add_argument('--candidates', type=int, nargs='+', default=[1, 5, 10],
                         help="latency_front's candidates (1 is always compared)")
@@ -210,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
           f'largest relative difference {scorer.check["largest_relative_difference"]:.2e}', flush=True)
     runs = truth_search.run_jobs(plan(args, budgets), args.workers, one_job)
     unit_of = truth_search.units(runs)
-    methods = [front_name(c) for c in args.candidates] + [PER_BUDGET]
+    methods = [front_name(c) for c in args.candidates] + [NOT_GIVEN, PER_BUDGET]
     results = summarised(picks(runs, unit_of, scorer), scorer, args, methods)
     table = Path(args.table).resolve()
     result.update(seeds=args.seeds, epochs=args.epochs, candidates=args.candidates, repeats=args.repeats,

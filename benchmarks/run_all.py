@@ -6,10 +6,10 @@ JSON into ``--results`` (default ``benchmarks/results/``); ``report.py`` then re
 plots from those files. ``--quick`` runs every script's smoke mode (about a minute) and, unless told
 otherwise, writes everything under a temporary folder instead of the docs.
 
-Run: ``python benchmarks/run_all.py`` (full, about 2 hours 20 minutes on 2 cores: the MobileNetV3 and DARTS space
+Run: ``python benchmarks/run_all.py`` (full, about 2 hours 30 minutes on 2 cores: the MobileNetV3 and DARTS space
 benchmarks about 50 minutes of them (MobileNetV3 about 29 with its 128x128 timing, DARTS about 22),
 ``truth_search.py`` (two truths, three budgets, five seeds) about 40; then
-``deploy_front.py``, 15 minutes alone with ``--workers 2``, more at its default of one worker) or
+``deploy_front.py``, 10 minutes alone with ``--workers 2``, about 20 at its default of one worker) or
 ``python benchmarks/run_all.py --quick --results DIR --markdown DIR/benchmarks.md --plots DIR``.
 """
 

@@ -90,7 +90,7 @@ class ExportedModelSpace(RawFormatModelSpace):
 
 
 def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool] | None = None,
-          max_visited: int = 100_000) -> list[Architecture]:
+          max_visited: int = 100_000, warn: bool = True) -> list[Architecture]:
     """The ``k`` most probable architectures, most probable first (fewer when the space is smaller).
 
     Architectures of equal probability come in the order of their rank vectors (see the module docstring).
@@ -100,7 +100,7 @@ def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool]
         k: how many.
         accept: keep only architectures it accepts (e.g. a latency limit); others are skipped in order.
         max_visited: with ``accept``, stop after this many architectures were considered (a warning says so
-            when fewer than ``k`` were accepted by then); time and memory grow with it.
+            when fewer than ``k`` were accepted by then, unless ``warn=False``); time and memory grow with it.
 
     Raises:
         ValueError: If ``k`` (or, with ``accept``, ``max_visited``) is not an integer >= 1.
@@ -117,7 +117,7 @@ def top_k(arch: ArchParameters, k: int, accept: Callable[[dict[str, Any]], bool]
         log_p, sample = popped
         if accept is None or accept(sample):
             results.append(Architecture(sample, math.exp(log_p)))
-    if len(results) < k and search.heap:
+    if len(results) < k and search.heap and warn:
         _logger.warning('top_k: %d of the %d most probable architectures accepted, stopped after considering '
                         'max_visited=%d; raise max_visited to look further.', len(results), k, max_visited)
     return results

@@ -24,7 +24,7 @@ from .latency import LatencyTable
 from .latency._extremes import extremes
 from .routing import uniform_selections
 
-__all__ = ['FrontPick', 'default_targets', 'latency_front']
+__all__ = ['FrontPick', 'default_targets', 'extreme_architectures', 'latency_front']
 
 Top = Callable[[int, float], list[Architecture]]
 """``top(k, target)``: the ``k`` most probable architectures within ``target``, with their predicted latencies."""
@@ -49,15 +49,24 @@ class FrontPick:
     candidates: int
 
 
-def default_targets(arch: ArchParameters, table: LatencyTable, count: int = 5, seed: int = 0) -> list[float]:
-    """``count`` budgets evenly spaced above the fastest architecture up to the slowest, the slowest included."""
+def extreme_architectures(arch: ArchParameters, table: LatencyTable, seed: int = 0
+                          ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fastest and the slowest architecture the table predicts (local search on its predictions), as full
+    samples: every label has a value, used or not, so that a step of the search that deepens a ``Repeat`` finds
+    the kernel of each block it adds."""
     searched = {label: list(choice.values) for label, choice in arch.choices.items() if choice.kind != 'input'}
 
     def draw(rng: random.Random) -> dict[str, Any]:
-        return arch.sample_of(uniform_selections(arch.choices, rng))
+        return {label: arch.choices[label].sample_value(selection.active)
+                for label, selection in uniform_selections(arch.choices, rng).items()}
 
-    fastest, slowest = (table.predict(extremes(table, draw, searched, 1, fastest=side, seed=seed)[0])
-                        for side in (True, False))
+    fastest, slowest = (extremes(table, draw, searched, 1, fastest=side, seed=seed)[0] for side in (True, False))
+    return fastest, slowest
+
+
+def default_targets(arch: ArchParameters, table: LatencyTable, count: int = 5, seed: int = 0) -> list[float]:
+    """``count`` budgets evenly spaced above the fastest architecture up to the slowest, the slowest included."""
+    fastest, slowest = (table.predict(a) for a in extreme_architectures(arch, table, seed))
     return [fastest + (slowest - fastest) * i / count for i in range(1, count + 1)]
 
 

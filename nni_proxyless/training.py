@@ -3,7 +3,8 @@
 It wraps the evaluator's own Lightning module (which defines the loss, the weight optimiser and the metrics)
 and drives it by hand:
 
-* weight step, on every training batch: one sampled path per label; only those candidates run, forward and
+* weight step, on every training batch: one sampled path per label (with ``deploy_targets``, drawn within each
+  budget in turn, :mod:`nni_proxyless._budget_paths`); only those candidates run, forward and
   backward; the user's optimiser steps (unsampled candidates have no gradient, so it leaves them alone; a
   value choice's max-size weight has a full-size gradient, zero outside the slice, so momentum and weight decay
   still move its unused channels);
@@ -23,13 +24,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
 from pytorch_lightning import Callback
 
 from . import _checks
 from ._arch_batches import ArchBatches
+from ._budget_paths import BudgetPaths
 from ._nni_internals import BaseOneShotLightningModule
 from .arch import ArchParameters, BinaryMode, Selection
 from ._distributed import allow_unused_parameters
@@ -88,6 +90,9 @@ class ProxylessModule(BaseOneShotLightningModule):
             figures to the logs and reports.
         reinforce: train the architecture with REINFORCE instead of binary gates (the latency, if any, is then
             part of the reward, not a loss).
+        deploy_targets: latency budgets (in the table's unit, with ``latency``) that the weight steps' paths are
+            drawn within in turn (:class:`~nni_proxyless._budget_paths.BudgetPaths`); empty: from the whole
+            distribution.
 
     Attributes:
         batchnorm: the batch-norm recalibration of validations and exports (``None`` when it is off).
@@ -99,7 +104,8 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     def __init__(self, training_module, *, arch: ArchParameters, settings: SearchSettings,
                  arch_loader: Callable[[], Any], latency: LatencyObjective | None = None,
-                 reinforce: ReinforceUpdate | None = None, train_loader: Callable[[], Any] | None = None):
+                 reinforce: ReinforceUpdate | None = None, train_loader: Callable[[], Any] | None = None,
+                 deploy_targets: Sequence[float] = ()):
         super().__init__(training_module)
         self.arch = arch
         self.settings = settings
@@ -115,6 +121,9 @@ class ProxylessModule(BaseOneShotLightningModule):
             self.batchnorm = BatchNormRecalibration(batches=settings.bn_recalibration_batches,
                                                     train_loader=train_loader, seed=lambda: self.arch.seed)
         self._check_finite = FiniteLossCheck()
+        if deploy_targets and latency is None:
+            raise ValueError('deploy_targets needs a latency table (applied_hardware).')
+        self.budget_paths = BudgetPaths(deploy_targets) if deploy_targets else None
 
     # ------------------------------------------------------------------------------------------- set-up
 
@@ -135,6 +144,8 @@ class ProxylessModule(BaseOneShotLightningModule):
         check_shapes_on_first_batch(self._ops)
         check_space_on_first_batch(self.training_module.model, self.arch.routing)  # before the widening check
         check_widening_on_first_batch(self.training_module.model, self.arch.routing)
+        if self.budget_paths is not None:
+            self.budget_paths.check(self.arch, self.latency.table)
         return super().on_fit_start()
 
     def configure_architecture_optimizers(self) -> torch.optim.Optimizer:
@@ -165,7 +176,7 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         step = self.step_count
-        self.route(self.arch.sample(step))
+        self.route(self.weight_path(step))
         output = self.training_module.training_step(batch, batch_idx)
         loss = _loss_of(output, 'weight step')
         self._check_finite(loss, 'weight step')
@@ -175,6 +186,13 @@ class ProxylessModule(BaseOneShotLightningModule):
         if self._architecture_due():
             self.architecture_step(step)
         return output
+
+    def weight_path(self, step: int) -> dict[str, Selection]:
+        """The path weight step ``step`` trains: drawn from the distribution (within a deployment budget, when
+        the search has them)."""
+        if self.budget_paths is None:
+            return self.arch.sample(step)
+        return self.budget_paths.draw(self.arch, self.latency.table, step)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Clip the weight gradients; Lightning calls this after taking a mixed-precision loss scale out of them."""

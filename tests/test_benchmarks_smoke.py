@@ -44,7 +44,8 @@ def test_quick_benchmarks_write_markdown_and_plots(tmp_path):
     front = json.loads((results / 'deploy_front.json').read_text())
     cells = front['budgets']['1']
     assert len(cells) == 3 and all(set(cell['methods']) == set(front['methods']) for cell in cells)
-    assert front['methods'] == ['front, 1 candidate', 'front, 5 candidates', 'one search per budget']
+    assert front['methods'] == ['front, 1 candidate', 'front, 5 candidates',
+                                'front, budgets not given to the search, 1 candidate', 'one search per budget']
 
 
 def test_gpu_benchmark_quick_runs_on_the_cpu(tmp_path):

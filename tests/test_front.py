@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace, Repeat
+from torch import nn
+
 from nni_proxyless import Proxyless
+from nni_proxyless.front import extreme_architectures
 
 from conftest import ConvSpace, digits_accuracy, digits_evaluator, run_search
 
@@ -110,6 +114,8 @@ def test_front_ranks_candidates_by_the_accuracy_of_their_instances(searched):
                                                                   abs=1e-6)
     with pytest.raises(ValueError, match='evaluate=False needs candidates=1'):
         strategy.latency_front(targets, candidates=3, evaluate=False)
+    with pytest.raises(ValueError, match='cannot be met'):
+        strategy.latency_front([min(targets) / 2], evaluate=False)
 
 
 def test_default_budgets_span_the_table(searched):
@@ -132,3 +138,37 @@ def test_front_needs_a_latency_table(tmp_path):
     with pytest.raises(ValueError, match='applied_hardware') as refused:
         strategy.latency_front()
     assert f'`{refused.value}`' in (DOCS / 'reliability.md').read_text()
+
+
+class DeepConvSpace(ModelSpace):
+    """A Repeat of 1-3 blocks on 8x8 digits, each choosing a 1x1 or a 3x3 convolution: a block's label is used
+    only when the depth reaches it."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.blocks = Repeat(lambda i: LayerChoice({'k1': nn.Conv2d(4, 4, 1), 'k3': nn.Conv2d(4, 4, 3, padding=1)},
+                                                   label=f'block{i}'), (1, 3), label='depth')
+        self.head = nn.Linear(4 * 64, 10)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.blocks(torch.relu(self.stem(x)))).flatten(1))
+
+
+def test_default_budgets_and_deploy_targets_on_a_searched_depth(tmp_path):
+    """With a Repeat depth, the fastest and slowest architectures are found (brute force over every full sample:
+    deepening a block needs that block's label), so the default budgets span the table, and a search with
+    ``deploy_targets`` starts and picks within each."""
+    strategy = Proxyless(seed=0, applied_hardware='flops', dummy_input=(1, 1, 8, 8), bn_recalibration_batches=0)
+    run_search(DeepConvSpace(), strategy, digits_evaluator(epochs=1), tmp_path / 'plain')
+    table, labels = strategy.latency_table, ['depth', 'block0', 'block1', 'block2']
+    costs = [table.predict(dict(zip(labels, values)))
+             for values in itertools.product([1, 2, 3], *[['k1', 'k3']] * 3)]
+    fastest, slowest = (table.predict(a) for a in extreme_architectures(strategy.arch, table))
+    assert (fastest, slowest) == (pytest.approx(min(costs)), pytest.approx(max(costs)))
+    assert [pick.target for pick in strategy.latency_front(evaluate=False)][-1] == pytest.approx(max(costs))
+    budgets = sorted(costs)[len(costs) // 4], sorted(costs)[len(costs) // 2]
+    deployed = Proxyless(seed=0, applied_hardware='flops', dummy_input=(1, 1, 8, 8), bn_recalibration_batches=0,
+                         deploy_targets=list(budgets))
+    run_search(DeepConvSpace(), deployed, digits_evaluator(epochs=1), tmp_path / 'deployed')
+    assert all(pick.architecture.latency <= pick.target for pick in deployed.latency_front(evaluate=False))

@@ -30,11 +30,13 @@ class LatencyConfig:
     dummy_input: Sequence[int] | torch.Tensor
     target: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    deploy_targets: tuple[float, ...] = ()
 
     @classmethod
     def checked(cls, *, hardware: Any, loss_type: str | None, loss_params: dict | None, ref_latency: float,
                 dummy_input: Sequence[int] | torch.Tensor, target: float | None,
-                options: dict[str, Any] | None) -> 'LatencyConfig | None':
+                options: dict[str, Any] | None, deploy_targets: Sequence[float] | None = None
+                ) -> 'LatencyConfig | None':
         """Validate every latency argument; ``None`` when there is no ``applied_hardware``.
 
         Raises:
@@ -50,34 +52,53 @@ class LatencyConfig:
         if not isinstance(dummy_input, torch.Tensor):
             dummy_input = _checks.shape('dummy_input', dummy_input)
         target = _checks.number('latency_target', target, positive=True, optional=True, unit=unit)
+        deploy = _deploy_targets(deploy_targets, unit)
         if hardware is None:
-            if target is not None:
-                raise ValueError('latency_target needs applied_hardware (where latency comes from).')
+            for name, given in (('latency_target', target), ('deploy_targets', deploy)):
+                if given:
+                    raise ValueError(f'{name} needs applied_hardware (where latency comes from).')
             return None
         if loss_params is None and loss_type is not None:
             _logger.info('grad_reg_loss_params not given: using the official ProxylessNAS values %s for %s.',
                          params, loss_type)
-        return cls(hardware, loss, dummy_input, target, dict(options or {}))
+        return cls(hardware, loss, dummy_input, target, dict(options or {}), deploy)
 
     def build(self, supernet: nn.Module) -> LatencyObjective:
         """The objective the architecture step adds, with the supernet's latency table."""
         table = build_latency_table(supernet, self.hardware, self.dummy_input, **self.options)
-        if self.target is not None:
-            check_target_reachable(table, self.target)
+        named = [('latency_target', self.target)] if self.target is not None else []
+        for name, target in named + [('deploy_targets', target) for target in self.deploy_targets]:
+            check_target_reachable(table, target, name)
         return LatencyObjective(table, self.loss)
 
 
-def check_target_reachable(table: LatencyTable, target: float) -> None:
-    """Refuse a ``latency_target`` that no architecture of the table's space can meet.
+def check_target_reachable(table: LatencyTable, target: float, name: str = 'latency_target') -> None:
+    """Refuse a ``latency_target`` (a budget of ``name``) that no architecture of the table's space can meet.
 
     Raises:
         ValueError: naming the target, the unit, the fastest architecture's predicted latency and the fix.
     """
     fastest, _ = table.bounds()
     if fastest > target:
-        raise ValueError(f'latency_target={target:g} {table.unit} cannot be met: the fastest architecture of the '
-                         f'space is predicted at {fastest:.4g} {table.unit} (or more) on {table.hardware}. Set '
-                         f'latency_target to at least {fastest:.4g} {table.unit}, or to None for no limit.')
+        single = name == 'latency_target'
+        what, it = (f'{name}={target:g}', name) if single else (f'The {name} budget {target:g}', 'that budget')
+        fix = 'or to None for no limit' if single else 'or leave it out'
+        raise ValueError(f'{what} {table.unit} cannot be met: the fastest architecture of the space is predicted '
+                         f'at {fastest:.4g} {table.unit} (or more) on {table.hardware}. Set {it} to at least '
+                         f'{fastest:.4g} {table.unit}, {fix}.')
+
+
+def _deploy_targets(targets: Sequence[float] | None, unit: str) -> tuple[float, ...]:
+    """``deploy_targets`` checked: ``None`` or a non-empty sequence of distinct positive numbers."""
+    if targets is None:
+        return ()
+    if isinstance(targets, (str, bytes)) or not isinstance(targets, Sequence) or not targets:
+        _checks.fail('deploy_targets', f'a non-empty list of latency budgets in {unit} (or None)', targets)
+    checked = tuple(_checks.number(f'deploy_targets[{i}]', target, positive=True, unit=unit)
+                    for i, target in enumerate(targets))
+    if len(set(checked)) < len(checked):
+        _checks.fail('deploy_targets', 'distinct budgets', targets)
+    return checked
 
 
 _UNIT_NAMES = {'ms': 'milliseconds'}

@@ -27,7 +27,7 @@ class FlopsPredictor:
 
     def __init__(self) -> None:
         _logger.info('Latency is approximated by FLOPs (a proxy: it ignores memory traffic and the hardware); '
-                     'ref_latency and latency_target are in MFLOPs.')
+                     'ref_latency, latency_target and deploy_targets are in MFLOPs.')
 
     def predict(self, calls: Sequence[ModuleCall]) -> list[float]:
         """Millions of FLOPs of each call, in eval mode."""
