@@ -35,8 +35,8 @@ def rerank(module: ProxylessModule, architectures: list[Architecture], loader: I
            higher_is_better: bool | None = None) -> list[Architecture]:
     """``architectures`` ordered by their validation metric through the supernet, best first.
 
-    Sets :attr:`~nni_proxyless.Architecture.supernet_metric` on each; the supernet is routed back to its most
-    probable architecture afterwards.
+    Sets :attr:`~nni_proxyless.Architecture.supernet_metric` on each; the supernet is routed back to the
+    architecture it validates (its top-1 export) afterwards.
 
     Args:
         module: the search's module (its supernet, routing and the evaluator's module).
@@ -58,7 +58,7 @@ def rerank(module: ProxylessModule, architectures: list[Architecture], loader: I
             with statistics(architecture) if statistics is not None else contextlib.nullcontext():
                 architecture.supernet_metric = validation_metric(module, loader, metric, seed=module.arch.seed)
     finally:
-        module.route(module.arch.argmax_selections())
+        module.route(module.validated_selections())
     sign = -1.0 if higher_is_better else 1.0
     return sorted(architectures, key=lambda a: (sign * a.supernet_metric, -a.probability))
 

@@ -52,7 +52,7 @@ class Proxyless(OneShotStrategy):
     max-size weight; other modules through one module per argument combination) becomes a mixed op; a label used
     in several places is one set of logits (see docs/search-spaces.md). Weight steps train one sampled path;
     every ``arch_update_every`` weight steps an architecture step trains the logits on a validation batch.
-    Validation runs every epoch on the most probable architecture.
+    Validation runs every epoch on the most probable architecture (within the export's latency limit, if any).
     ``export_top_models(top_k=k)`` returns the ``k`` most probable architectures, exactly, each with its
     probability (``formatter='dict'`` gives :class:`~nni_proxyless.Architecture` dicts;
     ``formatter='instance'`` gives the subnet with the supernet's trained weights); with ``rerank_top_k``, they
@@ -104,8 +104,8 @@ class Proxyless(OneShotStrategy):
             paths drawn from the distribution within each budget in turn (see :mod:`nni_proxyless._budget_paths`),
             so that the subnets a small budget can use are trained, not only the large ones the distribution
             favours; :meth:`latency_front` picks one architecture per budget. Nothing above the largest budget is
-            trained, so exports without a ``latency_target`` are limited to it. The architecture step is
-            unchanged, and validation during the search still shows the most probable architecture. On a ground
+            trained, so exports without a ``latency_target`` are limited to it, and so is the architecture
+            validated each epoch. The architecture step is unchanged. On a ground
             truth, the smallest budget's pick after a 10-epoch search ranked 8.5th of 32 (median of 10 seeds)
             where a search not given the budgets picked the 22nd (docs/deploy.md).
         predictor_options: options for the predictor, e.g. ``{'threads': 1, 'cache_dir': ...}`` for ``'cpu'``,
@@ -220,7 +220,7 @@ class Proxyless(OneShotStrategy):
         return ProxylessModule(training_module, arch=self.arch, settings=self.settings,
                                arch_loader=self._arch_loader, latency=self._latency,
                                reinforce=self._reinforce_update(), train_loader=self._train_loader,
-                               deploy_targets=deploy)
+                               deploy_targets=deploy, export_target=self._latency_target(None))
 
     def _reinforce_update(self) -> ReinforceUpdate | None:
         if self.arch_update != 'reinforce':
@@ -416,7 +416,7 @@ class Proxyless(OneShotStrategy):
 
         Each is evaluated on one pass over the evaluator's validation data, through the supernet routed to it, in
         eval mode, with BatchNorm statistics of its own (see docs/arguments.md); the supernet is then
-        routed back to its most probable architecture. Ties: the more probable first. Each gets its figure as
+        routed back to the architecture it validates (its top-1 export). Ties: the more probable first. Each gets its figure as
         :attr:`~nni_proxyless.Architecture.supernet_metric`.
 
         Args:

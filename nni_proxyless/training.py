@@ -11,7 +11,8 @@ and drives it by hand:
 * architecture step, every ``arch_update_every`` weight steps from ``warmup_epochs`` on, on a batch of the
   validation data: binary gates on the sampled paths, gradients for the architecture logits only (no weight
   gradient is computed), Adam with the official settings, then the ``two``-mode rescale;
-* validation, every epoch, on the most probable architecture (with BatchNorm statistics of its own, see
+* validation, every epoch, on the most probable architecture (within the export's latency limit, if any: the
+  top-1 export at that moment; with BatchNorm statistics of its own, see
   :mod:`nni_proxyless.callbacks.batchnorm`), reported to NNI with the search's figures
   (:class:`~nni_proxyless.callbacks.MetricReporter`).
 
@@ -34,6 +35,7 @@ from ._arch_batches import ArchBatches
 from ._budget_paths import BudgetPaths
 from ._nni_internals import BaseOneShotLightningModule
 from .arch import ArchParameters, BinaryMode, Selection
+from .export import top_k
 from ._distributed import allow_unused_parameters
 from ._precision import check_precision, gradient_scaler, scaled_gradients, scaled_step
 from .callbacks import (ArchitectureLogger, BatchNormRecalibration, ChannelsLast, ConvergenceCheck, DummyInputCheck,
@@ -93,6 +95,8 @@ class ProxylessModule(BaseOneShotLightningModule):
         deploy_targets: latency budgets (in the table's unit, with ``latency``) that the weight steps' paths are
             drawn within in turn (:class:`~nni_proxyless._budget_paths.BudgetPaths`); empty: from the whole
             distribution.
+        export_target: the latency limit of the search's exports (``None``: none): validation runs the most
+            probable architecture within it, the search's top-1 export at that moment.
 
     Attributes:
         batchnorm: the batch-norm recalibration of validations and exports (``None`` when it is off).
@@ -105,7 +109,7 @@ class ProxylessModule(BaseOneShotLightningModule):
     def __init__(self, training_module, *, arch: ArchParameters, settings: SearchSettings,
                  arch_loader: Callable[[], Any], latency: LatencyObjective | None = None,
                  reinforce: ReinforceUpdate | None = None, train_loader: Callable[[], Any] | None = None,
-                 deploy_targets: Sequence[float] = ()):
+                 deploy_targets: Sequence[float] = (), export_target: float | None = None):
         super().__init__(training_module)
         self.arch = arch
         self.settings = settings
@@ -124,6 +128,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         if deploy_targets and latency is None:
             raise ValueError('deploy_targets needs a latency table (applied_hardware).')
         self.budget_paths = BudgetPaths(deploy_targets) if deploy_targets else None
+        self.export_target = export_target
 
     # ------------------------------------------------------------------------------------------- set-up
 
@@ -282,8 +287,17 @@ class ProxylessModule(BaseOneShotLightningModule):
 
     # --------------------------------------------------------------------------------------- validation
 
+    def validated_selections(self) -> dict[str, Selection]:
+        """The architecture validation runs: the search's top-1 export at this moment, i.e. the most probable
+        architecture (within ``export_target``, when the search has one and a latency table)."""
+        if self.export_target is None or self.latency is None:
+            return self.arch.argmax_selections()
+        table, target = self.latency.table, self.export_target
+        found = top_k(self.arch, 1, accept=lambda sample: table.predict(sample) <= target)
+        return self.arch.selections_for(found[0]) if found else self.arch.argmax_selections()
+
     def on_validation_epoch_start(self) -> None:
-        self.route(self.arch.argmax_selections())
+        self.route(self.validated_selections())
         return self.training_module.on_validation_epoch_start()
 
     def validation_step(self, batch: Any, batch_idx: int) -> Any:
@@ -293,7 +307,7 @@ class ProxylessModule(BaseOneShotLightningModule):
         return self.training_module.on_validation_epoch_end()  # it reports to NNI: see self.reporter
 
     def on_train_end(self) -> None:
-        self.route(self.arch.argmax_selections())  # leave the supernet on its most probable path
+        self.route(self.validated_selections())  # leave the supernet on the path it exports first
         return self.training_module.on_train_end()
 
     @property

@@ -84,6 +84,45 @@ def test_each_weight_step_trains_a_path_within_the_budget_of_its_turn(searched):
         assert trained == {tuple(a.items()) for a in _allowed(reference)}
 
 
+def _validations(monkeypatch, tmp_path, **options) -> list[tuple[dict, dict]]:
+    """A 2-epoch search of ConvSpace with the FLOPs table and ``options``: at each validation batch, the
+    probabilities and the architecture routed."""
+    validated = []
+    validation_step = ProxylessModule.validation_step
+
+    def recorded(module, batch, batch_idx):
+        validated.append(({label: dict(zip(VALUES[label], module.arch.probs(label).tolist())) for label in VALUES},
+                          {label: module.arch.routing.value(label) for label in VALUES}))
+        return validation_step(module, batch, batch_idx)
+
+    monkeypatch.setattr(ProxylessModule, 'validation_step', recorded)
+    torch.manual_seed(0)
+    strategy = Proxyless(seed=0, applied_hardware='flops', dummy_input=(1, 1, 8, 8), bn_recalibration_batches=4,
+                         **options)
+    run_search(ConvSpace(), strategy, digits_evaluator(epochs=2), tmp_path)
+    return validated
+
+
+@pytest.mark.parametrize('option', ['latency_target', 'deploy_targets'])
+def test_validation_runs_the_top_export_within_the_limit(monkeypatch, tmp_path, option):
+    """Each validation batch runs the search's top-1 export at that moment: the most probable architecture within
+    ``latency_target`` (or the largest of ``deploy_targets``), by brute force over the probabilities then (ties:
+    the first in the candidates' order, as the export's). After the first epoch, a warm-up, the logits are still
+    equal, so the unconstrained most probable, what validation ran before, lies above the limit."""
+    from nni_proxyless.latency import build_latency_table
+    limit = build_latency_table(ConvSpace(), 'flops', (1, 1, 8, 8)).predict(SMALL)
+    validated = _validations(monkeypatch, tmp_path, warmup_epochs=1,
+                             **{option: limit if option == 'latency_target' else [limit]})
+    assert len(validated) > 2
+    above = 0
+    for p, routed in validated:
+        def probability(a):
+            return math.prod(p[label][a[label]] for label in a)
+        assert routed == max(_allowed(SMALL), key=probability)
+        above += max(_every_architecture(), key=probability) not in _allowed(SMALL)
+    assert above > 0
+
+
 def test_the_restricted_draw_follows_the_distribution_within_the_budget(searched):
     """With the logits set far from uniform, the draws of one budget's turns have the frequencies of the
     distribution conditioned on the budget (brute force over every architecture), within sampling error; the same

@@ -5,8 +5,9 @@ no architecture. Validated or exported with them, the most probable architecture
 weights can do (a digits space with BatchNorm: 0.21 against 0.77 with its own statistics). As Once-for-All and
 single-path NAS do, the statistics are recomputed for the architecture at hand:
 
-* before each validation, :class:`BatchNormRecalibration` (a Lightning callback) routes the supernet to its
-  most probable architecture and recomputes its statistics; after the validation it puts the search's own
+* before each validation, :class:`BatchNormRecalibration` (a Lightning callback) routes the supernet to the
+  architecture validated (its most probable, within the export's latency limit if any) and recomputes its
+  statistics; after the validation it puts the search's own
   statistics and momentum back, so the next weight step continues exactly as if there had been no validation;
 * :meth:`BatchNormRecalibration.applied` does the same for any architecture inside a ``with`` block; every
   exported instance (``export_top_models(formatter='instance')``) is copied out of the supernet inside one.
@@ -203,7 +204,7 @@ class BatchNormRecalibration(Callback):
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._saved = SavedStatistics(batchnorm_layers(pl_module.model))
-        pl_module.route(pl_module.arch.argmax_selections())
+        pl_module.route(pl_module.validated_selections())
         self._recalibrate(pl_module, reduce=lambda tensor: trainer.strategy.reduce(tensor, reduce_op='mean'))
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
