@@ -97,7 +97,7 @@ def _curves(history: list[dict], path: Path) -> Path:
     ax = figure.subplots()
     ax.plot(epochs, [h['report'].get('default', np.nan) for h in history], 'o-', color='tab:blue')
     ax.set_xlabel('epoch')
-    ax.set_ylabel('validation metric (most probable architecture)', color='tab:blue')
+    ax.set_ylabel('validation metric (top-1 export)', color='tab:blue')
     latency = [key for key in history[-1]['report'] if key.startswith('expected_latency_')]
     if latency:
         twin = ax.twinx()
