@@ -28,8 +28,8 @@ from nni_proxyless.retiarii import RetiariiMigrationError, model_wrapper, serial
 from nni_proxyless.retiarii.experiment.pytorch import WEB_UI_ENV, RetiariiExeConfig, RetiariiExperiment
 
 from conftest import digits_datasets
-from webui_tools import (NNICTL, experiments_root, forget_experiments, free_port, metric_records, rest,
-                         wait_for)  # noqa: F401  (experiments_root is a fixture)
+from webui_tools import (NNICTL, experiments_root, forget_experiments, free_port, metric_records, nnictl_view,
+                         rest, wait_for)  # noqa: F401  (experiments_root is a fixture)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / 'examples' / 'retiarii_style.py'
 QUIET = dict(limit_train_batches=4, limit_val_batches=2, accelerator='cpu', enable_progress_bar=False, logger=False,
@@ -157,9 +157,7 @@ def test_run_with_port_shows_the_search_in_nni_web_ui(experiments_root):
     exp = _retiarii_search(experiments_root, port=free_port(), name='retiarii-webui-test')
     ui = exp.web_ui
     assert ui is not None and ui.experiment_dir.parent == experiments_root
-    port = free_port()
-    subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(port)], capture_output=True, timeout=60,
-                   check=True)
+    port = nnictl_view(ui.experiment_id)
     try:
         assert rest(port, 'experiment')['params']['experimentName'] == 'retiarii-webui-test'
         job = wait_for(lambda: rest(port, 'trial-jobs'), 10, 'the search trial')[0]

@@ -20,8 +20,8 @@ import pytest
 from nni_proxyless.webui import WebUI, WebUIError, _experiment, _tuner
 
 from webui_tools import (ARTIFACTS, CHROMEDRIVER, CHROMIUM, NNICTL, WebDriver, assert_nothing_left, child_processes,
-                         experiments_root, forget_experiments, free_port, metric_records, related_processes, rest,
-                         trial_events, wait_for)  # noqa: F401  (experiments_root is a fixture)
+                         experiments_root, forget_experiments, free_port, metric_records, nnictl_view,
+                         related_processes, rest, trial_events, wait_for)  # noqa: F401  (experiments_root is a fixture)
 
 INTERMEDIATE = [0.61, 0.72, 0.83]
 FINAL = 0.9345
@@ -215,10 +215,9 @@ def test_stopped_experiment_is_listed_and_can_be_viewed_by_nnictl(experiments_ro
                              timeout=60, check=True).stdout
     line = next((row for row in listing.splitlines() if f'Id: {ui.experiment_id}' in row), '')
     assert 'proxyless-nnictl-test' in line and 'STOPPED' in line, listing
-    view_port = free_port()
+    view_port = None
     try:
-        subprocess.run([str(NNICTL), 'view', ui.experiment_id, '--port', str(view_port)],
-                       capture_output=True, text=True, timeout=60, check=True)
+        view_port = nnictl_view(ui.experiment_id)
         jobs = wait_for(lambda: rest(view_port, 'trial-jobs'), 10, 'the viewed trial')
         assert [job['status'] for job in jobs] == ['SUCCEEDED']
         assert rest(view_port, 'check-status')['status'] == 'VIEWED'   # as docs/webui.md says
