@@ -80,8 +80,8 @@ def experiment_listing() -> str:
 
 def nnictl_view(experiment_id: str) -> int:
     """``nnictl view`` a stopped experiment on a free port, as a user does; the port. One more try on a failure:
-    ``nnictl`` exits 1 when NNI's manager is not up within its own wait, which a machine busy with the other test
-    process can exceed; the failure message holds both tries' output."""
+    ``nnictl`` exits 1 when NNI's manager is not up within its own wait (3 tries a second apart), which a machine
+    busy with the other test process can exceed; the failure message holds both tries' output."""
     outputs = []
     for _ in range(2):
         port = free_port()
