@@ -15,6 +15,7 @@ import torch
 
 from nni_proxyless import Proxyless
 from nni_proxyless._budget_paths import BudgetPaths
+from nni_proxyless.latency import build_latency_table
 from nni_proxyless.training import ProxylessModule
 
 from conftest import ConvSpace, digits_evaluator, run_search
@@ -48,7 +49,6 @@ def _allowed(reference: dict[str, str]) -> list[dict[str, str]]:
 def searched(tmp_path_factory):
     """A 2-epoch search of ConvSpace with the FLOPs table and the budgets of SMALL and MIDDLE, each weight step's
     path recorded."""
-    from nni_proxyless.latency import build_latency_table
     table = build_latency_table(ConvSpace(), 'flops', (1, 1, 8, 8))
     budgets = [table.predict(SMALL), table.predict(MIDDLE)]
     paths: list[tuple[int, dict]] = []
@@ -109,7 +109,6 @@ def test_validation_runs_the_top_export_within_the_limit(monkeypatch, tmp_path, 
     ``latency_target`` (or the largest of ``deploy_targets``), by brute force over the probabilities then (ties:
     the first in the candidates' order, as the export's). After the first epoch, a warm-up, the logits are still
     equal, so the unconstrained most probable, what validation ran before, lies above the limit."""
-    from nni_proxyless.latency import build_latency_table
     limit = build_latency_table(ConvSpace(), 'flops', (1, 1, 8, 8)).predict(SMALL)
     validated = _validations(monkeypatch, tmp_path, warmup_epochs=1,
                              **{option: limit if option == 'latency_target' else [limit]})
