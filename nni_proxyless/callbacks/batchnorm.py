@@ -178,10 +178,10 @@ def _loader_generators(loader: Any) -> list[torch.Generator]:
 
 
 class BatchNormRecalibration(Callback):
-    """Validates the most probable architecture with batch-norm statistics of its own (see the module's text).
+    """Validates the search's top-1 export with batch-norm statistics of its own (see the module's text).
 
-    The module it is attached to must be a :class:`~nni_proxyless.training.ProxylessModule` (it reads ``arch``,
-    ``route`` and ``training_forward``). Callback hooks run before the module's, so the supernet is routed here.
+    The module it is attached to must be a :class:`~nni_proxyless.training.ProxylessModule` (it reads
+    ``validated_selections``, ``route`` and ``training_forward``). Callback hooks run before the module's, so the supernet is routed here.
 
     Args:
         batches: training batches per recalibration (at least 1).
