@@ -164,8 +164,8 @@ def same_picks(a: list[dict], b: list[dict]) -> int:
 
 def summarised(by: dict, scorer: Scorer, args, methods: list[str]) -> dict:
     """Per search budget (epochs) and latency budget: each method's summary (``_truth_target.summarise``: random
-    search at the compute charged to it), and how often the methods agree with the front of 1 candidate, and with
-    that of a search not given the budgets."""
+    search at the compute charged to it), and how often each picked what the front of a search not given the
+    budgets picked."""
     out = {}
     for epochs in map(int, args.epochs):
         out[str(epochs)] = []
@@ -173,9 +173,7 @@ def summarised(by: dict, scorer: Scorer, args, methods: list[str]) -> dict:
             within = scorer.within[budget]
             rows = {name: target.summarise(by[epochs, i, name], within, args.repeats) for name in methods}
             for name, summary in rows.items():
-                summary['same_as_front_1'] = same_picks(by[epochs, i, front_name(1)], summary['runs'])
-                if NOT_GIVEN in methods:
-                    summary['same_as_not_given'] = same_picks(by[epochs, i, NOT_GIVEN], summary['runs'])
+                summary['same_as_not_given'] = same_picks(by[epochs, i, NOT_GIVEN], summary['runs'])
                 if name.startswith('front'):
                     summary['total_cost_subnet_epochs'] = round(statistics.median(
                         run['total_subnet_epochs'] for run in summary['runs']), 2)

@@ -124,8 +124,8 @@ def earlier_table(path: str, args) -> dict:
 
 def origin(table: dict) -> dict:
     """What a table extended from ``table`` records of it: how it was built, and when (its own origin, nested)."""
-    return {key: table.get(key) for key in ('command', 'seeds', 'machine', 'started', 'wall_seconds', 'extends')
-            if key != 'extends' or key in table}
+    return {key: table[key] for key in ('command', 'seeds', 'machine', 'started', 'wall_seconds', 'extends')
+            if key in table}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -10,7 +10,8 @@ without a limit every ``n + 1``-th step, which would keep the unconstrained expo
 budget's picks worse again: the large paths it trains are what the shared weights favour.)
 
 The restricted draw is rejection sampling: the step's own draw (the one an unrestricted search makes) first,
-then up to ``TRIES - 1`` further independent draws of that step, the first within the budget taken. When none
+then up to ``TRIES - 1`` further independent draws of that step (:meth:`ArchParameters.samples`, each label's
+draws in one call), the first within the budget taken. When none
 is (the distribution puts almost no mass within the budget), the step trains the most probable architecture
 within it (:func:`~nni_proxyless.export.top_k`, among the ``FALLBACK_VISITS`` most probable; searched again only
 after an architecture step changed the logits), or, if none of those is within it, the fastest architecture the
@@ -38,19 +39,21 @@ TRIES = 64
 FALLBACK_VISITS = 5_000
 """Most probable architectures the fallback considers (``top_k``'s ``max_visited``)."""
 
-FIRST_PHASE = 100
-"""Phases of :meth:`ArchParameters.generator` the further draws use (0-99 stay free for other samplers)."""
+FURTHER_PHASE = 100
+"""The phase of :meth:`ArchParameters.generator` the further draws use (:meth:`ArchParameters.samples`; the
+phases below stay free for other samplers)."""
 
 
 class BudgetPaths:
     """Draws each weight step's path within one of the deployment budgets in turn (see the module docstring).
 
     Args:
-        targets: the budgets, in the latency table's unit (any order; drawn from the smallest up).
+        targets: the budgets, in the latency table's unit, in the order of their turns (smallest first, as
+            ``LatencyConfig.deploy_targets`` holds them).
     """
 
     def __init__(self, targets: Sequence[float]):
-        self.targets = tuple(sorted(targets))
+        self.targets = tuple(targets)
         self.fallbacks = 0
         self._fastest: dict[str, Selection] | None = None
         self._most_probable: dict[float, tuple[tuple[float, ...], dict[str, Selection]]] = {}
@@ -77,8 +80,7 @@ class BudgetPaths:
         drawn = arch.sample(step)
         if self._within(arch, table, drawn, target):
             return drawn
-        for phase in range(FIRST_PHASE, FIRST_PHASE + TRIES - 1):
-            drawn = arch.sample(step, phase)
+        for drawn in arch.samples(step, FURTHER_PHASE, TRIES - 1):
             if self._within(arch, table, drawn, target):
                 return drawn
         return self._most_probable_within(arch, table, target)

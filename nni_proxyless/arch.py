@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from itertools import combinations, permutations
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import torch
 from torch import nn
@@ -189,6 +189,22 @@ class ArchParameters(nn.Module):
             drawn = torch.multinomial(self.probs(label), choice.n_chosen, generator=rng)
             selections[label] = Selection(active=tuple(drawn.tolist()))
         return selections
+
+    def samples(self, step: int, phase: int, count: int) -> Iterator[dict[str, Selection]]:
+        """``count`` independent architectures drawn from the distribution with the generator of one step and phase,
+        each label's draws at once (one call per label, not per architecture), yielded one by one."""
+        rng = self.generator(step, phase)
+        columns = []
+        with torch.no_grad():
+            for label, choice in self.choices.items():
+                probs = self.probs(label)
+                if choice.n_chosen == 1:
+                    drawn = torch.multinomial(probs, count, replacement=True, generator=rng).view(count, 1)
+                else:  # distinct inputs within each architecture
+                    drawn = torch.stack([torch.multinomial(probs, choice.n_chosen, generator=rng) for _ in range(count)])
+                columns.append((label, drawn.tolist()))
+        for k in range(count):
+            yield {label: Selection(active=tuple(drawn[k])) for label, drawn in columns}
 
     def sample_for_update(self, step: int, mode: BinaryMode) -> dict[str, Selection]:
         """Selections for an architecture step, with gates and the live logits.

@@ -106,7 +106,7 @@ class Proxyless(OneShotStrategy):
             favours; :meth:`latency_front` picks one architecture per budget. Nothing above the largest budget is
             trained, so exports without a ``latency_target`` are limited to it, and so is the architecture
             validated each epoch. The architecture step is unchanged. On a ground
-            truth, the smallest budget's pick after a 10-epoch search ranked 8.5th of 32 (median of 10 seeds)
+            truth, the smallest budget's pick after a 10-epoch search ranked 7th of 32 (median of 10 seeds)
             where a search not given the budgets picked the 22nd (docs/deploy.md).
         predictor_options: options for the predictor, e.g. ``{'threads': 1, 'cache_dir': ...}`` for ``'cpu'``,
             ``{'predictor_dir': ...}`` for nn-Meter.
@@ -360,8 +360,8 @@ class Proxyless(OneShotStrategy):
             targets: budgets in the table's unit (``None``: the search's ``deploy_targets``, else 5 budgets evenly
                 spaced above the fastest architecture the table predicts, up to the slowest).
             candidates: architectures compared per budget. Default 1: on a ground truth, comparing 5 by their
-                supernet accuracy lowered the mean regret only a little (0.0052 against 0.0058), for 9-11
-                subnet-epochs of evaluation, more than a 3-epoch search costs (docs/deploy.md).
+                supernet accuracy did not lower the mean regret (0.0058 against 0.0055), for 7-11 subnet-epochs of
+                evaluation, more than a 3-epoch search costs (docs/deploy.md).
             evaluate: evaluate the picks (and candidates); ``False`` leaves ``supernet_metric`` unset and costs
                 nothing, and needs ``candidates=1``.
             metric, higher_is_better: the validation metric, as for :meth:`rerank`.
@@ -397,7 +397,7 @@ class Proxyless(OneShotStrategy):
                          'Proxyless(deploy_targets=[...]) trains the subnets each budget can use, and picked better '
                          'at small budgets (docs/deploy.md).')
         if targets is None:
-            targets = sorted(given) if given else default_targets(self.arch, table, seed=self.arch.seed)
+            targets = list(given) if given else default_targets(self.arch, table, seed=self.arch.seed)
         else:
             targets = [self._latency_target(target) for target in targets]
 
@@ -445,10 +445,7 @@ class Proxyless(OneShotStrategy):
         """The target for one export: ``latency_target`` when given (checked), else the strategy's, else the
         largest of its ``deploy_targets`` (nothing above it was trained)."""
         if latency_target is None:
-            config = self.latency_config
-            if config is None or config.target is not None or not config.deploy_targets:
-                return None if config is None else config.target
-            return max(config.deploy_targets)
+            return None if self.latency_config is None else self.latency_config.export_target
         table = self.latency_table
         target = _checks.number('latency_target', latency_target, positive=True,
                                 unit=table.unit if table is not None else '')

@@ -82,6 +82,29 @@ def test_weight_step_sampling_follows_probabilities():
     assert ((counts / 4000 - p).abs() < 4 * sigma).all()
 
 
+def test_batched_draws_follow_the_same_law_as_single_draws():
+    """``samples(step, phase, n)``: a one-candidate label's frequencies within 4 sigma of p over 4000 draws; an
+    InputChoice taking 2 of 3 inputs draws them distinct, each pair as often as the law of ``sample`` (single
+    draws at 4000 phases) within 4 sigma; the same step and phase give the same draws."""
+    p = torch.tensor([0.5, 0.3, 0.2])
+    arch = _arch(p.log().tolist())
+    arch.register(Choice('inp', 'input', (0, 1, 2), n_chosen=2))
+    with torch.no_grad():
+        arch.logit('inp').copy_(torch.tensor([0.8, 0.0, -0.8]))
+    batched = list(arch.samples(0, 100, 4000))
+    counts = torch.zeros(3)
+    for drawn in batched:
+        counts[drawn['op'].active[0]] += 1
+    assert ((counts / 4000 - p).abs() < 4 * (p * (1 - p) / 4000).sqrt()).all()
+    pairs = [tuple(sorted(drawn['inp'].active)) for drawn in batched]
+    single = [tuple(sorted(arch.sample(0, phase)['inp'].active)) for phase in range(200, 4200)]
+    assert all(a != b for a, b in pairs)
+    for pair in {(0, 1), (0, 2), (1, 2)}:
+        q = single.count(pair) / 4000
+        assert abs(pairs.count(pair) / 4000 - q) < 4 * math.sqrt(2 * q * (1 - q) / 4000)
+    assert list(arch.samples(0, 100, 4000)) == batched
+
+
 def test_same_seed_and_step_same_paths():
     """Two stores with one seed draw the same paths at the same step, and different ones at other steps."""
     a, b = _arch([0.0] * 6), _arch([0.0] * 6)

@@ -158,7 +158,9 @@ class DeepConvSpace(ModelSpace):
 def test_default_budgets_and_deploy_targets_on_a_searched_depth(tmp_path):
     """With a Repeat depth, the fastest and slowest architectures are found (brute force over every full sample:
     deepening a block needs that block's label), so the default budgets span the table, and a search with
-    ``deploy_targets`` starts and picks within each."""
+    ``deploy_targets`` starts and picks, for each budget, the most probable architecture within it (brute force:
+    the largest product of probabilities over every full sample within the budget, an unused label at its most
+    probable value, is the pick's probability)."""
     strategy = Proxyless(seed=0, applied_hardware='flops', dummy_input=(1, 1, 8, 8), bn_recalibration_batches=0)
     run_search(DeepConvSpace(), strategy, digits_evaluator(epochs=1), tmp_path / 'plain')
     table, labels = strategy.latency_table, ['depth', 'block0', 'block1', 'block2']
@@ -171,4 +173,10 @@ def test_default_budgets_and_deploy_targets_on_a_searched_depth(tmp_path):
     deployed = Proxyless(seed=0, applied_hardware='flops', dummy_input=(1, 1, 8, 8), bn_recalibration_batches=0,
                          deploy_targets=list(budgets))
     run_search(DeepConvSpace(), deployed, digits_evaluator(epochs=1), tmp_path / 'deployed')
-    assert all(pick.architecture.latency <= pick.target for pick in deployed.latency_front(evaluate=False))
+    p = {label: deployed.arch.probs(label).tolist() for label in labels}
+    values = {'depth': [1, 2, 3], **{label: ['k1', 'k3'] for label in labels[1:]}}
+    samples = [dict(zip(labels, v)) for v in itertools.product(*values.values())]
+    for pick in deployed.latency_front(evaluate=False):
+        best = max(math.prod(p[label][values[label].index(a[label])] for label in labels)
+                   for a in samples if table.predict(a) <= pick.target)
+        assert pick.architecture.probability == pytest.approx(best)

@@ -30,7 +30,13 @@ class LatencyConfig:
     dummy_input: Sequence[int] | torch.Tensor
     target: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    deploy_targets: tuple[float, ...] = ()
+    deploy_targets: tuple[float, ...] = ()  # ascending
+
+    @property
+    def export_target(self) -> float | None:
+        """The latency limit of exports (and of the architecture validated) when a call gives none:
+        ``latency_target``, else the largest of ``deploy_targets`` (nothing above it is trained), else ``None``."""
+        return self.target if self.target is not None else max(self.deploy_targets, default=None)
 
     @classmethod
     def checked(cls, *, hardware: Any, loss_type: str | None, loss_params: dict | None, ref_latency: float,
@@ -89,7 +95,7 @@ def check_target_reachable(table: LatencyTable, target: float, name: str = 'late
 
 
 def _deploy_targets(targets: Sequence[float] | None, unit: str) -> tuple[float, ...]:
-    """``deploy_targets`` checked: ``None`` or a non-empty sequence of distinct positive numbers."""
+    """``deploy_targets`` checked (``None`` or a non-empty sequence of distinct positive numbers), ascending."""
     if targets is None:
         return ()
     if isinstance(targets, (str, bytes)) or not isinstance(targets, Sequence) or not targets:
@@ -98,7 +104,7 @@ def _deploy_targets(targets: Sequence[float] | None, unit: str) -> tuple[float, 
                     for i, target in enumerate(targets))
     if len(set(checked)) < len(checked):
         _checks.fail('deploy_targets', 'distinct budgets', targets)
-    return checked
+    return tuple(sorted(checked))
 
 
 _UNIT_NAMES = {'ms': 'milliseconds'}
